@@ -1,0 +1,50 @@
+# Auxo. `make run` starts the local world and the operator; `make test` installs everything and runs every test.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Node.js 24+: the machine's when new enough, else the pinned one that hack/tools.sh installs into the tool cache.
+NODE_BIN := $(shell bash hack/tools.sh env | sed -n 's/^AUXO_NODE_BIN=//p')
+export PATH := $(NODE_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
+
+.PHONY: help tools deps typecheck lint fmt test test-unit test-integration run clean
+
+help:
+	@echo "make run         start the local world (control plane, node runner, S3) and the operator"
+	@echo "make test        install everything, build or reuse the pinned binaries, run every check and test"
+	@echo "make tools       build or reuse the pinned binaries (cache: \$${AUXO_CACHE:-~/.cache/auxo})"
+	@echo "make lint        eslint and prettier --check;  make fmt  rewrites formatting"
+	@echo "make test-unit | test-integration | typecheck"
+
+tools:
+	bash hack/tools.sh all
+
+node_modules/.installed: package.json package-lock.json
+	bash hack/tools.sh node
+	npm ci --no-audit --no-fund
+	touch $@
+
+deps: node_modules/.installed
+
+typecheck: deps
+	tsc -p tsconfig.json
+
+lint: deps
+	eslint . && prettier --check .
+
+fmt: deps
+	prettier --write . && eslint --fix .
+
+test-unit: deps
+	vitest run --project unit
+
+test-integration: deps tools
+	vitest run --project integration
+
+test: tools deps typecheck lint
+	vitest run
+
+run: tools deps
+	node test/harness/run-world.ts
+
+clean:
+	rm -rf node_modules .run dist

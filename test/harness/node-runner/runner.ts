@@ -1,0 +1,935 @@
+// The local node runner: a dev/test stand-in for the kubelet of one Node. It binds pods that fit the node, runs
+// every container's command as a host process inside a private mount namespace (volumes bind-mounted at their
+// mountPath), reports pod and container status, keeps logs (served to `kubectl logs`), and kills process groups
+// when pods are deleted or run past activeDeadlineSeconds. It is not a container runtime: there are no images,
+// no cgroups, no network namespaces. docs/local-world.md lists what it does and does not do.
+import { type ChildProcess, spawn } from "node:child_process";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import https from "node:https";
+import os from "node:os";
+import path from "node:path";
+import { isConflict, isNotFound, KubeError, type KubeRest, type Obj } from "../kube-rest.ts";
+import { freePort } from "../net.ts";
+import type { Pki } from "../pki.ts";
+import { groupAlive, killGroup } from "../proc.ts";
+import {
+  ContainerConfigError,
+  type ContainerExit,
+  commandLine,
+  finalPhase,
+  projectKeys,
+  resolveEnv,
+  restartBackoffMs,
+  safeRelative,
+  schedulable,
+  shouldRestart,
+  terminatedState,
+  terminationMessage,
+} from "./podspec.ts";
+
+export interface NodeRunnerOptions {
+  client: KubeRest;
+  pki: Pki;
+  /** State folder: pod scratch space, volumes, logs, claim data. */
+  dir: string;
+  nodeName?: string;
+  /** Host folders put in front of PATH for pod processes (where `auxo` and `restic` live). */
+  extraPath?: string[];
+  /** Commands for images, for containers that give no command (the runner has no image entrypoints). */
+  entrypoints?: Record<string, string[]>;
+  /** The API server, exported to pods as KUBERNETES_SERVICE_HOST/PORT so in-cluster clients reach it. */
+  apiServer: { host: string; port: number };
+  /** Multiplies restart back-off delays (tests use a small factor). */
+  restartBackoffScale?: number;
+  labels?: Record<string, string>;
+}
+
+interface Mount {
+  src: string;
+  dst: string;
+  readOnly: boolean;
+  file: boolean;
+}
+
+interface ContainerRun {
+  name: string;
+  init: boolean;
+  spec: Obj;
+  child?: ChildProcess;
+  pid?: number;
+  startedAt?: string;
+  restartCount: number;
+  waiting?: { reason: string; message?: string };
+  last?: Obj; // lastState.terminated
+  exit?: ContainerExit; // set when the container has stopped for good
+  logFile: string;
+  termFile: string;
+}
+
+interface PodRun {
+  uid: string;
+  namespace: string;
+  name: string;
+  pod: Obj;
+  dir: string;
+  containers: ContainerRun[];
+  startTime: string;
+  phase: "Pending" | "Running" | "Succeeded" | "Failed";
+  reason?: string;
+  message?: string;
+  stopping: boolean;
+  deadline?: NodeJS.Timeout;
+  initDone: boolean;
+}
+
+const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+const now = () => new Date().toISOString().replace(/\.\d+Z$/, "Z");
+
+export class NodeRunner {
+  readonly nodeName: string;
+  readonly dir: string;
+  kubeletPort = 0;
+  private readonly opts: NodeRunnerOptions;
+  private readonly kube: KubeRest;
+  private readonly runs = new Map<string, PodRun>(); // by pod uid
+  private readonly queue = new Map<string, Promise<void>>(); // per-pod serialisation
+  private server?: https.Server;
+  private heartbeat?: NodeJS.Timeout;
+  private stopped = false;
+  private watchStop?: () => void;
+  private loop?: Promise<void>;
+  private lastStatusBeat = 0;
+  /** Errors the runner met (reported by tests when something goes wrong). */
+  readonly errors: string[] = [];
+
+  constructor(opts: NodeRunnerOptions) {
+    this.opts = opts;
+    this.kube = opts.client;
+    this.nodeName = opts.nodeName ?? "auxo-local";
+    this.dir = opts.dir;
+  }
+
+  async start(): Promise<void> {
+    mkdirSync(this.dir, { recursive: true });
+    await this.startKubeletServer();
+    await this.registerNode();
+    await this.beat();
+    this.heartbeat = setInterval(() => void this.beat().catch((e) => this.error("heartbeat", e)), 10_000);
+    this.loop = this.watchLoop();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.watchStop?.();
+    await this.loop;
+    await Promise.all([...this.runs.values()].map((r) => this.killPod(r, 2)));
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+  }
+
+  private error(where: string, err: unknown): void {
+    const msg = `${where}: ${err instanceof Error ? err.message : String(err)}`;
+    this.errors.push(msg);
+    if (this.errors.length > 200) this.errors.shift();
+  }
+
+  // ---------------------------------------------------------------- node registration and heartbeats
+
+  private labels(): Record<string, string> {
+    return {
+      "kubernetes.io/hostname": this.nodeName,
+      "kubernetes.io/os": "linux",
+      "kubernetes.io/arch": os.arch() === "x64" ? "amd64" : os.arch(),
+      "auxo.dev/local-node": "true",
+      ...this.opts.labels,
+    };
+  }
+
+  private nodeStatus(): Obj {
+    const t = now();
+    const cond = (type: string, status: string, reason: string, message: string) => ({
+      type,
+      status,
+      reason,
+      message,
+      lastHeartbeatTime: t,
+      lastTransitionTime: t,
+    });
+    return {
+      capacity: { cpu: String(os.cpus().length), memory: `${Math.floor(os.totalmem() / 1024)}Ki`, pods: "110" },
+      allocatable: { cpu: String(os.cpus().length), memory: `${Math.floor(os.totalmem() / 1024)}Ki`, pods: "110" },
+      conditions: [
+        cond("Ready", "True", "KubeletReady", "local node runner is ready"),
+        cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "no memory pressure"),
+        cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "no disk pressure"),
+        cond("PIDPressure", "False", "KubeletHasSufficientPID", "no PID pressure"),
+      ],
+      addresses: [
+        { type: "InternalIP", address: "127.0.0.1" },
+        { type: "Hostname", address: this.nodeName },
+      ],
+      daemonEndpoints: { kubeletEndpoint: { Port: this.kubeletPort } },
+      nodeInfo: {
+        machineID: "",
+        systemUUID: "",
+        bootID: "",
+        kernelVersion: os.release(),
+        osImage: "auxo local node runner",
+        containerRuntimeVersion: "auxo-local://host-processes",
+        kubeletVersion: "v0.0.0-auxo-local",
+        kubeProxyVersion: "",
+        operatingSystem: "linux",
+        architecture: os.arch() === "x64" ? "amd64" : os.arch(),
+      },
+    };
+  }
+
+  private async registerNode(): Promise<void> {
+    const node = { apiVersion: "v1", kind: "Node", metadata: { name: this.nodeName, labels: this.labels() } };
+    try {
+      await this.kube.create("/api/v1/nodes", node);
+    } catch (err) {
+      if (!isConflict(err)) throw err;
+      await this.kube.patch(`/api/v1/nodes/${this.nodeName}`, { metadata: { labels: this.labels() }, spec: { taints: null } });
+    }
+    await this.kube.patch(`/api/v1/nodes/${this.nodeName}/status`, { status: this.nodeStatus() }, "merge");
+    this.lastStatusBeat = Date.now();
+  }
+
+  /** Renews the node Lease every beat and the Ready condition every minute, as the kubelet does. */
+  private async beat(): Promise<void> {
+    const leasePath = `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${this.nodeName}`;
+    const spec = { holderIdentity: this.nodeName, leaseDurationSeconds: 40, renewTime: new Date().toISOString().replace("Z", "000Z") };
+    try {
+      await this.kube.patch(leasePath, { spec }, "merge");
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      await this.kube.create("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", {
+        metadata: { name: this.nodeName },
+        spec,
+      });
+    }
+    if (Date.now() - this.lastStatusBeat > 60_000) {
+      await this.kube.patch(`/api/v1/nodes/${this.nodeName}/status`, { status: this.nodeStatus() }, "merge");
+      this.lastStatusBeat = Date.now();
+    }
+  }
+
+  // ---------------------------------------------------------------- watching pods
+
+  private async watchLoop(): Promise<void> {
+    let backoff = 200;
+    while (!this.stopped) {
+      try {
+        const list = await this.kube.get("/api/v1/pods");
+        const seen = new Set<string>();
+        for (const pod of list.items as Obj[]) {
+          seen.add(pod.metadata.uid);
+          this.enqueue({ ...pod, apiVersion: "v1", kind: "Pod" });
+        }
+        // Pods that vanished while the watch was down: stop what still runs.
+        for (const run of this.runs.values()) {
+          if (!seen.has(run.uid)) this.enqueueGone(run);
+        }
+        let rv: string = list.metadata.resourceVersion;
+        backoff = 200;
+        for (;;) {
+          if (this.stopped) return;
+          let expired = false;
+          const w = this.kube.watch("/api/v1/pods", rv, (type, obj) => {
+            if (type === "ERROR") {
+              if (obj.code === 410) expired = true;
+              else expired = true; // any watch error: relist to be safe
+              return;
+            }
+            rv = obj.metadata?.resourceVersion ?? rv;
+            if (type === "BOOKMARK") return;
+            if (type === "DELETED") {
+              const run = this.runs.get(obj.metadata.uid);
+              if (run) this.enqueueGone(run);
+              return;
+            }
+            this.enqueue(obj);
+          });
+          this.watchStop = w.stop;
+          await w.done;
+          if (expired) break;
+        }
+      } catch (err) {
+        if (this.stopped) return;
+        this.error("watch", err);
+        await new Promise((r) => setTimeout(r, backoff));
+        backoff = Math.min(backoff * 2, 5000);
+      }
+    }
+  }
+
+  private serial(uid: string, fn: () => Promise<void>): void {
+    const prev = this.queue.get(uid) ?? Promise.resolve();
+    const next = prev.then(fn).catch((err) => this.error(`pod ${uid}`, err));
+    this.queue.set(uid, next);
+    void next.then(() => {
+      if (this.queue.get(uid) === next) this.queue.delete(uid);
+    });
+  }
+
+  private enqueue(pod: Obj): void {
+    if (this.stopped) return;
+    this.serial(pod.metadata.uid, () => this.sync(pod));
+  }
+
+  private enqueueGone(run: PodRun): void {
+    this.serial(run.uid, async () => {
+      await this.killPod(run, 0);
+      this.runs.delete(run.uid);
+      rmSync(run.dir, { recursive: true, force: true });
+    });
+  }
+
+  private async sync(pod: Obj): Promise<void> {
+    const uid: string = pod.metadata.uid;
+    if (!pod.spec.nodeName) {
+      if (schedulable(pod, { name: this.nodeName, labels: this.labels() })) await this.bind(pod);
+      return;
+    }
+    if (pod.spec.nodeName !== this.nodeName) return;
+    const run = this.runs.get(uid);
+    if (pod.metadata.deletionTimestamp) {
+      const grace = pod.metadata.deletionGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds ?? 30;
+      if (run) {
+        await this.event(pod, "Normal", "Killing", "Stopping the pod's processes");
+        await this.killPod(run, grace);
+        this.runs.delete(uid);
+        rmSync(run.dir, { recursive: true, force: true });
+      }
+      // The kubelet confirms a graceful deletion by deleting with grace period 0, once nothing runs.
+      await this.kube.deleteIfExists(`/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}`, {
+        apiVersion: "v1",
+        kind: "DeleteOptions",
+        gracePeriodSeconds: 0,
+        preconditions: { uid },
+      });
+      return;
+    }
+    if (run) {
+      run.pod = pod;
+      return;
+    }
+    const phase = pod.status?.phase;
+    if (phase === "Succeeded" || phase === "Failed") return;
+    if (phase === "Running") {
+      // Bound here and running, but not by this process: the runner restarted and the processes are gone.
+      await this.patchStatus(pod, {
+        phase: "Failed",
+        reason: "NodeRunnerRestarted",
+        message: "The local node runner restarted while this pod ran; its processes are gone.",
+      });
+      return;
+    }
+    this.startPod(pod);
+  }
+
+  private async bind(pod: Obj): Promise<void> {
+    try {
+      await this.kube.create(`/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}/binding`, {
+        apiVersion: "v1",
+        kind: "Binding",
+        metadata: { name: pod.metadata.name, uid: pod.metadata.uid },
+        target: { apiVersion: "v1", kind: "Node", name: this.nodeName },
+      });
+      await this.event(
+        pod,
+        "Normal",
+        "Scheduled",
+        `Successfully assigned ${pod.metadata.namespace}/${pod.metadata.name} to ${this.nodeName}`,
+      );
+    } catch (err) {
+      if (!isConflict(err) && !isNotFound(err)) throw err;
+    }
+  }
+
+  // ---------------------------------------------------------------- running a pod
+
+  private startPod(pod: Obj): void {
+    const uid: string = pod.metadata.uid;
+    const dir = path.join(this.dir, "pods", `${pod.metadata.namespace}_${pod.metadata.name}_${uid}`);
+    mkdirSync(path.join(dir, "logs"), { recursive: true });
+    const mk = (c: Obj, init: boolean): ContainerRun => {
+      const cdir = path.join(dir, "containers", c.name);
+      mkdirSync(cdir, { recursive: true });
+      return {
+        name: c.name,
+        init,
+        spec: c,
+        restartCount: 0,
+        logFile: path.join(dir, "logs", `${c.name}.log`),
+        termFile: path.join(cdir, "termination-log"),
+        waiting: { reason: init ? "PodInitializing" : "ContainerCreating" },
+      };
+    };
+    const run: PodRun = {
+      uid,
+      namespace: pod.metadata.namespace,
+      name: pod.metadata.name,
+      pod,
+      dir,
+      containers: [...(pod.spec.initContainers ?? []).map((c: Obj) => mk(c, true)), ...pod.spec.containers.map((c: Obj) => mk(c, false))],
+      startTime: pod.status?.startTime ?? now(),
+      phase: "Pending",
+      stopping: false,
+      initDone: !(pod.spec.initContainers?.length > 0),
+    };
+    this.runs.set(uid, run);
+    const ads = pod.spec.activeDeadlineSeconds;
+    if (typeof ads === "number") {
+      const left = Date.parse(run.startTime) + ads * 1000 - Date.now();
+      run.deadline = setTimeout(() => this.serial(uid, () => this.deadlineExceeded(run)), Math.max(0, left));
+    }
+    void this.runPod(run).catch((err) => this.error(`pod ${run.namespace}/${run.name}`, err));
+  }
+
+  private async deadlineExceeded(run: PodRun): Promise<void> {
+    if (run.stopping || run.phase === "Succeeded" || run.phase === "Failed") return;
+    run.reason = "DeadlineExceeded";
+    run.message = `Pod was active on the node longer than the specified deadline`;
+    await this.event(run.pod, "Normal", "DeadlineExceeded", run.message);
+    await this.killPod(run, run.pod.spec.terminationGracePeriodSeconds ?? 30);
+    run.phase = "Failed";
+    await this.report(run);
+  }
+
+  private async runPod(run: PodRun): Promise<void> {
+    await this.report(run);
+    // Volumes first; a missing Secret, ConfigMap or claim keeps the pod Pending and is retried, like the kubelet.
+    let mounts: Map<string, { src: string }> | undefined;
+    for (let attempt = 0; !mounts; attempt++) {
+      if (run.stopping) return;
+      try {
+        mounts = await this.prepareVolumes(run);
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        for (const c of run.containers) c.waiting = { reason: "ContainerCreating", message };
+        if (attempt === 0) await this.event(run.pod, "Warning", "FailedMount", message);
+        await this.report(run);
+        await new Promise((r) => setTimeout(r, Math.min(1000 * 2 ** attempt, 10_000)));
+      }
+    }
+    for (const c of run.containers.filter((c) => c.init)) {
+      const ok = await this.runContainer(run, c, mounts);
+      if (!ok) return this.finish(run);
+    }
+    run.initDone = true;
+    const main = run.containers.filter((c) => !c.init);
+    await Promise.all(main.map((c) => this.runContainer(run, c, mounts)));
+    await this.finish(run);
+  }
+
+  private async finish(run: PodRun): Promise<void> {
+    if (run.stopping || run.phase === "Failed" || run.phase === "Succeeded") return;
+    clearTimeout(run.deadline);
+    const exits = run.containers.filter((c) => c.exit).map((c) => c.exit as ContainerExit);
+    run.phase = finalPhase(exits);
+    await this.report(run);
+  }
+
+  /** Runs one container until it stops for good; true when it ended with exit code 0. */
+  private async runContainer(run: PodRun, c: ContainerRun, mounts: Map<string, { src: string }>): Promise<boolean> {
+    const restartPolicy = c.init && run.pod.spec.restartPolicy === "Always" ? "OnFailure" : run.pod.spec.restartPolicy;
+    for (;;) {
+      if (run.stopping) return false;
+      let env: Map<string, string>;
+      let argv: string[];
+      try {
+        await this.fetchEnvSources(run, c.spec);
+        env = resolveEnv(run.pod, c.spec, {
+          secret: (n) => this.cachedData(run, "secrets", n),
+          configMap: (n) => this.cachedData(run, "configmaps", n),
+        });
+        argv = commandLine(c.spec, env, this.opts.entrypoints ?? {});
+      } catch (err) {
+        if (!(err instanceof ContainerConfigError)) throw err;
+        if (c.waiting?.message !== err.message) {
+          c.waiting = { reason: "CreateContainerConfigError", message: err.message };
+          await this.event(run.pod, "Warning", "Failed", `Error: ${err.message}`);
+          await this.report(run);
+        }
+        await new Promise((r) => setTimeout(r, 2000));
+        continue;
+      }
+      const exit = await this.spawnContainer(run, c, env, argv, mounts);
+      if (run.stopping) {
+        c.exit = exit;
+        return false;
+      }
+      if (!shouldRestart(restartPolicy, exit.exitCode)) {
+        c.exit = exit;
+        await this.report(run);
+        return exit.exitCode === 0;
+      }
+      c.last = terminatedState(exit);
+      c.restartCount++;
+      c.child = undefined;
+      c.waiting = { reason: "CrashLoopBackOff", message: `back-off restarting failed container ${c.name}` };
+      await this.report(run);
+      await new Promise((r) => setTimeout(r, restartBackoffMs(c.restartCount, this.opts.restartBackoffScale ?? 1)));
+    }
+  }
+
+  private async spawnContainer(
+    run: PodRun,
+    c: ContainerRun,
+    env: Map<string, string>,
+    argv: string[],
+    volumes: Map<string, { src: string }>,
+  ): Promise<ContainerExit> {
+    const mounts: Mount[] = [];
+    for (const vm of c.spec.volumeMounts ?? []) {
+      const vol = volumes.get(vm.name);
+      if (!vol) throw new Error(`volumeMount ${vm.name} names no volume`);
+      let src = vol.src;
+      if (vm.subPath) {
+        if (!safeRelative(vm.subPath)) throw new Error(`subPath ${vm.subPath} leaves its volume`);
+        src = path.join(src, vm.subPath);
+        if (!existsSync(src)) mkdirSync(src, { recursive: true });
+      }
+      mounts.push({ src, dst: vm.mountPath, readOnly: vm.readOnly === true, file: statSync(src).isFile() });
+    }
+    writeFileSync(c.termFile, "");
+    mounts.push({ src: c.termFile, dst: c.spec.terminationMessagePath ?? "/dev/termination-log", readOnly: false, file: true });
+    const workdir = c.spec.workingDir ?? path.join(run.dir, "containers", c.name);
+    // A private UTS namespace gives the pod its own hostname, as a container has.
+    const script: string[] = ["set -e", `hostname ${q(run.pod.spec.hostname ?? run.name)}`];
+    for (const m of mounts) {
+      // A mount point must exist; missing ones are created (empty) on the host, outside the namespace too.
+      script.push(m.file ? `[ -e ${q(m.dst)} ] || { mkdir -p "$(dirname ${q(m.dst)})"; : > ${q(m.dst)}; }` : `mkdir -p ${q(m.dst)}`);
+      script.push(`mount --bind ${q(m.src)} ${q(m.dst)}`);
+      if (m.readOnly) script.push(`mount -o remount,bind,ro ${q(m.dst)}`);
+    }
+    script.push(`mkdir -p ${q(workdir)}`, `cd ${q(workdir)}`);
+    const sc = { ...run.pod.spec.securityContext, ...c.spec.securityContext };
+    if (sc.runAsUser !== undefined || sc.runAsGroup !== undefined) {
+      const groups = [sc.fsGroup, ...(sc.supplementalGroups ?? [])].filter((g) => g !== undefined);
+      const ids = [`--reuid=${sc.runAsUser ?? 0}`, `--regid=${sc.runAsGroup ?? sc.runAsUser ?? 0}`];
+      ids.push(groups.length > 0 ? `--groups=${groups.join(",")}` : "--clear-groups");
+      script.push(`exec setpriv ${ids.join(" ")} -- "$@"`);
+    } else {
+      script.push(`exec "$@"`);
+    }
+    const processEnv: Record<string, string> = {
+      PATH: [...(this.opts.extraPath ?? []), process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin"].join(":"),
+      HOME: "/root",
+      HOSTNAME: run.name,
+      KUBERNETES_SERVICE_HOST: this.opts.apiServer.host,
+      KUBERNETES_SERVICE_PORT: String(this.opts.apiServer.port),
+      KUBERNETES_SERVICE_PORT_HTTPS: String(this.opts.apiServer.port),
+      ...Object.fromEntries(env),
+    };
+    const fd = openSync(c.logFile, "a");
+    c.startedAt = now();
+    const child = spawn(
+      "setpriv",
+      [
+        "--pdeathsig",
+        "SIGKILL",
+        "--",
+        "unshare",
+        "--mount",
+        "--uts",
+        "--propagation",
+        "private",
+        "--",
+        "/bin/sh",
+        "-c",
+        script.join("\n"),
+        "sh",
+        ...argv,
+      ],
+      { env: processEnv, detached: true, stdio: ["ignore", fd, fd] },
+    );
+    closeSync(fd);
+    c.child = child;
+    c.pid = child.pid;
+    c.waiting = undefined;
+    run.phase = run.phase === "Pending" && !c.init ? "Running" : run.phase;
+    const startedAt = c.startedAt;
+    const exited = new Promise<ContainerExit>((resolve) => {
+      child.once("exit", (code, signal) => {
+        resolve({
+          name: c.name,
+          exitCode: code ?? 128 + (signal === "SIGKILL" ? 9 : 15),
+          signal: signal ?? undefined,
+          startedAt,
+          finishedAt: now(),
+        });
+      });
+      child.once("error", (err) => resolve({ name: c.name, exitCode: 128, startedAt, finishedAt: now(), message: err.message }));
+    });
+    await this.event(run.pod, "Normal", "Started", `Started container ${c.name}`);
+    await this.report(run);
+    const exit = await exited;
+    // Whatever the container left running in its group goes with it, as with a container's cgroup.
+    if (c.pid) killGroup(c.pid, "SIGKILL");
+    let file: string | undefined;
+    try {
+      file = readFileSync(c.termFile, "utf8");
+    } catch {
+      file = undefined;
+    }
+    exit.message ??= terminationMessage(c.spec.terminationMessagePolicy, file, exit.exitCode, this.readLog(c.logFile, 80));
+    return exit;
+  }
+
+  /** SIGTERM to every container's process group, SIGKILL after `graceSeconds`. */
+  private async killPod(run: PodRun, graceSeconds: number): Promise<void> {
+    run.stopping = true;
+    clearTimeout(run.deadline);
+    const pids = run.containers.map((c) => c.pid).filter((p): p is number => p !== undefined && groupAlive(p));
+    for (const pid of pids) killGroup(pid, "SIGTERM");
+    const deadline = Date.now() + graceSeconds * 1000;
+    while (pids.some(groupAlive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    for (const pid of pids) killGroup(pid, "SIGKILL");
+    while (pids.some(groupAlive)) await new Promise((r) => setTimeout(r, 50));
+  }
+
+  // ---------------------------------------------------------------- volumes and env sources
+
+  private cache = new Map<string, Record<string, string> | null>(); // `${uid}/${kind}/${name}`
+
+  private cachedData(run: PodRun, kind: "secrets" | "configmaps", name: string): Record<string, string> | undefined {
+    return this.cache.get(`${run.uid}/${kind}/${name}`) ?? undefined;
+  }
+
+  private async readData(namespace: string, kind: "secrets" | "configmaps", name: string): Promise<Record<string, string> | undefined> {
+    try {
+      const obj = await this.kube.get(`/api/v1/namespaces/${namespace}/${kind}/${name}`);
+      if (kind === "secrets") {
+        return Object.fromEntries(
+          Object.entries((obj.data ?? {}) as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, "base64").toString("utf8")]),
+        );
+      }
+      return { ...(obj.data ?? {}) };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  private async fetchEnvSources(run: PodRun, container: Obj): Promise<void> {
+    const refs: ["secrets" | "configmaps", string][] = [];
+    for (const f of container.envFrom ?? []) {
+      if (f.secretRef) refs.push(["secrets", f.secretRef.name]);
+      if (f.configMapRef) refs.push(["configmaps", f.configMapRef.name]);
+    }
+    for (const e of container.env ?? []) {
+      if (e.valueFrom?.secretKeyRef) refs.push(["secrets", e.valueFrom.secretKeyRef.name]);
+      if (e.valueFrom?.configMapKeyRef) refs.push(["configmaps", e.valueFrom.configMapKeyRef.name]);
+    }
+    for (const [kind, name] of refs) {
+      this.cache.set(`${run.uid}/${kind}/${name}`, (await this.readData(run.namespace, kind, name)) ?? null);
+    }
+  }
+
+  private writeFiles(dir: string, files: { path: string; content: string | Buffer; mode: number }[]): void {
+    mkdirSync(dir, { recursive: true });
+    for (const f of files) {
+      if (!safeRelative(f.path)) throw new Error(`volume item path ${f.path} leaves its volume`);
+      const target = path.join(dir, f.path);
+      mkdirSync(path.dirname(target), { recursive: true });
+      writeFileSync(target, f.content, { mode: f.mode });
+    }
+  }
+
+  /** Makes every volume of the pod a host folder (or file); throws with the kubelet's message when one can't be. */
+  private async prepareVolumes(run: PodRun): Promise<Map<string, { src: string }>> {
+    const out = new Map<string, { src: string }>();
+    const ns = run.namespace;
+    for (const v of (run.pod.spec.volumes ?? []) as Obj[]) {
+      const dir = path.join(run.dir, "volumes", v.name);
+      if (v.emptyDir) {
+        mkdirSync(dir, { recursive: true });
+        out.set(v.name, { src: dir });
+      } else if (v.secret || v.configMap) {
+        const kind = v.secret ? "secrets" : "configmaps";
+        const name = v.secret ? v.secret.secretName : v.configMap.name;
+        const src = v.secret ?? v.configMap;
+        const data = await this.readData(ns, kind, name);
+        rmSync(dir, { recursive: true, force: true });
+        mkdirSync(dir, { recursive: true });
+        if (!data) {
+          if (src.optional) {
+            out.set(v.name, { src: dir });
+            continue;
+          }
+          throw new Error(`MountVolume.SetUp failed for volume "${v.name}" : ${v.secret ? "secret" : "configmap"} "${name}" not found`);
+        }
+        this.writeFiles(dir, projectKeys(data, src.items, src.defaultMode));
+        out.set(v.name, { src: dir });
+      } else if (v.projected) {
+        rmSync(dir, { recursive: true, force: true });
+        mkdirSync(dir, { recursive: true });
+        for (const s of v.projected.sources as Obj[]) {
+          if (s.serviceAccountToken) {
+            const sa = run.pod.spec.serviceAccountName ?? "default";
+            const tr = await this.kube.create(`/api/v1/namespaces/${ns}/serviceaccounts/${sa}/token`, {
+              apiVersion: "authentication.k8s.io/v1",
+              kind: "TokenRequest",
+              spec: {
+                audiences: s.serviceAccountToken.audience ? [s.serviceAccountToken.audience] : undefined,
+                expirationSeconds: s.serviceAccountToken.expirationSeconds ?? 3607,
+                boundObjectRef: { apiVersion: "v1", kind: "Pod", name: run.name, uid: run.uid },
+              },
+            });
+            this.writeFiles(dir, [{ path: s.serviceAccountToken.path, content: tr.status.token, mode: v.projected.defaultMode ?? 0o644 }]);
+          } else if (s.secret || s.configMap) {
+            const kind = s.secret ? "secrets" : "configmaps";
+            const ref = s.secret ?? s.configMap;
+            const data = await this.readData(ns, kind, ref.name);
+            if (!data) {
+              if (ref.optional) continue;
+              throw new Error(
+                `MountVolume.SetUp failed for volume "${v.name}" : ${kind === "secrets" ? "secret" : "configmap"} "${ref.name}" not found`,
+              );
+            }
+            this.writeFiles(dir, projectKeys(data, ref.items, v.projected.defaultMode));
+          } else if (s.downwardAPI) {
+            this.writeFiles(dir, this.downward(run.pod, s.downwardAPI.items, v.projected.defaultMode));
+          } else {
+            throw new Error(`volume ${v.name}: unsupported projected source ${Object.keys(s).join(",")}`);
+          }
+        }
+        out.set(v.name, { src: dir });
+      } else if (v.downwardAPI) {
+        rmSync(dir, { recursive: true, force: true });
+        this.writeFiles(dir, this.downward(run.pod, v.downwardAPI.items, v.downwardAPI.defaultMode));
+        out.set(v.name, { src: dir });
+      } else if (v.persistentVolumeClaim) {
+        out.set(v.name, { src: await this.claimPath(ns, v.persistentVolumeClaim.claimName) });
+      } else if (v.hostPath) {
+        const p: string = v.hostPath.path;
+        const type: string = v.hostPath.type ?? "";
+        if (type === "DirectoryOrCreate") mkdirSync(p, { recursive: true });
+        else if (type === "FileOrCreate" && !existsSync(p)) {
+          mkdirSync(path.dirname(p), { recursive: true });
+          writeFileSync(p, "");
+        } else if (!existsSync(p) && type !== "") {
+          throw new Error(`MountVolume.SetUp failed for volume "${v.name}" : hostPath type check failed: ${p} does not exist`);
+        } else if (!existsSync(p)) mkdirSync(p, { recursive: true });
+        out.set(v.name, { src: p });
+      } else {
+        throw new Error(
+          `volume ${v.name}: the local node runner does not support ${Object.keys(v)
+            .filter((k) => k !== "name")
+            .join(",")}`,
+        );
+      }
+    }
+    return out;
+  }
+
+  private downward(pod: Obj, items: Obj[], defaultMode?: number) {
+    return items.map((it) => {
+      const fp: string = it.fieldRef?.fieldPath ?? "";
+      let content: string;
+      if (fp === "metadata.labels" || fp === "metadata.annotations") {
+        const m = pod.metadata[fp.slice(9)] ?? {};
+        content = Object.entries(m)
+          .map(([k, val]) => `${k}=${JSON.stringify(val)}`)
+          .join("\n");
+      } else if (fp === "metadata.namespace") content = pod.metadata.namespace;
+      else if (fp === "metadata.name") content = pod.metadata.name;
+      else if (fp === "metadata.uid") content = pod.metadata.uid;
+      else throw new Error(`downwardAPI: unsupported fieldPath ${fp}`);
+      return { path: it.path, content, mode: it.mode ?? defaultMode ?? 0o644 };
+    });
+  }
+
+  /**
+   * The host folder behind a PersistentVolumeClaim: the path of its bound PersistentVolume when that is a
+   * hostPath or local volume, otherwise a folder of the runner's own keyed by the claim's uid, so data lives as
+   * long as the claim and a new claim of the same name starts empty.
+   */
+  async claimPath(namespace: string, claim: string): Promise<string> {
+    let pvc: Obj;
+    try {
+      pvc = await this.kube.get(`/api/v1/namespaces/${namespace}/persistentvolumeclaims/${claim}`);
+    } catch (err) {
+      if (isNotFound(err)) throw new Error(`persistentvolumeclaim "${claim}" not found`, { cause: err });
+      throw err;
+    }
+    if (pvc.spec.volumeName) {
+      const pv = await this.kube.get(`/api/v1/persistentvolumes/${pvc.spec.volumeName}`);
+      const p = pv.spec.hostPath?.path ?? pv.spec.local?.path;
+      if (p) {
+        mkdirSync(p, { recursive: true });
+        return p;
+      }
+    }
+    const dir = path.join(this.dir, "claims", namespace, `${claim}-${pvc.metadata.uid}`);
+    mkdirSync(dir, { recursive: true });
+    return dir;
+  }
+
+  // ---------------------------------------------------------------- status, events, logs
+
+  private statusOf(run: PodRun): Obj {
+    const cs = (c: ContainerRun): Obj => {
+      let state: Obj;
+      if (c.exit)
+        state = {
+          terminated: terminatedState(c.exit, run.reason === "DeadlineExceeded" && c.exit.exitCode !== 0 ? "DeadlineExceeded" : undefined),
+        };
+      else if (c.waiting || !c.child) state = { waiting: c.waiting ?? { reason: "PodInitializing" } };
+      else state = { running: { startedAt: c.startedAt } };
+      const s: Obj = {
+        name: c.name,
+        image: c.spec.image ?? "",
+        imageID: "",
+        containerID: c.pid ? `auxo-local://${c.pid}` : undefined,
+        ready: state.running !== undefined,
+        started: state.running !== undefined,
+        restartCount: c.restartCount,
+        state,
+      };
+      if (c.last) s.lastState = { terminated: c.last };
+      return s;
+    };
+    const main = run.containers.filter((c) => !c.init);
+    const ready = run.phase === "Running" && main.every((c) => c.child && !c.exit && !c.waiting);
+    const t = now();
+    const cond = (type: string, ok: boolean, reason?: string) => ({ type, status: ok ? "True" : "False", lastTransitionTime: t, reason });
+    return {
+      phase: run.phase,
+      reason: run.reason ?? null,
+      message: run.message ?? null,
+      hostIP: "127.0.0.1",
+      hostIPs: [{ ip: "127.0.0.1" }],
+      podIP: "127.0.0.1",
+      podIPs: [{ ip: "127.0.0.1" }],
+      startTime: run.startTime,
+      conditions: [cond("PodScheduled", true), cond("Initialized", run.initDone), cond("ContainersReady", ready), cond("Ready", ready)],
+      initContainerStatuses: run.containers.filter((c) => c.init).map(cs),
+      containerStatuses: main.map(cs),
+    };
+  }
+
+  private async report(run: PodRun): Promise<void> {
+    await this.patchStatus(run.pod, this.statusOf(run));
+  }
+
+  private async patchStatus(pod: Obj, status: Obj): Promise<void> {
+    try {
+      await this.kube.patch(
+        `/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}/status`,
+        { metadata: { uid: pod.metadata.uid }, status },
+        "merge",
+      );
+    } catch (err) {
+      if (!isNotFound(err) && !isConflict(err)) throw err;
+    }
+  }
+
+  private async event(pod: Obj, type: string, reason: string, message: string): Promise<void> {
+    const t = new Date().toISOString();
+    try {
+      await this.kube.create(`/api/v1/namespaces/${pod.metadata.namespace}/events`, {
+        metadata: { generateName: `${pod.metadata.name}.` },
+        involvedObject: {
+          apiVersion: "v1",
+          kind: "Pod",
+          namespace: pod.metadata.namespace,
+          name: pod.metadata.name,
+          uid: pod.metadata.uid,
+        },
+        type,
+        reason,
+        message,
+        source: { component: "kubelet", host: this.nodeName },
+        firstTimestamp: t,
+        lastTimestamp: t,
+        count: 1,
+      });
+    } catch (err) {
+      // A namespace being deleted refuses new events; the kubelet drops those too.
+      if (!(err instanceof KubeError && err.status === 403 && /being terminated/.test(err.message))) this.error("event", err);
+    }
+  }
+
+  private readLog(file: string, tailLines?: number): string {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch {
+      return "";
+    }
+    if (tailLines === undefined) return text;
+    const lines = text.split("\n");
+    if (lines[lines.length - 1] === "") lines.pop();
+    return lines.slice(-tailLines).join("\n") + (lines.length > 0 ? "\n" : "");
+  }
+
+  private findRun(namespace: string, name: string): PodRun | undefined {
+    for (const r of this.runs.values()) if (r.namespace === namespace && r.name === name) return r;
+    return undefined;
+  }
+
+  /** A container's log (all of it, every restart), as `kubectl logs` shows it. */
+  logs(namespace: string, pod: string, container?: string): string {
+    const run = this.findRun(namespace, pod);
+    if (!run) throw new Error(`pod ${namespace}/${pod} is not on node ${this.nodeName}`);
+    const c = container ? run.containers.find((x) => x.name === container) : run.containers.find((x) => !x.init);
+    if (!c) throw new Error(`pod ${namespace}/${pod} has no container ${container}`);
+    return this.readLog(c.logFile);
+  }
+
+  /** Host pid of a running container (its process group), for tests that check processes. */
+  pidOf(namespace: string, pod: string, container?: string): number | undefined {
+    const run = this.findRun(namespace, pod);
+    const c = container ? run?.containers.find((x) => x.name === container) : run?.containers.find((x) => !x.init);
+    return c?.pid;
+  }
+
+  // The kubelet's /containerLogs endpoint on 127.0.0.1, so `kubectl logs` works through the API server.
+  private async startKubeletServer(): Promise<void> {
+    const pair = this.opts.pki.server("kubelet");
+    this.kubeletPort = await freePort();
+    this.server = https.createServer({ cert: readFileSync(pair.cert), key: readFileSync(pair.key) }, (req, res) => {
+      const url = new URL(req.url ?? "/", "https://127.0.0.1");
+      const m = /^\/containerLogs\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(url.pathname);
+      if (req.method !== "GET" || !m) {
+        res.writeHead(404).end("the local node runner serves only /containerLogs\n");
+        return;
+      }
+      const [ns, pod, container] = [m[1], m[2], m[3]].map((s) => decodeURIComponent(s as string)) as [string, string, string];
+      const run = this.findRun(ns, pod);
+      const c = run?.containers.find((x) => x.name === container);
+      if (!run || !c) {
+        res.writeHead(404).end(`container ${container} of pod ${ns}/${pod} is not on this node\n`);
+        return;
+      }
+      const tail = url.searchParams.get("tailLines");
+      let text = this.readLog(c.logFile, tail ? Number(tail) : undefined);
+      const limit = url.searchParams.get("limitBytes");
+      if (limit) text = text.slice(0, Number(limit));
+      res.writeHead(200, { "Content-Type": "text/plain" });
+      if (url.searchParams.get("follow") !== "true") {
+        res.end(text);
+        return;
+      }
+      res.write(text);
+      let offset = Buffer.byteLength(this.readLog(c.logFile));
+      const timer = setInterval(() => {
+        const all = Buffer.from(this.readLog(c.logFile));
+        if (all.length > offset) {
+          res.write(all.subarray(offset));
+          offset = all.length;
+        }
+        if (c.exit || run.stopping) {
+          clearInterval(timer);
+          res.end();
+        }
+      }, 500);
+      req.on("close", () => clearInterval(timer));
+    });
+    await new Promise<void>((resolve) => this.server?.listen(this.kubeletPort, "127.0.0.1", resolve));
+  }
+}

@@ -1,0 +1,68 @@
+// `make run`: the embedded default. Starts the local world (control plane, node runner, S3 server) and the
+// operator in the foreground, writes .run/kubeconfig and .run/world.json, and stops everything on Ctrl-C.
+import { copyFileSync, mkdirSync, rmSync } from "node:fs";
+import path from "node:path";
+import { ManagedProcess } from "./proc.ts";
+import { repoRoot } from "./tools.ts";
+import { World } from "./world.ts";
+
+const runDir = path.join(repoRoot, ".run");
+const worldDir = path.join(runDir, "world");
+rmSync(worldDir, { recursive: true, force: true });
+mkdirSync(runDir, { recursive: true });
+
+const world = new World({ dir: worldDir, audit: true });
+let operator: ManagedProcess | undefined;
+let stopping = false;
+
+async function shutdown(code: number): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  process.stderr.write("\nstopping the operator and the local world...\n");
+  await operator?.stop(10_000);
+  await world.stop();
+  rmSync(worldDir, { recursive: true, force: true });
+  rmSync(path.join(runDir, "kubeconfig"), { force: true });
+  rmSync(path.join(runDir, "world.json"), { force: true });
+  process.stderr.write("stopped; no process is left behind.\n");
+  process.exit(code);
+}
+process.on("SIGINT", () => void shutdown(0));
+process.on("SIGTERM", () => void shutdown(0));
+
+try {
+  const t0 = Date.now();
+  const info = await world.start();
+  const kubeconfig = path.join(runDir, "kubeconfig");
+  copyFileSync(info.kubeconfig, kubeconfig);
+  world.writeInfo(path.join(runDir, "world.json"));
+  const operatorKubeconfig = world.cp.userKubeconfig("auxo:operator", ["system:masters"]);
+  operator = new ManagedProcess({
+    name: "auxo-operator",
+    command: process.execPath,
+    args: [path.join(repoRoot, "src/main.ts"), "operator", `--kubeconfig=${operatorKubeconfig}`],
+    logFile: "inherit",
+  });
+  operator.start();
+  process.stderr.write(
+    [
+      "",
+      `Auxo's local world is up (${((Date.now() - t0) / 1000).toFixed(1)} s).`,
+      `  kubeconfig:   ${kubeconfig}`,
+      `  API server:   ${info.server}`,
+      `  node:         ${info.nodeName} (local node runner: pods run as host processes)`,
+      `  S3 endpoint:  ${info.s3.endpoint} (credentials in .run/world.json)`,
+      `  logs:         ${path.join(worldDir, "control-plane", "logs")}`,
+      "",
+      `  export KUBECONFIG=${kubeconfig}`,
+      "  kubectl get nodes",
+      "  kubectl logs <pod>",
+      "",
+      "Ctrl-C stops everything. Operator log follows.",
+      "",
+    ].join("\n"),
+  );
+} catch (err) {
+  process.stderr.write(`make run failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  await shutdown(1);
+}

@@ -1,0 +1,80 @@
+// Helpers for integration tests: a client for the shared world, a fresh namespace per test file, waiting for pods.
+import { randomBytes } from "node:crypto";
+import { inject } from "vitest";
+import { isNotFound, KubeRest, type Obj } from "./kube-rest.ts";
+import { waitFor } from "./net.ts";
+import type { WorldInfo } from "./world.ts";
+
+export function world(): WorldInfo {
+  return inject("world");
+}
+
+export function admin(): KubeRest {
+  return KubeRest.fromKubeconfig(world().kubeconfig);
+}
+
+/** Creates a namespace named after the test file (plus a random suffix); returns its name and a cleanup. */
+export async function freshNamespace(kube: KubeRest, prefix: string): Promise<{ name: string; remove: () => Promise<void> }> {
+  const name = `${prefix}-${randomBytes(3).toString("hex")}`;
+  await kube.create("/api/v1/namespaces", { metadata: { name, labels: { "auxo.dev/test": prefix } } });
+  // The controller-manager creates the default ServiceAccount; pods are admitted only after it exists.
+  await waitFor(`serviceaccount default in ${name}`, async () =>
+    (await kube.get(`/api/v1/namespaces/${name}/serviceaccounts/default`)) ? true : undefined,
+  );
+  return { name, remove: () => kube.deleteIfExists(`/api/v1/namespaces/${name}`) };
+}
+
+export async function getPod(kube: KubeRest, ns: string, name: string): Promise<Obj | undefined> {
+  try {
+    return await kube.get(`/api/v1/namespaces/${ns}/pods/${name}`);
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+/** Waits until `check` accepts the pod; returns it. */
+export async function waitForPod(
+  kube: KubeRest,
+  ns: string,
+  name: string,
+  what: string,
+  check: (pod: Obj) => boolean,
+  timeoutMs = 60_000,
+): Promise<Obj> {
+  let last: Obj | undefined;
+  try {
+    return await waitFor(
+      `pod ${ns}/${name} ${what}`,
+      async () => {
+        last = await getPod(kube, ns, name);
+        return last && check(last) ? last : undefined;
+      },
+      { timeoutMs, intervalMs: 200 },
+    );
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\nlast status: ${JSON.stringify(last?.status, null, 1)}`, { cause: err });
+  }
+}
+
+export const phaseIs =
+  (...phases: string[]) =>
+  (pod: Obj) =>
+    phases.includes(pod.status?.phase);
+
+/** A container's host pid, from the containerID the local node runner reports (auxo-local://<pid>). */
+export function hostPid(pod: Obj, container?: string): number {
+  const cs = (pod.status?.containerStatuses ?? []).find((c: Obj) => !container || c.name === container);
+  const m = /^auxo-local:\/\/(\d+)$/.exec(cs?.containerID ?? "");
+  if (!m) throw new Error(`pod ${pod.metadata.name} has no running container`);
+  return Number(m[1]);
+}
+
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

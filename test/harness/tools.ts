@@ -1,0 +1,49 @@
+// Locations of the pinned binaries built by hack/tools.sh. The script is the single source of versions and paths;
+// env vars (AUXO_ETCD, ...) override it, for a developer who wants to try another build.
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+export interface Tools {
+  kubeApiserver: string;
+  kubeControllerManager: string;
+  etcd: string;
+  restic: string;
+  versitygw: string;
+  nodeBin: string;
+}
+
+let cached: Tools | undefined;
+
+export function tools(): Tools {
+  if (cached) return cached;
+  const out = execFileSync("bash", [path.join(repoRoot, "hack/tools.sh"), "env"], { encoding: "utf8" });
+  const vars = new Map<string, string>();
+  for (const line of out.split("\n")) {
+    const i = line.indexOf("=");
+    if (i > 0) vars.set(line.slice(0, i), line.slice(i + 1));
+  }
+  const pick = (name: string): string => {
+    const value = process.env[name] || vars.get(name);
+    if (!value) throw new Error(`hack/tools.sh env did not name ${name}`);
+    return value;
+  };
+  const t: Tools = {
+    kubeApiserver: pick("AUXO_KUBE_APISERVER"),
+    kubeControllerManager: pick("AUXO_KUBE_CONTROLLER_MANAGER"),
+    etcd: pick("AUXO_ETCD"),
+    restic: pick("AUXO_RESTIC"),
+    versitygw: pick("AUXO_VERSITYGW"),
+    nodeBin: pick("AUXO_NODE_BIN"),
+  };
+  for (const [name, file] of Object.entries(t)) {
+    if (name !== "nodeBin" && !existsSync(file)) {
+      throw new Error(`${name} is not built at ${file}; run 'make tools' (or 'bash hack/tools.sh all') first`);
+    }
+  }
+  cached = t;
+  return t;
+}

@@ -1,0 +1,106 @@
+// The local world: control plane + local node runner + S3 server, started together for the integration tests
+// (vitest global setup) and for `make run`.
+import { mkdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { ControlPlane } from "./control-plane.ts";
+import { KubeRest } from "./kube-rest.ts";
+import { waitFor } from "./net.ts";
+import { NodeRunner } from "./node-runner/runner.ts";
+import { S3Server } from "./s3.ts";
+import { repoRoot, tools } from "./tools.ts";
+
+/** What a test process needs to reach the world (serialisable; handed to test workers by vitest). */
+export interface WorldInfo {
+  dir: string;
+  kubeconfig: string;
+  server: string;
+  nodeName: string;
+  auditLog?: string;
+  s3: { endpoint: string; accessKey: string; secretKey: string; region: string; dataDir: string };
+  pids: Record<string, number>;
+}
+
+export interface WorldOptions {
+  dir?: string;
+  keepDir?: boolean;
+  audit?: boolean;
+}
+
+export class World {
+  readonly cp: ControlPlane;
+  readonly s3: S3Server;
+  runner?: NodeRunner;
+  private runnerClient?: KubeRest;
+
+  constructor(opts: WorldOptions = {}) {
+    const base = opts.dir;
+    this.cp = new ControlPlane({ dir: base ? path.join(base, "control-plane") : undefined, keepDir: opts.keepDir, audit: opts.audit });
+    this.s3 = new S3Server({ dir: base ? path.join(base, "s3") : undefined, keepDir: opts.keepDir });
+  }
+
+  async start(): Promise<WorldInfo> {
+    try {
+      await Promise.all([this.cp.start(), this.s3.start()]);
+      // The runner acts as its own user so that audit logs and metrics tell its requests from the operator's.
+      await this.cp.client.create("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
+        metadata: { name: "auxo-local-node-runner" },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "cluster-admin" },
+        subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: "auxo:node-runner" }],
+      });
+      this.runnerClient = KubeRest.fromKubeconfig(this.cp.userKubeconfig("auxo:node-runner"));
+      this.runner = new NodeRunner({
+        client: this.runnerClient,
+        pki: this.cp.pki,
+        dir: path.join(this.cp.dir, "node"),
+        extraPath: [path.join(repoRoot, "bin"), path.dirname(tools().restic), tools().nodeBin],
+        entrypoints: { "auxo:dev": ["auxo"], "ghcr.io/auxo-dev/auxo:dev": ["auxo"] },
+        apiServer: { host: "127.0.0.1", port: this.cp.apiPort },
+        restartBackoffScale: 0.05,
+      });
+      await this.runner.start();
+      // New nodes carry the not-ready taint until the node-lifecycle controller has seen them Ready.
+      const nodePath = `/api/v1/nodes/${this.runner.nodeName}`;
+      await waitFor("the local node to lose its not-ready taint", async () => {
+        const node = await this.cp.client.get(nodePath);
+        return (node.spec.taints ?? []).length === 0 ? true : undefined;
+      });
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+    return this.info();
+  }
+
+  info(): WorldInfo {
+    // The harness process itself hosts the node runner and its kubelet endpoint.
+    const pids: Record<string, number> = { harness: process.pid };
+    for (const p of [...this.cp.processes(), ...this.s3.processes()]) if (p.pid) pids[p.opts.name] = p.pid;
+    return {
+      dir: path.dirname(this.cp.dir),
+      kubeconfig: this.cp.kubeconfig,
+      server: this.cp.server,
+      nodeName: this.runner?.nodeName ?? "",
+      auditLog: this.cp.opts.audit ? this.cp.auditLog : undefined,
+      s3: {
+        endpoint: this.s3.endpoint,
+        accessKey: this.s3.accessKey,
+        secretKey: this.s3.secretKey,
+        region: this.s3.region,
+        dataDir: path.join(this.s3.dir, "data"),
+      },
+      pids,
+    };
+  }
+
+  /** Writes info for other processes (tests in workers, `make run` users). Holds the S3 root secret: mode 0600. */
+  writeInfo(file: string): void {
+    mkdirSync(path.dirname(file), { recursive: true });
+    writeFileSync(file, JSON.stringify(this.info(), null, 2), { mode: 0o600 });
+  }
+
+  async stop(): Promise<void> {
+    await this.runner?.stop();
+    this.runnerClient?.close();
+    await Promise.all([this.cp.stop(), this.s3.stop()]);
+  }
+}
