@@ -5,6 +5,12 @@ SHELL := /bin/bash
 # Node.js 24+: the machine's when new enough, else the pinned one that hack/tools.sh installs into the tool cache.
 NODE_BIN := $(shell bash hack/tools.sh env | sed -n 's/^AUXO_NODE_BIN=//p')
 export PATH := $(NODE_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
+# The pinned Node.js trusts only its bundled CAs; use the system's store too (machines behind a TLS proxy need it).
+ifeq ($(NODE_EXTRA_CA_CERTS),)
+ifneq ($(wildcard /etc/ssl/certs/ca-certificates.crt),)
+export NODE_EXTRA_CA_CERTS := /etc/ssl/certs/ca-certificates.crt
+endif
+endif
 
 .PHONY: help tools deps typecheck lint fmt test test-unit test-integration run clean
 

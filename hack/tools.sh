@@ -59,12 +59,12 @@ build_kubernetes() {
   go mod init local.test/auxo-k8s-bins >/dev/null 2>&1
   local kmod; kmod="$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | python3 -c 'import json,sys;print(json.load(sys.stdin)["GoMod"])')"
   # Copy upstream's go and godebug lines so the binaries keep upstream's runtime defaults.
-  local gov; gov="$(go mod edit -json "$kmod" | python3 -c 'import json,sys;print(json.load(sys.stdin)["Go"])')"
+  local gov godebug
+  gov="$(go mod edit -json "$kmod" | python3 -c 'import json,sys;print(json.load(sys.stdin)["Go"])')"
   go mod edit -go="$gov"
-  for kv in $(go mod edit -json "$kmod" | python3 -c 'import json,sys
-print(" ".join(f"{g[\"Key\"]}={g[\"Value\"]}" for g in json.load(sys.stdin).get("Godebug") or []))'); do
-    go mod edit -godebug="$kv"
-  done
+  godebug="$(go mod edit -json "$kmod" | python3 -c 'import json,sys
+print(" ".join("%s=%s" % (g["Key"], g["Value"]) for g in json.load(sys.stdin).get("Godebug") or []))')"
+  for kv in $godebug; do go mod edit -godebug="$kv"; done
   go mod edit -require="k8s.io/kubernetes@$K8S_VERSION"
   # Every staging module k8s.io/kubernetes replaces with ./staging/... must be pinned to its published v0.X.Y.
   for m in $(go mod edit -json "$kmod" | python3 -c 'import json,sys

@@ -3,7 +3,7 @@
 import { existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { KubeConfig, VersionApi } from "@kubernetes/client-node";
+import { KubeConfig } from "@kubernetes/client-node";
 
 export class NoClusterConfigError extends Error {}
 
@@ -33,10 +33,4 @@ export function loadClusterConfig(kubeconfigFlag?: string, env: NodeJS.ProcessEn
   throw new NoClusterConfigError(
     "no cluster configuration found: pass --kubeconfig, set KUBECONFIG, or run in a pod with a service account",
   );
-}
-
-/** The API server's version (also proves that the credentials work). */
-export async function serverVersion(kc: KubeConfig): Promise<string> {
-  const v = await kc.makeApiClient(VersionApi).getCode();
-  return v.gitVersion;
 }

@@ -3,6 +3,7 @@
 // controller-runtime's envtest (see shared/reference/control-plane.md §3).
 
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import http from "node:http";
 import https from "node:https";
 import os from "node:os";
@@ -62,6 +63,7 @@ export class ControlPlane {
   private kcm?: ManagedProcess;
   private admin?: KubeRest;
   private kubeconfigs = 0;
+  private readonly extra: ManagedProcess[] = [];
 
   constructor(opts: ControlPlaneOptions = {}) {
     this.opts = opts;
@@ -140,13 +142,13 @@ export class ControlPlane {
     });
   }
 
-  private apiServerArgs(): string[] {
+  private apiServerArgs(port = this.apiPort): string[] {
     const pki = this.pki;
     const p = (f: string) => path.join(pki.dir, f);
     const args = [
       `--etcd-servers=http://127.0.0.1:${this.etcdPort}`,
       "--bind-address=127.0.0.1",
-      `--secure-port=${this.apiPort}`,
+      `--secure-port=${port}`,
       "--advertise-address=127.0.0.1",
       "--endpoint-reconciler-type=none",
       `--tls-cert-file=${p("apiserver.crt")}`,
@@ -168,7 +170,7 @@ export class ControlPlane {
       "--profiling=false",
     ];
     if (this.opts.controllerManager === false) args.push("--disable-admission-plugins=ServiceAccount");
-    if (this.opts.audit) {
+    if (this.opts.audit && port === this.apiPort) {
       const policy = path.join(this.dir, "audit-policy.yaml");
       writeFileSync(policy, "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n");
       args.push(`--audit-policy-file=${policy}`, `--audit-log-path=${this.auditLog}`, "--audit-log-mode=blocking");
@@ -177,16 +179,52 @@ export class ControlPlane {
   }
 
   private async startApiServer(): Promise<void> {
-    this.apiserver = new ManagedProcess({
-      name: "kube-apiserver",
+    this.apiserver = await this.launchApiServer(this.apiPort, "kube-apiserver");
+  }
+
+  /**
+   * A second API server on the same etcd, for tests that must change objects while the first one is down (the
+   * operator's API server restarts, the cluster does not stand still). Returns its admin kubeconfig.
+   */
+  async startSecondApiServer(): Promise<{ kubeconfig: string; stop: () => Promise<void> }> {
+    const port = await freePort();
+    const proc = await this.launchApiServer(port, `kube-apiserver-${port}`);
+    this.extra.push(proc);
+    const kubeconfig = path.join(this.dir, `admin-${port}.kubeconfig`);
+    const pair = this.clientPems(this.pki.client(`admin-${port}`, "admin", ["system:masters"]));
+    const b64 = (s: string) => Buffer.from(s).toString("base64");
+    writeFileSync(
+      kubeconfig,
+      kubeconfigYaml(
+        `https://127.0.0.1:${port}`,
+        this.pki.caPem(),
+        { "client-certificate-data": b64(pair.cert), "client-key-data": b64(pair.key) },
+        "admin",
+      ),
+      { mode: 0o600 },
+    );
+    return { kubeconfig, stop: () => proc.stop() };
+  }
+
+  /** Compacts etcd's history up to its current revision: watches from older resourceVersions then get 410. */
+  compactEtcd(): number {
+    const endpoints = `--endpoints=http://127.0.0.1:${this.etcdPort}`;
+    const status = JSON.parse(execFileSync(tools().etcdctl, [endpoints, "endpoint", "status", "-w", "json"], { encoding: "utf8" }));
+    const revision: number = status[0].Status.header.revision;
+    execFileSync(tools().etcdctl, [endpoints, "compact", String(revision)], { stdio: "ignore" });
+    return revision;
+  }
+
+  private async launchApiServer(port: number, name: string): Promise<ManagedProcess> {
+    const apiserver = new ManagedProcess({
+      name,
       command: tools().kubeApiserver,
-      args: this.apiServerArgs(),
-      logFile: path.join(this.logDir, "kube-apiserver.log"),
+      args: this.apiServerArgs(port),
+      logFile: path.join(this.logDir, `${name}.log`),
     });
-    this.apiserver.start();
-    const apiserver = this.apiserver;
+    apiserver.start();
     const probe = new KubeRest({
-      server: this.server,
+      server: `https://127.0.0.1:${port}`,
       ca: this.pki.caPem(),
       ...this.clientPems(this.pki.client("readyz-probe", "readyz-probe", ["system:masters"])),
     });
@@ -202,6 +240,7 @@ export class ControlPlane {
     } finally {
       probe.close();
     }
+    return apiserver;
   }
 
   private clientPems(pair: { cert: string; key: string }): { cert: string; key: string } {
@@ -304,7 +343,7 @@ export class ControlPlane {
   /** Stops everything in reverse order; safe to call more than once and after a failed start. */
   async stop(): Promise<void> {
     this.admin?.close();
-    for (const p of [this.kcm, this.apiserver, this.etcd]) await p?.stop();
+    for (const p of [this.kcm, ...this.extra, this.apiserver, this.etcd]) await p?.stop();
     if (!this.opts.keepDir) rmSync(this.dir, { recursive: true, force: true });
   }
 

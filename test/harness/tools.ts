@@ -11,6 +11,7 @@ export interface Tools {
   kubeApiserver: string;
   kubeControllerManager: string;
   etcd: string;
+  etcdctl: string;
   restic: string;
   versitygw: string;
   nodeBin: string;
@@ -35,6 +36,7 @@ export function tools(): Tools {
     kubeApiserver: pick("AUXO_KUBE_APISERVER"),
     kubeControllerManager: pick("AUXO_KUBE_CONTROLLER_MANAGER"),
     etcd: pick("AUXO_ETCD"),
+    etcdctl: path.join(path.dirname(pick("AUXO_ETCD")), "etcdctl"),
     restic: pick("AUXO_RESTIC"),
     versitygw: pick("AUXO_VERSITYGW"),
     nodeBin: pick("AUXO_NODE_BIN"),

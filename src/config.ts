@@ -1,0 +1,115 @@
+// The operator's configuration: flags, then AUXO_* environment variables, then defaults. Every value is checked
+// here, so that a typo stops the operator at start with a message that names the flag, never later.
+import os from "node:os";
+import { parseArgs } from "node:util";
+
+export interface OperatorConfig {
+  kubeconfig?: string;
+  leaderElect: boolean;
+  leaderElectionNamespace: string;
+  leaderElectionId: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  identity: string;
+  probeAddress: string;
+  metricsAddress: string;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {}
+
+const levels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+/** Go-style durations, as Kubernetes components take them: "15s", "500ms", "2m", "1m30s". */
+export function parseDuration(flag: string, value: string): number {
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
+  let total = 0;
+  let matched = 0;
+  for (let m = re.exec(value); m; m = re.exec(value)) {
+    const n = Number(m[1]);
+    total += n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
+    matched = re.lastIndex;
+  }
+  if (!value || matched !== value.length) throw new ConfigError(`--${flag}: "${value}" is not a duration (examples: 15s, 500ms, 1m30s)`);
+  return total;
+}
+
+function address(flag: string, value: string): string {
+  if (value === "0") return "";
+  const m = /^(.*):(\d{1,5})$/.exec(value);
+  if (!m || Number(m[2]) > 65535)
+    throw new ConfigError(`--${flag}: "${value}" is not host:port (":8080", "127.0.0.1:0"), or "0" to disable`);
+  return value;
+}
+
+function bool(flag: string, value: string | boolean): boolean {
+  if (typeof value === "boolean") return value;
+  if (/^(true|1|yes)$/i.test(value)) return true;
+  if (/^(false|0|no)$/i.test(value)) return false;
+  throw new ConfigError(`--${flag}: "${value}" is not true or false`);
+}
+
+export const operatorUsage = `usage: auxo operator [flags]
+
+flags (environment variable in brackets):
+  --kubeconfig FILE                     cluster to use [KUBECONFIG]; else in-cluster, else ~/.kube/config
+  --leader-elect BOOL                   elect a leader among replicas (default true) [AUXO_LEADER_ELECT]
+  --leader-election-namespace NS        namespace of the Lease (default: the pod's, else auxo-system) [POD_NAMESPACE]
+  --leader-election-id NAME             name of the Lease (default auxo-operator)
+  --leader-election-lease-duration D    (default 15s)
+  --leader-election-renew-deadline D    (default 10s)
+  --leader-election-retry-period D      (default 2s)
+  --identity NAME                       this replica's identity (default: pod name or host name) [POD_NAME]
+  --health-probe-bind-address ADDR      /healthz and /readyz, with /metrics (default :8081, "0" disables) [AUXO_HEALTH_PROBE_BIND_ADDRESS]
+  --metrics-bind-address ADDR           /metrics (default :8080, "0" disables) [AUXO_METRICS_BIND_ADDRESS]
+  --log-level LEVEL                     fatal|error|warn|info|debug|trace (default info) [AUXO_LOG_LEVEL]
+`;
+
+export function parseOperatorConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): OperatorConfig {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      options: {
+        kubeconfig: { type: "string" },
+        "leader-elect": { type: "string" },
+        "leader-election-namespace": { type: "string" },
+        "leader-election-id": { type: "string" },
+        "leader-election-lease-duration": { type: "string" },
+        "leader-election-renew-deadline": { type: "string" },
+        "leader-election-retry-period": { type: "string" },
+        identity: { type: "string" },
+        "health-probe-bind-address": { type: "string" },
+        "metrics-bind-address": { type: "string" },
+        "log-level": { type: "string" },
+      },
+    }));
+  } catch (err) {
+    throw new ConfigError((err as Error).message, { cause: err });
+  }
+  const v = (flag: string, envName?: string): string | undefined =>
+    (values[flag] as string | undefined) ?? (envName ? env[envName] || undefined : undefined);
+  const cfg: OperatorConfig = {
+    kubeconfig: v("kubeconfig"),
+    leaderElect: bool("leader-elect", v("leader-elect", "AUXO_LEADER_ELECT") ?? true),
+    leaderElectionNamespace: v("leader-election-namespace", "POD_NAMESPACE") ?? "auxo-system",
+    leaderElectionId: v("leader-election-id") ?? "auxo-operator",
+    leaseDurationMs: parseDuration("leader-election-lease-duration", v("leader-election-lease-duration") ?? "15s"),
+    renewDeadlineMs: parseDuration("leader-election-renew-deadline", v("leader-election-renew-deadline") ?? "10s"),
+    retryPeriodMs: parseDuration("leader-election-retry-period", v("leader-election-retry-period") ?? "2s"),
+    identity: v("identity", "POD_NAME") ?? os.hostname(),
+    probeAddress: address("health-probe-bind-address", v("health-probe-bind-address", "AUXO_HEALTH_PROBE_BIND_ADDRESS") ?? ":8081"),
+    metricsAddress: address("metrics-bind-address", v("metrics-bind-address", "AUXO_METRICS_BIND_ADDRESS") ?? ":8080"),
+    logLevel: v("log-level", "AUXO_LOG_LEVEL") ?? "info",
+  };
+  if (!levels.includes(cfg.logLevel)) throw new ConfigError(`--log-level: "${cfg.logLevel}" is not one of ${levels.join(", ")}`);
+  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(cfg.leaderElectionNamespace)) {
+    throw new ConfigError(`--leader-election-namespace: "${cfg.leaderElectionNamespace}" is not a namespace name`);
+  }
+  if (!(cfg.leaseDurationMs > cfg.renewDeadlineMs && cfg.renewDeadlineMs > cfg.retryPeriodMs * 1.2)) {
+    throw new ConfigError("leader election needs lease-duration > renew-deadline > 1.2 × retry-period");
+  }
+  return cfg;
+}
