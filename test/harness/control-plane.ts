@@ -71,6 +71,17 @@ export class ControlPlane {
     this.logDir = path.join(this.dir, "logs");
   }
 
+  /**
+   * A handle on a control plane another process started (the test workers attach to the shared world's), for
+   * minting kubeconfigs with its CA. It cannot start or stop anything.
+   */
+  static attach(dir: string, server: string): ControlPlane {
+    const cp = new ControlPlane({ dir, keepDir: true });
+    cp.pki = Pki.open(path.join(dir, "pki"));
+    cp.apiPort = Number(new URL(server).port);
+    return cp;
+  }
+
   get server(): string {
     return `https://127.0.0.1:${this.apiPort}`;
   }
@@ -283,7 +294,8 @@ export class ControlPlane {
    * cluster CA. RBAC tests use it to act as any user.
    */
   writeKubeconfig(file: string, user: string, groups: string[]): string {
-    const pair = this.clientPems(this.pki.client(`user-${++this.kubeconfigs}`, user, groups));
+    // File names carry the pid: test workers attached to the same PKI must not overwrite each other's keys.
+    const pair = this.clientPems(this.pki.client(`user-${process.pid}-${++this.kubeconfigs}`, user, groups));
     const b64 = (s: string) => Buffer.from(s).toString("base64");
     writeFileSync(
       file,

@@ -2,7 +2,7 @@
 // One CA signs the API server's serving certificate, the kubelet endpoint's and every client certificate
 // (user = CN, groups = O), as controller-runtime's envtest does with its TinyCA.
 import { execFileSync } from "node:child_process";
-import { generateKeyPairSync } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
@@ -65,12 +65,20 @@ export class Pki {
     writeFileSync(path.join(this.dir, `${base}.ext`), ext);
     openssl(["req", "-new", ...ecKey, "-keyout", key, "-out", `${base}.csr`, "-subj", subject], this.dir);
     openssl(
-      ["x509", "-req", "-in", `${base}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "30"].concat([
-        "-extfile",
-        `${base}.ext`,
-        "-out",
-        cert,
-      ]),
+      [
+        "x509",
+        "-req",
+        "-in",
+        `${base}.csr`,
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-set_serial",
+        `0x${randomBytes(16).toString("hex")}`,
+        "-days",
+        "30",
+      ].concat(["-extfile", `${base}.ext`, "-out", cert]),
       this.dir,
     );
     return { cert, key };

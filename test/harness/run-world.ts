@@ -2,6 +2,7 @@
 // operator in the foreground, writes .run/kubeconfig and .run/world.json, and stops everything on Ctrl-C.
 import { copyFileSync, mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
+import { freePort } from "./net.ts";
 import { ManagedProcess } from "./proc.ts";
 import { repoRoot } from "./tools.ts";
 import { World } from "./world.ts";
@@ -37,10 +38,19 @@ try {
   copyFileSync(info.kubeconfig, kubeconfig);
   world.writeInfo(path.join(runDir, "world.json"));
   const operatorKubeconfig = world.cp.userKubeconfig("auxo:operator", ["system:masters"]);
+  await world.cp.client.create("/api/v1/namespaces", { metadata: { name: "auxo-system" } });
+  const probePort = await freePort();
   operator = new ManagedProcess({
     name: "auxo-operator",
     command: process.execPath,
-    args: [path.join(repoRoot, "src/main.ts"), "operator", `--kubeconfig=${operatorKubeconfig}`],
+    args: [
+      path.join(repoRoot, "src/main.ts"),
+      "operator",
+      `--kubeconfig=${operatorKubeconfig}`,
+      "--leader-election-namespace=auxo-system",
+      `--health-probe-bind-address=127.0.0.1:${probePort}`,
+      "--metrics-bind-address=0",
+    ],
     logFile: "inherit",
   });
   operator.start();
@@ -52,6 +62,7 @@ try {
       `  API server:   ${info.server}`,
       `  node:         ${info.nodeName} (local node runner: pods run as host processes)`,
       `  S3 endpoint:  ${info.s3.endpoint} (credentials in .run/world.json)`,
+      `  operator:     http://127.0.0.1:${probePort}/metrics, /healthz, /readyz`,
       `  logs:         ${path.join(worldDir, "control-plane", "logs")}`,
       "",
       `  export KUBECONFIG=${kubeconfig}`,

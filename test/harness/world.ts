@@ -1,6 +1,7 @@
 // The local world: control plane + local node runner + S3 server, started together for the integration tests
 // (vitest global setup) and for `make run`.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { ControlPlane } from "./control-plane.ts";
 import { KubeRest } from "./kube-rest.ts";
@@ -12,6 +13,7 @@ import { repoRoot, tools } from "./tools.ts";
 /** What a test process needs to reach the world (serialisable; handed to test workers by vitest). */
 export interface WorldInfo {
   dir: string;
+  controlPlaneDir: string;
   kubeconfig: string;
   server: string;
   nodeName: string;
@@ -32,10 +34,15 @@ export class World {
   runner?: NodeRunner;
   private runnerClient?: KubeRest;
 
+  readonly dir: string;
+  private readonly keepDir: boolean;
+
   constructor(opts: WorldOptions = {}) {
-    const base = opts.dir;
-    this.cp = new ControlPlane({ dir: base ? path.join(base, "control-plane") : undefined, keepDir: opts.keepDir, audit: opts.audit });
-    this.s3 = new S3Server({ dir: base ? path.join(base, "s3") : undefined, keepDir: opts.keepDir });
+    this.dir = opts.dir ?? mkdtempSync(path.join(os.tmpdir(), "auxo-world-"));
+    this.keepDir = opts.keepDir ?? false;
+    mkdirSync(this.dir, { recursive: true });
+    this.cp = new ControlPlane({ dir: path.join(this.dir, "control-plane"), keepDir: opts.keepDir, audit: opts.audit });
+    this.s3 = new S3Server({ dir: path.join(this.dir, "s3"), keepDir: opts.keepDir });
   }
 
   async start(): Promise<WorldInfo> {
@@ -76,7 +83,8 @@ export class World {
     const pids: Record<string, number> = { harness: process.pid };
     for (const p of [...this.cp.processes(), ...this.s3.processes()]) if (p.pid) pids[p.opts.name] = p.pid;
     return {
-      dir: path.dirname(this.cp.dir),
+      dir: this.dir,
+      controlPlaneDir: this.cp.dir,
       kubeconfig: this.cp.kubeconfig,
       server: this.cp.server,
       nodeName: this.runner?.nodeName ?? "",
@@ -102,5 +110,6 @@ export class World {
     await this.runner?.stop();
     this.runnerClient?.close();
     await Promise.all([this.cp.stop(), this.s3.stop()]);
+    if (!this.keepDir) rmSync(this.dir, { recursive: true, force: true });
   }
 }
