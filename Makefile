@@ -12,13 +12,14 @@ export NODE_EXTRA_CA_CERTS := /etc/ssl/certs/ca-certificates.crt
 endif
 endif
 
-.PHONY: help tools deps typecheck lint fmt test test-unit test-integration run clean
+.PHONY: help tools deps typecheck lint fmt test test-unit test-integration run bench clean
 
 help:
 	@echo "make run         start the local world (control plane, node runner, S3) and the operator"
 	@echo "make test        install everything, build or reuse the pinned binaries, run every check and test"
 	@echo "make tools       build or reuse the pinned binaries (cache: \$${AUXO_CACHE:-~/.cache/auxo})"
 	@echo "make lint        eslint and prettier --check;  make fmt  rewrites formatting"
+	@echo "make bench       run the benchmarks (bench/README.md)"
 	@echo "make test-unit | test-integration | typecheck"
 
 tools:
@@ -51,6 +52,9 @@ test: tools deps typecheck lint
 
 run: tools deps
 	node test/harness/run-world.ts
+
+bench: tools deps
+	node bench/reconcile-latency.ts 300
 
 clean:
 	rm -rf node_modules .run dist
