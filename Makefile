@@ -12,13 +12,14 @@ export NODE_EXTRA_CA_CERTS := /etc/ssl/certs/ca-certificates.crt
 endif
 endif
 
-.PHONY: help tools deps typecheck lint fmt test test-unit test-integration run bench clean
+.PHONY: help tools deps generate typecheck lint fmt test test-unit test-integration run bench clean
 
 help:
 	@echo "make run         start the local world (control plane, node runner, S3) and the operator"
 	@echo "make test        install everything, build or reuse the pinned binaries, run every check and test"
 	@echo "make tools       build or reuse the pinned binaries (cache: \$${AUXO_CACHE:-~/.cache/auxo})"
 	@echo "make lint        eslint and prettier --check;  make fmt  rewrites formatting"
+	@echo "make generate    write crds/ (and the chart's CRDs) from src/api/v1alpha1"
 	@echo "make bench       run the benchmarks (bench/README.md)"
 	@echo "make test-unit | test-integration | typecheck"
 
@@ -31,6 +32,9 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 deps: node_modules/.installed
+
+generate: deps
+	node hack/generate.ts
 
 typecheck: deps
 	tsc -p tsconfig.json

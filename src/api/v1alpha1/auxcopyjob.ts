@@ -1,0 +1,107 @@
+import { type Static, Type } from "@sinclair/typebox";
+import { Bool, Conditions, DateTime, Duration, Enum, Int, Name, Obj, ObservedGeneration, Str, cel } from "./schema-helpers.ts";
+
+export const AuxCopyPhases = [
+  "Pending",
+  "Queued",
+  "Waiting",
+  "Running",
+  "Suspended",
+  "Completed",
+  "CompletedWithErrors",
+  "Failed",
+  "Killed",
+] as const;
+
+export const AuxCopyJobSpec = Obj(
+  {
+    storagePolicy: Name(
+      "The StoragePolicy whose copies this job fills. Cannot be changed.",
+      cel({ rule: "self == oldSelf", message: "storagePolicy cannot be changed" }),
+    ),
+    copies: Type.Optional(
+      Type.Array(Name("A secondary copy of the policy."), {
+        description: "Secondary copies to fill. Default: every active secondary copy of the policy.",
+        maxItems: 64,
+        "x-kubernetes-list-type": "set",
+      }),
+    ),
+    streams: Type.Optional(
+      Int("Most streams this job uses. Default: as many as the policy, libraries and copies allow.", { minimum: 1, maximum: 1000 }),
+    ),
+    scalableResourceAllocation: Type.Optional(
+      Bool("Share streams across copies and take backups that finish while the job runs. Default: true.", { default: true }),
+    ),
+    skipVerificationFailedJobs: Type.Optional(
+      Bool("Do not copy jobs that failed data verification on the source. Default: false.", { default: false }),
+    ),
+    doNotPickNewBackups: Type.Optional(Bool("Copy only what was eligible when the job started. Default: false.", { default: false })),
+    useMostRecentFull: Type.Optional(
+      Bool("Send the most recent full of each subclient to selective copies. Default: false.", { default: false }),
+    ),
+    jobLimit: Type.Optional(
+      Int("Most source jobs this run copies; a follow-up job picks up the rest. Default: 1000.", {
+        minimum: 1,
+        maximum: 100000,
+        default: 1000,
+      }),
+    ),
+    maxRunningTime: Type.Optional(
+      Duration("Total running time; past it a job that is not Running is killed. Default: 6h.", { default: "6h" }),
+    ),
+    killWhenMaxRunningTimeExpires: Type.Optional(
+      Bool("Also kill a Running job when maxRunningTime expires. Default: false.", { default: false }),
+    ),
+    suspend: Type.Optional(Bool("Suspend the job (running MediaAgent pods stop; progress is kept). Default: false.", { default: false })),
+    cancel: Type.Optional(Bool("Kill the job. Cannot be undone. Default: false.", { default: false })),
+  },
+  "One run of an auxiliary copy: copies finished backup jobs from their source copies to secondary copies.",
+  cel({ rule: "!oldSelf.cancel || self.cancel", message: "a cancelled job cannot be un-cancelled; create a new AuxCopyJob" }),
+);
+
+const CopyProgress = Obj(
+  {
+    name: Str("The secondary copy."),
+    source: Type.Optional(Str("Its source copy.")),
+    jobsSelected: Type.Optional(Int("Jobs selected for copying.")),
+    jobsCopied: Type.Optional(Int("Jobs copied.")),
+    jobsFailed: Type.Optional(Int("Jobs that could not be copied.")),
+    jobsRemaining: Type.Optional(Int("Jobs left for a follow-up run.")),
+    bytesCopied: Type.Optional(Int("Bytes copied.")),
+    phase: Type.Optional(Str("Phase of this copy's part of the job.")),
+    message: Type.Optional(Str("Details.")),
+  },
+  "Progress of one target copy.",
+);
+
+const HistoryEntry = Obj(
+  {
+    jobId: Str("The backup job."),
+    copy: Str("The target copy."),
+    result: Enum(["Copied", "Skipped", "Failed"] as const, "What happened to it."),
+    time: DateTime("When."),
+    message: Type.Optional(Str("Details.")),
+  },
+  "One backup job this run handled.",
+);
+
+export const AuxCopyJobStatus = Obj(
+  {
+    observedGeneration: Type.Optional(ObservedGeneration),
+    conditions: Type.Optional(Conditions),
+    phase: Type.Optional(Enum(AuxCopyPhases, "Lifecycle phase of the job.")),
+    reason: Type.Optional(Str("Why the job is in its phase (window, conflict, no streams, ...).")),
+    message: Type.Optional(Str("Details.")),
+    startTime: Type.Optional(DateTime("When the job started running.")),
+    completionTime: Type.Optional(DateTime("When the job ended.")),
+    copies: Type.Optional(Type.Array(CopyProgress, { description: "Per-copy progress.", maxItems: 64 })),
+    history: Type.Optional(
+      Type.Array(HistoryEntry, { description: "The last jobs handled (at most 100; the library's catalog keeps all).", maxItems: 100 }),
+    ),
+    followUpJob: Type.Optional(Str("The AuxCopyJob created for jobs beyond jobLimit.")),
+  },
+  "Observed state of the aux copy job.",
+);
+
+export type AuxCopyJobSpec = Static<typeof AuxCopyJobSpec>;
+export type AuxCopyJobStatus = Static<typeof AuxCopyJobStatus>;

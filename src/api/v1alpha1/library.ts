@@ -1,0 +1,112 @@
+import { type Static, Type } from "@sinclair/typebox";
+import { Bool, Conditions, DateTime, Enum, Int, Name, Obj, ObservedGeneration, SecretKeyRef, Str, cel } from "./schema-helpers.ts";
+
+const Filesystem = Obj(
+  {
+    persistentVolumeClaim: Type.Optional(
+      Obj({ claimName: Name("Name of the PersistentVolumeClaim, in the library's namespace.") }, "A claim that holds the library."),
+    ),
+    nfs: Type.Optional(
+      Obj(
+        { server: Str("NFS server host name or address.", { minLength: 1 }), path: Str("Exported path.", { pattern: "^/" }) },
+        "An NFS export.",
+      ),
+    ),
+    hostPath: Type.Optional(
+      Obj({ path: Str("Absolute path on the node.", { pattern: "^/" }) }, "A folder on the node (single-node clusters and tests)."),
+    ),
+    path: Type.Optional(
+      Str("Folder inside the volume under which repositories are created. Default: the volume's root.", { pattern: "^[^/].*$|^$" }),
+    ),
+  },
+  "A filesystem library: a folder on a volume that MediaAgent pods mount.",
+  cel({
+    rule: "[has(self.persistentVolumeClaim), has(self.nfs), has(self.hostPath)].filter(x, x).size() == 1",
+    message: "a filesystem library needs exactly one of persistentVolumeClaim, nfs or hostPath",
+  }),
+);
+
+const S3 = Obj(
+  {
+    endpoint: Str("S3 endpoint URL, for example https://s3.eu-west-1.amazonaws.com or http://minio.backup:9000.", {
+      pattern: "^https?://[^\\s/]+(/.*)?$",
+    }),
+    bucket: Str("Bucket name.", { minLength: 3, maxLength: 63, pattern: "^[a-z0-9][a-z0-9.-]*[a-z0-9]$" }),
+    prefix: Type.Optional(Str("Key prefix inside the bucket under which repositories are created.", { pattern: "^[^/].*$|^$" })),
+    region: Type.Optional(Str("Region. Default: us-east-1.", { default: "us-east-1" })),
+    credentialsSecret: Obj(
+      {
+        name: Name("Name of the Secret, in the same namespace."),
+        accessKeyIdKey: Type.Optional(Str("Key holding the access key id. Default: AWS_ACCESS_KEY_ID.", { default: "AWS_ACCESS_KEY_ID" })),
+        secretAccessKeyKey: Type.Optional(
+          Str("Key holding the secret access key. Default: AWS_SECRET_ACCESS_KEY.", { default: "AWS_SECRET_ACCESS_KEY" }),
+        ),
+      },
+      "Secret with the S3 credentials.",
+    ),
+    caSecret: Type.Optional(SecretKeyRef("Secret holding a PEM CA bundle for endpoints with a private CA.", "ca.crt")),
+    insecureSkipTLSVerify: Type.Optional(
+      Bool("Do not verify the endpoint's TLS certificate (local test servers only).", { default: false }),
+    ),
+  },
+  "An S3-compatible bucket.",
+  cel({
+    rule: "!(has(self.insecureSkipTLSVerify) && self.insecureSkipTLSVerify && has(self.caSecret))",
+    message: "set either caSecret or insecureSkipTLSVerify, not both",
+  }),
+);
+
+const Rest = Obj(
+  {
+    url: Str("restic REST server URL, for example https://rest.backup:8000/.", { pattern: "^https?://" }),
+    credentialsSecret: Type.Optional(
+      Obj(
+        {
+          name: Name("Name of the Secret."),
+          usernameKey: Type.Optional(Str("Key holding the user name. Default: username.", { default: "username" })),
+          passwordKey: Type.Optional(Str("Key holding the password. Default: password.", { default: "password" })),
+        },
+        "Secret with HTTP basic credentials.",
+      ),
+    ),
+    caSecret: Type.Optional(SecretKeyRef("Secret holding a PEM CA bundle.", "ca.crt")),
+  },
+  "A restic REST server.",
+);
+
+export const LibrarySpec = Obj(
+  {
+    filesystem: Type.Optional(Filesystem),
+    s3: Type.Optional(S3),
+    rest: Type.Optional(Rest),
+    maxStreams: Type.Optional(
+      Int("Most MediaAgent streams that may use this library at once, across all copies and jobs. Default: 10.", {
+        minimum: 1,
+        maximum: 1000,
+        default: 10,
+      }),
+    ),
+    probeInterval: Type.Optional(
+      Str("How often a healthy library is probed. Default: 5m.", { pattern: "^([0-9]+(ms|s|m|h))+$", default: "5m" }),
+    ),
+  },
+  "Where backup data is stored: exactly one of filesystem, s3 or rest.",
+  cel({
+    rule: "[has(self.filesystem), has(self.s3), has(self.rest)].filter(x, x).size() == 1",
+    message: "a library has exactly one backend: set one of filesystem, s3 or rest",
+  }),
+);
+
+export const LibraryStatus = Obj(
+  {
+    observedGeneration: Type.Optional(ObservedGeneration),
+    conditions: Type.Optional(Conditions),
+    phase: Type.Optional(Enum(["Pending", "Ready", "Unreachable"] as const, "Pending until the first probe; then Ready or Unreachable.")),
+    lastProbeTime: Type.Optional(DateTime("When the library was last probed.")),
+    message: Type.Optional(Str("What the last probe found.")),
+  },
+  "Observed state of the library.",
+);
+
+export type LibrarySpec = Static<typeof LibrarySpec>;
+export type LibraryStatus = Static<typeof LibraryStatus>;

@@ -1,0 +1,292 @@
+import { type Static, Type } from "@sinclair/typebox";
+import {
+  Bool,
+  Conditions,
+  DateOnly,
+  Enum,
+  Int,
+  Name,
+  Obj,
+  ObservedGeneration,
+  Opaque,
+  SecretKeyRef,
+  Str,
+  StringMap,
+  TimeOfDay,
+  Weekday,
+  cel,
+} from "./schema-helpers.ts";
+
+export const Periods = ["AllFulls", "Hourly", "Daily", "Weekly", "Monthly", "Quarterly", "HalfYearly", "Yearly"] as const;
+export const Months = [
+  "January",
+  "February",
+  "March",
+  "April",
+  "May",
+  "June",
+  "July",
+  "August",
+  "September",
+  "October",
+  "November",
+  "December",
+] as const;
+
+const Calendar = Obj(
+  {
+    weekStartsOn: Type.Optional(Weekday("First day of a week. Default: Friday.", { default: "Friday" })),
+    monthStartsOn: Type.Optional(Int("Day of the month on which a month starts. Default: 1.", { minimum: 1, maximum: 28, default: 1 })),
+    yearStartsOn: Type.Optional(
+      Enum(Months, "First month of a year (quarters and half-years follow). Default: January.", { default: "January" }),
+    ),
+    dayStartsAt: Type.Optional(TimeOfDay("Time at which a day starts. Default: 00:00.", { default: "00:00" })),
+  },
+  "How periods are cut: weeks, months, quarters, half-years and years.",
+  { default: {} },
+);
+
+export const ExtendedRule = Obj(
+  {
+    period: Enum(
+      Periods,
+      "Which fulls the rule keeps: all fulls, or one full per hour block, day, week, month, quarter, half-year or year.",
+    ),
+    everyHours: Type.Optional(Int("For Hourly: the size of the hour block. Default: 1.", { minimum: 1, maximum: 24, default: 1 })),
+    keepDays: Int("How long the kept fulls stay, in days; -1 keeps them forever. Must exceed the basic retention days.", { minimum: -1 }),
+    graceDays: Type.Optional(
+      Int("Days after a period ends in which a full may still count for it. Default: 0.", { minimum: 0, maximum: 365, default: 0 }),
+    ),
+    select: Type.Optional(
+      Enum(["First", "Last"] as const, "Keep the first or the last full of each period. Default: Last.", { default: "Last" }),
+    ),
+  },
+  "An extended retention rule: keeps selected fulls longer than basic retention.",
+  cel({ rule: "self.keepDays != 0", message: "keepDays must be positive, or -1 to keep forever" }),
+);
+
+export const Retention = Obj(
+  {
+    enableDataAging: Type.Optional(
+      Bool("Age data on this copy. When false nothing on the copy is ever deleted. Default: true.", { default: true }),
+    ),
+    days: Type.Optional(
+      Int("Basic retention: every job of a cycle must be older than this many days before the cycle ages; -1 keeps forever. Default: 30.", {
+        minimum: -1,
+        default: 30,
+      }),
+    ),
+    cycles: Type.Optional(
+      Int("Basic retention: a cycle ages only when more than this many newer complete cycles exist. Default: 1.", {
+        minimum: 0,
+        maximum: 1000,
+        default: 1,
+      }),
+    ),
+    spool: Type.Optional(
+      Bool("Spool copy: keep no retention, delete each job once every copy that depends on this one has it. Default: false.", {
+        default: false,
+      }),
+    ),
+    doNotRetainIntermediateIncrementals: Type.Optional(
+      Bool("Drop incrementals and differentials that come before a newer differential (days still apply). Default: false.", {
+        default: false,
+      }),
+    ),
+    extended: Type.Optional(Type.Array(ExtendedRule, { description: "Up to 3 extended retention rules.", maxItems: 3 })),
+    ignoreCompletedWithErrorsForExtendedRetention: Type.Optional(
+      Bool("Let fulls that completed with errors be kept by extended rules. Default: false.", { default: false }),
+    ),
+    calendar: Type.Optional(Calendar),
+  },
+  "How long this copy keeps jobs. Both days and cycles must be exceeded before a cycle ages.",
+  {
+    default: {},
+    ...cel(
+      {
+        rule: "!has(self.extended) || self.extended.all(r, r.keepDays == -1 || (self.days != -1 && r.keepDays > self.days))",
+        message: "extended retention must keep fulls longer than basic retention: keepDays must exceed days (or be -1)",
+      },
+      {
+        rule: "!(self.spool && has(self.extended) && size(self.extended) > 0)",
+        message: "a spool copy keeps nothing, so it cannot have extended retention rules",
+      },
+    ),
+  },
+);
+
+export const Selection = Obj(
+  {
+    mode: Type.Optional(
+      Enum(
+        ["Automatic", "Manual"] as const,
+        "Automatic selects fulls by frequency; Manual copies only jobs picked in jobOverrides. Default: Automatic.",
+        { default: "Automatic" },
+      ),
+    ),
+    frequency: Type.Optional(Enum([...Periods, "Advanced"] as const, "Which fulls to copy. Default: AllFulls.", { default: "AllFulls" })),
+    everyHours: Type.Optional(Int("For Hourly: size of the hour block. Default: 1.", { minimum: 1, maximum: 24, default: 1 })),
+    full: Type.Optional(
+      Enum(
+        ["First", "Last", "LastWait"] as const,
+        "Copy the first or the last full of each period; LastWait waits until the period has closed. Default: Last.",
+        { default: "Last" },
+      ),
+    ),
+    advanced: Type.Optional(
+      Obj(
+        {
+          every: Int("Copy one full every this many units.", { minimum: 1, maximum: 1000 }),
+          unit: Enum(["Cycles", "Days", "Weeks", "Months"] as const, "Unit of every."),
+        },
+        "For Advanced: every n cycles, days, weeks or months.",
+      ),
+    ),
+    calendar: Type.Optional(Calendar),
+  },
+  "Selective copy rules: which full backups the copy takes.",
+  cel({
+    rule: "self.frequency != 'Advanced' || has(self.advanced)",
+    message: "frequency Advanced needs the advanced rule (every and unit)",
+  }),
+);
+
+export const JobOverride = Obj(
+  {
+    jobId: Str("Job id (the auxo.dev job id tag, or the restic snapshot id).", { minLength: 1, maxLength: 128 }),
+    action: Enum(
+      ["PickForCopy", "Recopy", "DoNotCopy", "MarkBad", "RetainUntil", "RetainForever", "DoNotRetain"] as const,
+      "What to do with the job on this copy.",
+    ),
+    until: Type.Optional(DateOnly("For RetainUntil: the date until which the job is kept.")),
+  },
+  "A manual override for one job on this copy.",
+  cel({ rule: "(self.action == 'RetainUntil') == has(self.until)", message: "until is required for RetainUntil and allowed only there" }),
+);
+
+export const PolicyCopySpec = Obj(
+  {
+    storagePolicy: Name(
+      "The StoragePolicy this copy belongs to. Cannot be changed.",
+      cel({ rule: "self == oldSelf", message: "storagePolicy cannot be changed; create a new copy instead" }),
+    ),
+    library: Name("The Library that holds this copy's repository."),
+    copyType: Type.Optional(
+      Enum(
+        ["Synchronous", "Selective"] as const,
+        "Synchronous copies take every job of their source; Selective copies take chosen fulls. Default: Synchronous.",
+        { default: "Synchronous" },
+      ),
+    ),
+    sourceCopy: Type.Optional(Name("The copy this copy is filled from. Default: the policy's primary copy.")),
+    precedence: Type.Optional(
+      Int("Restore precedence: lower is tried first. Default: assigned in creation order.", { minimum: 1, maximum: 1000 }),
+    ),
+    active: Type.Optional(
+      Bool("Inactive copies take no aux copies (but still hold source data, see data aging). Default: true.", { default: true }),
+    ),
+    repositoryPath: Type.Optional(
+      Str("Repository location inside the library. Default: <namespace>/<policy>/<copy>.", { minLength: 1, pattern: "^[^/]" }),
+    ),
+    backups: Type.Optional(
+      Obj(
+        {
+          mode: Enum(["All", "OnAndAfter"] as const, "Take all backups of the source, or only those that started on or after date."),
+          date: Type.Optional(DateOnly("For OnAndAfter: the first day whose backups the copy takes.")),
+        },
+        "Which existing backups a new secondary copy takes. Required when its source holds data older than 14 days or more than 10 TB.",
+        cel({
+          rule: "(self.mode == 'OnAndAfter') == has(self.date)",
+          message: "backups.date is required with mode OnAndAfter and not allowed with mode All",
+        }),
+      ),
+    ),
+    deferDays: Type.Optional(
+      Int("A job becomes eligible for this copy only this many days after it appears on the source. Default: 0.", {
+        minimum: 0,
+        maximum: 3650,
+        default: 0,
+      }),
+    ),
+    selection: Type.Optional(Selection),
+    jobOverrides: Type.Optional(
+      Type.Array(JobOverride, {
+        description: "Manual per-job overrides (pick, recopy, do not copy, mark bad, retention).",
+        maxItems: 200,
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["jobId"],
+      }),
+    ),
+    retention: Type.Optional(Retention),
+    deduplication: Type.Optional(
+      Obj(
+        {
+          enabled: Type.Optional(
+            Bool("Create the repository with its source's chunker parameters, so that copies deduplicate. Default: false.", {
+              default: false,
+            }),
+          ),
+        },
+        "Deduplication. Chosen at creation: it cannot be turned on or off later.",
+        { default: {} },
+      ),
+    ),
+    encryption: Obj(
+      { passwordSecret: SecretKeyRef("Secret holding the repository password.", "password") },
+      "The repository's encryption key.",
+    ),
+    mediaAgent: Type.Optional(
+      Obj(
+        {
+          nodeSelector: Type.Optional(StringMap("Nodes the copy's MediaAgent pods may run on.")),
+          tolerations: Type.Optional(
+            Type.Array(Opaque("A toleration (core/v1 Toleration)."), { description: "Tolerations of the MediaAgent pods.", maxItems: 32 }),
+          ),
+          resources: Type.Optional(Opaque("Requests and limits of the MediaAgent container (core/v1 ResourceRequirements).")),
+          priorityClassName: Type.Optional(Str("Priority class of the MediaAgent pods.")),
+        },
+        "Where and how the copy's MediaAgent pods run.",
+      ),
+    ),
+  },
+  "One copy of a storage policy: a restic repository on a library, its source, selection and retention.",
+  cel(
+    { rule: "!has(self.selection) || self.copyType == 'Selective'", message: "selection rules are allowed only on Selective copies" },
+    {
+      rule: "self.deduplication.enabled == oldSelf.deduplication.enabled",
+      message: "deduplication cannot be turned on or off after the copy exists",
+    },
+  ),
+);
+
+const JobCounts = Obj(
+  {
+    toBeCopied: Type.Optional(Int("Jobs eligible but not yet copied.")),
+    partiallyCopied: Type.Optional(Int("Jobs whose copy started but did not finish.")),
+    available: Type.Optional(Int("Jobs fully on this copy.")),
+    availableWithMissingSnaps: Type.Optional(Int("Snap jobs that lack some snapshots.")),
+    doNotCopy: Type.Optional(Int("Jobs excluded from this copy.")),
+    bad: Type.Optional(Int("Jobs marked bad.")),
+    aged: Type.Optional(Int("Jobs aged by data aging.")),
+  },
+  "Jobs on this copy, by state.",
+);
+
+export const PolicyCopyStatus = Obj(
+  {
+    observedGeneration: Type.Optional(ObservedGeneration),
+    conditions: Type.Optional(Conditions),
+    primary: Type.Optional(Bool("Whether this is the policy's primary copy.")),
+    precedence: Type.Optional(Int("Effective restore precedence.")),
+    repository: Type.Optional(Str("The restic repository of this copy.")),
+    jobs: Type.Optional(JobCounts),
+    bytes: Type.Optional(Int("Bytes stored.")),
+    oldestJob: Type.Optional(Str("Start time of the oldest job on the copy.")),
+    newestJob: Type.Optional(Str("Start time of the newest job on the copy.")),
+    lastScanTime: Type.Optional(Str("When the catalog was last read from the repository.")),
+  },
+  "Observed state of the copy.",
+);
+
+export type PolicyCopySpec = Static<typeof PolicyCopySpec>;
+export type PolicyCopyStatus = Static<typeof PolicyCopyStatus>;
