@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import { KubeClient } from "./kube/client.ts";
 import { loadClusterConfig } from "./kube/config.ts";
 import { type OperatorConfig } from "./config.ts";
+import { registerControllers } from "./controllers/index.ts";
 import { createLogger } from "./observability/log.ts";
 import { Metrics } from "./observability/metrics.ts";
 import { Manager } from "./runtime/manager.ts";
@@ -50,7 +51,7 @@ export async function runOperator(cfg: OperatorConfig, version: string): Promise
     probeAddress: cfg.probeAddress || undefined,
     metricsAddress: cfg.metricsAddress && cfg.metricsAddress !== cfg.probeAddress ? cfg.metricsAddress : undefined,
   });
-  // Controllers register here as their issues land.
+  registerControllers(manager);
   await manager.start();
   log.info({ identity, ports: manager.ports }, "operator started");
   await new Promise<void>((resolve) => {

@@ -164,6 +164,11 @@ export class Informer<T extends KubeObject = KubeObject> {
         }
         this.stats.watchErrors++;
         failures++;
+        if (err instanceof ApiError && err.code === 404 && !this.synced) {
+          this.log?.error(
+            `${this.resource.plural}.${this.resource.group || "core"} is not served by the API server: is its CRD installed?`,
+          );
+        }
         const delay = this.backoff(failures, isTooManyRequests(err) ? (err as ApiError).retryAfterSeconds : undefined);
         this.log?.warn(
           { err: err instanceof Error ? err.message : String(err), retryInMs: Math.round(delay) },

@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ControlPlane } from "../harness/control-plane.ts";
+import { installCrds } from "../harness/crds.ts";
 import type { KubeRest } from "../harness/kube-rest.ts";
 import { freePort, waitFor } from "../harness/net.ts";
 import { ManagedProcess } from "../harness/proc.ts";
@@ -33,6 +34,7 @@ const writes = new Set(["create", "update", "patch", "delete", "deletecollection
 
 beforeAll(async () => {
   kube = admin();
+  await installCrds(kube); // the operator watches Auxo's kinds
   ({ name: ns, remove: removeNs } = await freshNamespace(kube, "idle"));
 });
 
@@ -83,6 +85,18 @@ describe("an idle operator", () => {
       const l = await kube.get(`/apis/coordination.k8s.io/v1/namespaces/${ns}/leases/idle`).catch(() => undefined);
       return l?.spec?.holderIdentity ? true : undefined;
     });
+    // Start-up work (reconciling what exists, first status writes) must be over before the idle minute starts.
+    const users = ["auxo:idle-leader", "auxo:idle-single", "auxo:idle-demo"];
+    await waitFor(
+      "start-up writes to settle",
+      () => {
+        const recent = users
+          .flatMap((u) => auditSince(u, Date.now() - 5000))
+          .filter((e) => writes.has(e.verb) && e.objectRef?.resource !== "leases");
+        return recent.length === 0 ? true : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 1000 },
+    );
     const since = Date.now() + 1000;
     await new Promise((r) => setTimeout(r, 61_000));
     const leader = auditSince("auxo:idle-leader", since);
@@ -103,5 +117,7 @@ describe("an idle operator", () => {
     // Watching, not polling: the controller's informer makes no writes and at most a watch reconnect.
     expect(demoWrites.filter((e) => e.objectRef?.resource !== "leases")).toEqual([]);
     expect(demo.filter((e) => e.verb === "list" || e.verb === "watch").length).toBeLessThanOrEqual(2);
+    // The real operator watches Auxo's five kinds, Secrets and claims: still no polling.
+    expect(single.filter((e) => e.verb === "list" || e.verb === "watch").length).toBeLessThanOrEqual(7);
   });
 });

@@ -1,0 +1,146 @@
+// StoragePolicy and PolicyCopy: check that what they name exists and that a policy's copies form a tree rooted at
+// its primary copy; publish each policy's copies (by precedence) and each copy's role in status.
+import { Secrets } from "../kube/resources.ts";
+import {
+  checkCopyPlacement,
+  checkPolicy,
+  checkSecrets,
+  type CopyFacts,
+  type PolicyFacts,
+  precedences,
+  type Problem,
+} from "../policy/references.ts";
+import type { Manager } from "../runtime/manager.ts";
+import { done } from "../runtime/result.ts";
+import { secretKeys } from "./library.ts";
+import { type CopyObj, Libraries, type LibraryObj, PolicyCopies, type PolicyObj, type SecretObj, StoragePolicies } from "./resources.ts";
+import { writeStatus } from "./status.ts";
+
+const key = (ns: string | undefined, name: string) => `${ns}/${name}`;
+
+function facts(c: CopyObj): CopyFacts {
+  return {
+    name: c.metadata.name,
+    storagePolicy: c.spec.storagePolicy,
+    copyType: c.spec.copyType ?? "Synchronous",
+    sourceCopy: c.spec.sourceCopy,
+    precedence: c.spec.precedence,
+    active: c.spec.active ?? true,
+    createdAt: c.metadata.creationTimestamp ?? "",
+  };
+}
+
+const policyFacts = (p: PolicyObj): PolicyFacts => ({ name: p.metadata.name, primaryCopy: p.spec.primaryCopy });
+
+export function registerPolicyControllers(mgr: Manager): void {
+  const policies = mgr.informer<PolicyObj>(StoragePolicies);
+  const copies = mgr.informer<CopyObj>(PolicyCopies);
+  const libraries = mgr.informer<LibraryObj>(Libraries);
+  const secrets = mgr.informer(Secrets);
+  copies.addIndexer("policy", (c) => [key(c.metadata.namespace, c.spec.storagePolicy)]);
+  copies.addIndexer("library", (c) => [key(c.metadata.namespace, c.spec.library)]);
+  copies.addIndexer("secret", (c) => [key(c.metadata.namespace, c.spec.encryption.passwordSecret.name)]);
+  copies.addIndexer("namespace", (c) => [c.metadata.namespace ?? ""]);
+  const copiesOf = (index: string) => (o: { metadata: { namespace?: string; name: string } }) =>
+    copies.byIndex(index, key(o.metadata.namespace, o.metadata.name)).map((c) => key(c.metadata.namespace, c.metadata.name));
+  const copyMap = (ns: string) => new Map(copies.byIndex("namespace", ns).map((c) => [c.metadata.name, facts(c)]));
+
+  mgr.addController({
+    name: "storagepolicy",
+    forType: policies as never,
+    // A policy's status lists its copies; any copy change in the namespace may change it (a copy can also claim
+    // a policy by naming it, or stop naming it).
+    watches: [
+      { informer: copies as never, map: (c) => policies.list(c.metadata.namespace).map((p) => key(p.metadata.namespace, p.metadata.name)) },
+    ],
+    reconcile: async (req) => {
+      const policy = policies.get(req.namespace, req.name);
+      if (!policy) return done();
+      const all = copyMap(req.namespace as string);
+      const pf = policyFacts(policy);
+      const mine = [...all.values()].filter((c) => c.storagePolicy === pf.name);
+      const prec = precedences(pf, mine);
+      const ready = new Map(
+        copies
+          .byIndex("policy", key(req.namespace, pf.name))
+          .map((c) => [c.metadata.name, (c.status?.conditions ?? []).some((x) => x.type === "Ready" && x.status === "True")]),
+      );
+      const list = mine
+        .map((c) => ({
+          name: c.name,
+          copyType: c.copyType,
+          precedence: prec.get(c.name) ?? 0,
+          active: c.active,
+          primary: c.name === pf.primaryCopy,
+          ready: ready.get(c.name) ?? false,
+        }))
+        .sort((a, b) => a.precedence - b.precedence);
+      await writeStatus(
+        mgr,
+        StoragePolicies,
+        policy,
+        {
+          problems: checkPolicy(pf, all),
+          ok: {
+            reason: "CopiesResolved",
+            message: `primary copy "${pf.primaryCopy}" and ${list.length - 1} secondary cop${list.length === 2 ? "y" : "ies"}`,
+          },
+        },
+        { copies: list.slice(0, 64), copyCount: list.length },
+      );
+      return done();
+    },
+  });
+
+  mgr.addController({
+    name: "policycopy",
+    forType: copies as never,
+    watches: [
+      { informer: policies as never, map: copiesOf("policy") },
+      { informer: libraries as never, map: copiesOf("library") },
+      { informer: secrets, map: copiesOf("secret") },
+      // Sources and cycles depend on the other copies of the namespace.
+      {
+        informer: copies as never,
+        map: (c) => copies.byIndex("namespace", c.metadata.namespace ?? "").map((o) => key(o.metadata.namespace, o.metadata.name)),
+      },
+    ],
+    reconcile: async (req) => {
+      const copy = copies.get(req.namespace, req.name);
+      if (!copy) return done();
+      const ns = req.namespace as string;
+      const policy = policies.get(ns, copy.spec.storagePolicy);
+      const all = copyMap(ns);
+      const problems: Problem[] = [];
+      if (!libraries.get(ns, copy.spec.library)) {
+        problems.push({ reason: "LibraryNotFound", message: `library "${copy.spec.library}" does not exist in this namespace` });
+      }
+      problems.push(...checkCopyPlacement(facts(copy), policy && policyFacts(policy), all));
+      const pw = copy.spec.encryption.passwordSecret;
+      problems.push(
+        ...checkSecrets(
+          [{ field: "spec.encryption.passwordSecret", name: pw.name, key: pw.key ?? "password" }],
+          secretKeys(secrets.list(ns) as SecretObj[]),
+        ),
+      );
+      const primary = policy?.spec.primaryCopy === copy.metadata.name;
+      const prec = policy ? precedences(policyFacts(policy), [...all.values()]).get(copy.metadata.name) : undefined;
+      await writeStatus(
+        mgr,
+        PolicyCopies,
+        copy,
+        {
+          problems,
+          ok: {
+            reason: "ReferencesResolved",
+            message: primary
+              ? "primary copy; library, policy and password Secret resolve"
+              : "library, policy, source copy and password Secret resolve",
+          },
+        },
+        { primary, ...(prec !== undefined ? { precedence: prec } : {}) },
+      );
+      return done();
+    },
+  });
+}

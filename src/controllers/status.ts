@@ -1,0 +1,46 @@
+// Writing a resource's status: the complete status this operator owns, by server-side apply, only when it
+// changed (an idle operator writes nothing), with a Warning event when Ready turns False and a Normal event when
+// it recovers.
+import { isDeepStrictEqual } from "node:util";
+import type { KubeObject, ResourceType } from "../kube/resources.ts";
+import { type Condition, getCondition, setCondition } from "../runtime/conditions.ts";
+import type { Manager } from "../runtime/manager.ts";
+import type { Problem } from "../policy/references.ts";
+import { statusManager } from "./resources.ts";
+
+export interface ReadyInput {
+  problems: Problem[];
+  /** Reason and message when there is no problem. */
+  ok: { reason: string; message: string };
+}
+
+export async function writeStatus(
+  mgr: Manager,
+  type: ResourceType,
+  obj: KubeObject & { status?: Record<string, unknown> },
+  ready: ReadyInput,
+  fields: Record<string, unknown>,
+  now = Date.now(),
+): Promise<void> {
+  const before = (obj.status?.conditions as Condition[] | undefined) ?? [];
+  const first = ready.problems[0];
+  const conditions = setCondition(
+    before,
+    first
+      ? { type: "Ready", status: "False", reason: first.reason, message: ready.problems.map((p) => p.message).join("; ") }
+      : { type: "Ready", status: "True", ...ready.ok },
+    obj.metadata.generation,
+    now,
+  );
+  const status = { ...fields, observedGeneration: obj.metadata.generation, conditions };
+  const current = { ...obj.status };
+  // Compare only what this writer owns.
+  const mine = Object.fromEntries(Object.keys(status).map((k) => [k, current[k]]));
+  if (isDeepStrictEqual(JSON.parse(JSON.stringify(mine)), JSON.parse(JSON.stringify(status)))) return;
+  await mgr.client.applyStatus(type, { metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace }, status }, statusManager);
+  const was = getCondition(before, "Ready");
+  const is = getCondition(conditions, "Ready") as Condition;
+  if (is.status === "False" && (was?.status !== "False" || was.reason !== is.reason))
+    mgr.events.event(obj, "Warning", is.reason, is.message);
+  if (is.status === "True" && was?.status === "False") mgr.events.event(obj, "Normal", is.reason, is.message);
+}
