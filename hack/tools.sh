@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds or reuses every pinned tool Auxo's tests and `make run` need, in a version-stamped cache outside the repo.
 #
-#   hack/tools.sh [all|node|kubernetes|etcd|restic|versitygw|env]
+#   hack/tools.sh [all|node|kubernetes|etcd|restic|versitygw|helm|env]
 #
 # Safe to re-run: each tool is built into a scratch folder and moved into place only when complete, so an
 # interrupted run leaves nothing that looks finished. `env` prints the tool paths as shell assignments.
@@ -12,6 +12,7 @@ K8S_VERSION=v1.36.3           # kube-apiserver + kube-controller-manager from k8
 ETCD_VERSION=v3.6.16          # go.etcd.io/etcd/server/v3
 RESTIC_VERSION=v0.18.1        # github.com/restic/restic
 VERSITYGW_VERSION=v1.8.0      # github.com/versity/versitygw (S3 gateway over a POSIX folder)
+HELM_VERSION=v3.22.0          # helm.sh/helm/v3 (chart lint, template and install tests)
 
 CACHE="${AUXO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/auxo}"
 TOOLS="$CACHE/tools"
@@ -23,6 +24,7 @@ k8s_dir() { echo "$TOOLS/kubernetes-$K8S_VERSION"; }
 etcd_dir() { echo "$TOOLS/etcd-$ETCD_VERSION"; }
 restic_dir() { echo "$TOOLS/restic-$RESTIC_VERSION"; }
 versitygw_dir() { echo "$TOOLS/versitygw-$VERSITYGW_VERSION"; }
+helm_dir() { echo "$TOOLS/helm-$HELM_VERSION"; }
 
 # finish <scratch> <final>: atomically publish a completed tool folder.
 finish() { rm -rf "$2"; mv "$1" "$2"; log "ready: $2"; }
@@ -98,7 +100,7 @@ build_wrapped() {
   for pair in "$@"; do go mod edit -tool="${pair#*=}"; done
   go mod tidy
   mkdir -p "$bindir"
-  for pair in "$@"; do go build -trimpath -ldflags "-s -w" -o "$bindir/${pair%%=*}" "${pair#*=}"; done
+  for pair in "$@"; do go build -trimpath -ldflags "-s -w ${EXTRA_LDFLAGS:-}" -o "$bindir/${pair%%=*}" "${pair#*=}"; done
 }
 
 build_etcd() {
@@ -128,9 +130,23 @@ build_versitygw() {
   [ -x "$out/bin/versitygw" ] && return 0
   local tmp; tmp="$(scratch versitygw)"
   log "building versitygw $VERSITYGW_VERSION"
-  build_wrapped versitygw "$VERSITYGW_VERSION" "$tmp/bin" "github.com/versity/versitygw@$VERSITYGW_VERSION" -- \
+  EXTRA_LDFLAGS="-X main.Version=$VERSITYGW_VERSION" build_wrapped versitygw "$VERSITYGW_VERSION" "$tmp/bin" "github.com/versity/versitygw@$VERSITYGW_VERSION" -- \
     versitygw=github.com/versity/versitygw/cmd/versitygw
   "$tmp/bin/versitygw" --version >/dev/null
+  finish "$tmp" "$out"
+}
+
+build_helm() {
+  local out; out="$(helm_dir)"
+  [ -x "$out/bin/helm" ] && return 0
+  local tmp; tmp="$(scratch helm)"
+  log "building helm $HELM_VERSION"
+  # The version ldflags: helm reports its own version, and checks charts' kubeVersion against Kubernetes 1.36
+  # when it renders without a cluster.
+  local minor; minor="$(echo "$K8S_VERSION" | cut -d. -f2)"
+  EXTRA_LDFLAGS="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor" \
+    build_wrapped helm "$HELM_VERSION" "$tmp/bin" "helm.sh/helm/v3@$HELM_VERSION" -- helm=helm.sh/helm/v3/cmd/helm
+  "$tmp/bin/helm" version --short | grep -q "$HELM_VERSION"
   finish "$tmp" "$out"
 }
 
@@ -141,6 +157,7 @@ print_env() {
   echo "AUXO_ETCD=$(etcd_dir)/bin/etcd"
   echo "AUXO_RESTIC=$(restic_dir)/bin/restic"
   echo "AUXO_VERSITYGW=$(versitygw_dir)/bin/versitygw"
+  echo "AUXO_HELM=$(helm_dir)/bin/helm"
   if need_node; then echo "AUXO_NODE_BIN=$(node_dir)/bin"; else echo "AUXO_NODE_BIN=$(dirname "$(command -v node)")"; fi
 }
 
@@ -151,10 +168,11 @@ case "$what" in
   etcd) build_etcd ;;
   restic) build_restic ;;
   versitygw) build_versitygw ;;
+  helm) build_helm ;;
   all)
     if need_node; then build_node; fi
     # Smallest first, so a developer gets restic and the S3 server before the long Kubernetes build.
-    ( build_restic ); ( build_versitygw ); ( build_etcd ); ( build_kubernetes ) ;;
+    ( build_restic ); ( build_versitygw ); ( build_etcd ); ( build_helm ); ( build_kubernetes ) ;;
   env) print_env ;;
-  *) echo "usage: $0 [all|node|kubernetes|etcd|restic|versitygw|env]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|node|kubernetes|etcd|restic|versitygw|helm|env]" >&2; exit 2 ;;
 esac

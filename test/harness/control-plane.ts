@@ -79,6 +79,7 @@ export class ControlPlane {
     const cp = new ControlPlane({ dir, keepDir: true });
     cp.pki = Pki.open(path.join(dir, "pki"));
     cp.apiPort = Number(new URL(server).port);
+    cp.admin = KubeRest.fromKubeconfig(cp.kubeconfig);
     return cp;
   }
 

@@ -14,6 +14,7 @@ export interface Tools {
   etcdctl: string;
   restic: string;
   versitygw: string;
+  helm: string;
   nodeBin: string;
 }
 
@@ -39,6 +40,7 @@ export function tools(): Tools {
     etcdctl: path.join(path.dirname(pick("AUXO_ETCD")), "etcdctl"),
     restic: pick("AUXO_RESTIC"),
     versitygw: pick("AUXO_VERSITYGW"),
+    helm: pick("AUXO_HELM"),
     nodeBin: pick("AUXO_NODE_BIN"),
   };
   for (const [name, file] of Object.entries(t)) {

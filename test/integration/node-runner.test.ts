@@ -216,6 +216,31 @@ describe("local node runner", () => {
     expect(done.status.initContainerStatuses[0].state.terminated.exitCode).toBe(0);
   });
 
+  it("mounts an emptyDir over /tmp without hiding the other volumes (read-only root filesystem pattern)", async () => {
+    await kube.create(`/api/v1/namespaces/${ns}/secrets`, { metadata: { name: "tmp-test" }, stringData: { token: "visible" } });
+    await create(
+      pod(
+        "tmpdir",
+        "echo scratch > /tmp/f && cat /tmp/f /etc/creds/token && test ! -e /tmp/auxo-world-marker-that-is-not-there",
+        {
+          volumes: [
+            { name: "tmp", emptyDir: {} },
+            { name: "creds", secret: { secretName: "tmp-test" } },
+          ],
+        },
+        {
+          volumeMounts: [
+            { name: "tmp", mountPath: "/tmp" },
+            { name: "creds", mountPath: "/etc/creds" },
+          ],
+        },
+      ),
+    );
+    const done = await waitForPod(kube, ns, "tmpdir", "to finish", phaseIs("Succeeded", "Failed"));
+    expect(done.status.phase, await logs("tmpdir")).toBe("Succeeded");
+    expect(await logs("tmpdir")).toBe("scratch\nvisible");
+  });
+
   it("waits with CreateContainerConfigError for a missing Secret, then runs once it exists", async () => {
     await create(
       pod("waits", 'echo "token=$TOKEN"', {}, { env: [{ name: "TOKEN", valueFrom: { secretKeyRef: { name: "late", key: "token" } } }] }),

@@ -158,3 +158,12 @@ describe("volume files", () => {
     expect(safeRelative("/etc")).toBe(false);
   });
 });
+
+describe("staging root", () => {
+  it("picks a folder that no mount destination covers", async () => {
+    const { stagingRoot } = await import("../harness/node-runner/runner.ts");
+    expect(stagingRoot(["/tmp", "/data"], "/w/pod")).toBe("/run/auxo-local-node");
+    expect(stagingRoot(["/run"], "/w/pod")).toBe("/var/tmp/auxo-local-node");
+    expect(stagingRoot(["/run", "/var", "/dev"], "/w/pod")).toBe("/w/pod/stage");
+  });
+});

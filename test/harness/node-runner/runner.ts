@@ -82,6 +82,13 @@ interface PodRun {
   initDone: boolean;
 }
 
+/** A folder for staging mounts that no destination covers (so that mounting destinations cannot hide it). */
+export function stagingRoot(destinations: string[], fallback: string): string {
+  const covered = (p: string) => destinations.some((d) => p === d || p.startsWith(`${d.replace(/\/$/, "")}/`) || d === "/");
+  const candidates = ["/run/auxo-local-node", "/var/tmp/auxo-local-node", "/dev/shm/auxo-local-node", path.join(fallback, "stage")];
+  return candidates.find((c) => !covered(c)) ?? (candidates[3] as string);
+}
+
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 const now = () => new Date().toISOString().replace(/\.\d+Z$/, "Z");
 
@@ -499,12 +506,26 @@ export class NodeRunner {
     const workdir = c.spec.workingDir ?? path.join(run.dir, "containers", c.name);
     // A private UTS namespace gives the pod its own hostname, as a container has.
     const script: string[] = ["set -e", `hostname ${q(run.pod.spec.hostname ?? run.name)}`];
-    for (const m of mounts) {
+    // Two phases, because a mount can hide the source of another (an emptyDir at /tmp hides a runner folder under
+    // /tmp): first every source is bind-mounted to a staging point outside all destinations, then staging points
+    // go to their destinations, parents before children.
+    const stageRoot = stagingRoot(
+      mounts.map((m) => m.dst),
+      run.dir,
+    );
+    const staged = mounts.map((m, i) => ({ ...m, stage: path.join(stageRoot, `${run.uid}-${c.name}-${i}`) }));
+    for (const m of staged) {
+      script.push(m.file ? `mkdir -p ${q(stageRoot)}; : > ${q(m.stage)}` : `mkdir -p ${q(m.stage)}`);
+      script.push(`mount --bind ${q(m.src)} ${q(m.stage)}`);
+    }
+    for (const m of [...staged].sort((a, b) => a.dst.split("/").length - b.dst.split("/").length)) {
       // A mount point must exist; missing ones are created (empty) on the host, outside the namespace too.
       script.push(m.file ? `[ -e ${q(m.dst)} ] || { mkdir -p "$(dirname ${q(m.dst)})"; : > ${q(m.dst)}; }` : `mkdir -p ${q(m.dst)}`);
-      script.push(`mount --bind ${q(m.src)} ${q(m.dst)}`);
+      script.push(`mount --bind ${q(m.stage)} ${q(m.dst)}`);
       if (m.readOnly) script.push(`mount -o remount,bind,ro ${q(m.dst)}`);
     }
+    // Only after a successful unmount is the staging point removed (never the source behind it).
+    for (const m of staged) script.push(`umount ${q(m.stage)} && ${m.file ? "rm -f" : "rmdir"} ${q(m.stage)}`);
     script.push(`mkdir -p ${q(workdir)}`, `cd ${q(workdir)}`);
     const sc = { ...run.pod.spec.securityContext, ...c.spec.securityContext };
     if (sc.runAsUser !== undefined || sc.runAsGroup !== undefined) {
