@@ -2,10 +2,44 @@
 // operator in the foreground, writes .run/kubeconfig and .run/world.json, and stops everything on Ctrl-C.
 import { copyFileSync, mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
-import { freePort } from "./net.ts";
+import { randomBytes } from "node:crypto";
+import { execFileSync } from "node:child_process";
+import { installCrds } from "./crds.ts";
+import { freePort, waitFor } from "./net.ts";
 import { ManagedProcess } from "./proc.ts";
 import { repoRoot } from "./tools.ts";
-import { World } from "./world.ts";
+import { World, type WorldInfo } from "./world.ts";
+
+/** The demo of examples/local in namespace demo, with what depends on this machine created here. */
+async function applyDemo(w: World, info: WorldInfo): Promise<void> {
+  const kube = w.cp.client;
+  await kube.create("/api/v1/namespaces", { metadata: { name: "demo" } });
+  await waitFor("the demo namespace's default service account", async () =>
+    (await kube.get("/api/v1/namespaces/demo/serviceaccounts/default").catch(() => undefined)) ? true : undefined,
+  );
+  await w.s3.createBucket("auxo-demo");
+  await kube.create("/api/v1/namespaces/demo/secrets", {
+    metadata: { name: "repo-password" },
+    stringData: { password: randomBytes(24).toString("base64url") },
+  });
+  await kube.create("/api/v1/namespaces/demo/secrets", {
+    metadata: { name: "local-s3-credentials" },
+    stringData: { AWS_ACCESS_KEY_ID: info.s3.accessKey, AWS_SECRET_ACCESS_KEY: info.s3.secretKey },
+  });
+  await kube.create("/apis/auxo.dev/v1alpha1/namespaces/demo/libraries", {
+    apiVersion: "auxo.dev/v1alpha1",
+    kind: "Library",
+    metadata: { name: "local-s3" },
+    spec: {
+      s3: { endpoint: info.s3.endpoint, bucket: "auxo-demo", region: info.s3.region, credentialsSecret: { name: "local-s3-credentials" } },
+    },
+  });
+  execFileSync(
+    "kubectl",
+    [`--kubeconfig=${info.kubeconfig}`, "-n", "demo", "apply", "-f", path.join(repoRoot, "examples/local/demo.yaml")],
+    { stdio: "ignore" },
+  );
+}
 
 const runDir = path.join(repoRoot, ".run");
 const worldDir = path.join(runDir, "world");
@@ -39,6 +73,8 @@ try {
   world.writeInfo(path.join(runDir, "world.json"));
   const operatorKubeconfig = world.cp.userKubeconfig("auxo:operator", ["system:masters"]);
   await world.cp.client.create("/api/v1/namespaces", { metadata: { name: "auxo-system" } });
+  await installCrds(world.cp.client);
+  await applyDemo(world, info);
   const probePort = await freePort();
   operator = new ManagedProcess({
     name: "auxo-operator",
@@ -67,6 +103,7 @@ try {
       "",
       `  export KUBECONFIG=${kubeconfig}`,
       "  kubectl get nodes",
+      "  kubectl get auxo -n demo          (examples/local)",
       "  kubectl logs <pod>",
       "",
       "Ctrl-C stops everything. Operator log follows.",
