@@ -99,10 +99,13 @@ export class KubeRest {
           res.on("end", () => {
             const text = Buffer.concat(chunks).toString("utf8");
             let parsed: unknown = text;
-            try {
-              parsed = text ? JSON.parse(text) : undefined;
-            } catch {
-              // plain-text bodies (/healthz, /metrics) stay strings
+            // Only JSON answers are parsed: logs, /healthz and /metrics stay strings, even when a line looks like JSON.
+            if ((res.headers["content-type"] ?? "").includes("json")) {
+              try {
+                parsed = text ? JSON.parse(text) : undefined;
+              } catch {
+                parsed = text;
+              }
             }
             const status = res.statusCode ?? 0;
             if (status >= 200 && status < 300) resolve(parsed as T);

@@ -160,8 +160,10 @@ describe("helm chart", () => {
     });
     const names = pods.map((p: Obj) => p.metadata.name);
     expect(names.some((n: string) => lease.spec.holderIdentity.startsWith(`${n}_`))).toBe(true);
-    const logs = await kube.get<string>(`/api/v1/namespaces/${release}/pods/${names[0]}/log`);
-    expect(logs).toContain("operator started");
+    const leader = names.find((n: string) => lease.spec.holderIdentity.startsWith(`${n}_`)) as string;
+    await waitFor("the leader's log to say it started", async () =>
+      (await kube.get<string>(`/api/v1/namespaces/${release}/pods/${leader}/log`)).includes("operator started") ? true : undefined,
+    );
     // CRDs came from the chart's crds/ (or were there already) and stay after uninstall.
     expect(helm("uninstall", "auxo", "--namespace", release, "--wait", "--timeout", "60s").ok).toBe(true);
     const crd = await kube.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/policycopies.auxo.dev");
