@@ -216,6 +216,22 @@ describe("local node runner", () => {
     expect(done.status.initContainerStatuses[0].state.terminated.exitCode).toBe(0);
   });
 
+  it("mounts a hostPath volume, creating it with DirectoryOrCreate", async () => {
+    const base = mkdtempSync(path.join(os.tmpdir(), "auxo-hostpath-"));
+    hostDirs.push(base);
+    const dir = path.join(base, "created-by-the-runner");
+    await create(
+      pod(
+        "hostpath",
+        "echo from-the-pod > /host/out.txt",
+        { volumes: [{ name: "h", hostPath: { path: dir, type: "DirectoryOrCreate" } }] },
+        { volumeMounts: [{ name: "h", mountPath: "/host" }] },
+      ),
+    );
+    expect((await waitForPod(kube, ns, "hostpath", "to finish", phaseIs("Succeeded", "Failed"))).status.phase).toBe("Succeeded");
+    expect(readFileSync(path.join(dir, "out.txt"), "utf8")).toBe("from-the-pod\n");
+  });
+
   it("mounts an emptyDir over /tmp without hiding the other volumes (read-only root filesystem pattern)", async () => {
     await kube.create(`/api/v1/namespaces/${ns}/secrets`, { metadata: { name: "tmp-test" }, stringData: { token: "visible" } });
     await create(
