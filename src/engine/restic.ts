@@ -1,0 +1,212 @@
+// The only code that runs restic. Every call spawns restic with --json where restic has it, passes credentials
+// through the environment and password files (never arguments), enforces a deadline (restic itself retries an
+// unreachable backend for many minutes), and turns failures into EngineErrors with secrets scrubbed.
+import { spawn } from "node:child_process";
+import { type CatalogEntry, type ResticSnapshot, missingOn, toCatalogEntry } from "../policy/catalog.ts";
+import { EngineError, classify, lastWords } from "./errors.ts";
+
+/** One repository: where it is and how to open it. */
+export interface Repo {
+  /** restic repository string: a path, s3:http(s)://host/bucket/prefix, rest:https://... */
+  repository: string;
+  /** File holding the repository password. */
+  passwordFile: string;
+  /** Backend environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, RESTIC_REST_USERNAME, ... */
+  env?: Record<string, string>;
+  /** Extra -o options, e.g. s3.region=eu-west-1. */
+  options?: Record<string, string>;
+  /** PEM CA file for TLS backends with a private CA, and insecure mode for local servers. */
+  caFile?: string;
+  insecureTls?: boolean;
+}
+
+export interface EngineOptions {
+  binary?: string;
+  cacheDir?: string;
+  /** Default deadline of one restic run. */
+  timeoutMs?: number;
+  /** Receives restic's JSON status lines (progress) as they come. */
+  onProgress?: (message: Record<string, unknown>) => void;
+}
+
+interface RunResult {
+  stdout: string;
+  stderr: string;
+}
+
+export class ResticEngine {
+  private readonly opts: EngineOptions;
+
+  constructor(opts: EngineOptions = {}) {
+    this.opts = opts;
+  }
+
+  private secretsOf(...repos: Repo[]): string[] {
+    const out: string[] = [];
+    for (const r of repos)
+      for (const [k, v] of Object.entries(r.env ?? {})) if (/SECRET|PASSWORD|TOKEN|KEY/i.test(k) && v.length >= 4) out.push(v);
+    return out;
+  }
+
+  private scrub(text: string, secrets: string[]): string {
+    let out = text;
+    for (const s of secrets) out = out.split(s).join("[redacted]");
+    return out;
+  }
+
+  private globalArgs(repo: Repo): string[] {
+    const args = ["-r", repo.repository, "--password-file", repo.passwordFile];
+    if (this.opts.cacheDir) args.push("--cache-dir", this.opts.cacheDir);
+    else args.push("--no-cache");
+    if (repo.caFile) args.push("--cacert", repo.caFile);
+    if (repo.insecureTls) args.push("--insecure-tls");
+    for (const [k, v] of Object.entries(repo.options ?? {})) args.push("-o", `${k}=${v}`);
+    return args;
+  }
+
+  private async run(
+    operation: string,
+    repo: Repo,
+    args: string[],
+    opts: { from?: Repo; timeoutMs?: number; stdout?: "collect" | "discard" } = {},
+  ): Promise<RunResult> {
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      HOME: process.env.HOME ?? "/tmp",
+      TMPDIR: process.env.TMPDIR ?? "/tmp",
+      ...repo.env,
+    };
+    let argv = [...this.globalArgs(repo), ...args];
+    if (opts.from) {
+      // The source of copy/init --from-repo: its own repository, password file and backend settings.
+      argv = [...argv, "--from-repo", opts.from.repository, "--from-password-file", opts.from.passwordFile];
+      for (const [k, v] of Object.entries(opts.from.env ?? {})) if (!(k in env)) env[k] = v;
+    }
+    const secrets = this.secretsOf(repo, ...(opts.from ? [opts.from] : []));
+    const timeoutMs = opts.timeoutMs ?? this.opts.timeoutMs ?? 6 * 3600_000;
+    return await new Promise<RunResult>((resolve, reject) => {
+      const child = spawn(this.opts.binary ?? "restic", argv, { env, stdio: ["ignore", "pipe", "pipe"] });
+      const out: Buffer[] = [];
+      let err = "";
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        child.kill("SIGTERM"); // restic cleans up its lock on SIGTERM
+        setTimeout(() => child.kill("SIGKILL"), 10_000).unref();
+      }, timeoutMs);
+      child.stdout.on("data", (b: Buffer) => {
+        if (opts.stdout !== "discard") out.push(b);
+      });
+      let partial = "";
+      child.stderr.setEncoding("utf8");
+      child.stderr.on("data", (s: string) => {
+        err += s;
+        if (err.length > 256_000) err = err.slice(-128_000);
+        if (!this.opts.onProgress) return;
+        partial += s;
+        const lines = partial.split("\n");
+        partial = lines.pop() ?? "";
+        for (const l of lines) if (l.startsWith("{")) this.progress(l);
+      });
+      child.on("error", (e) => {
+        clearTimeout(timer);
+        reject(new EngineError("Failed", operation, null, this.scrub(e.message, secrets)));
+      });
+      child.on("close", (code, signal) => {
+        clearTimeout(timer);
+        const stdout = Buffer.concat(out).toString("utf8");
+        if (code === 0 && !timedOut) return resolve({ stdout, stderr: err });
+        const kind = classify(code, err, timedOut);
+        const detail = this.scrub(lastWords(err) || (signal ? `killed by ${signal}` : `exit code ${code}`), secrets);
+        reject(
+          new EngineError(kind, operation, code, timedOut ? `no answer within ${Math.round(timeoutMs / 1000)} s; last: ${detail}` : detail),
+        );
+      });
+    });
+  }
+
+  private progress(line: string): void {
+    try {
+      const m = JSON.parse(line) as Record<string, unknown>;
+      if (m.message_type === "status") this.opts.onProgress?.(m);
+    } catch {
+      // not a status line
+    }
+  }
+
+  /** Creates the repository; with `chunkerFrom`, with that repository's chunker parameters (deduplicating copies). */
+  async init(repo: Repo, opts: { chunkerFrom?: Repo; timeoutMs?: number } = {}): Promise<string> {
+    const args = ["init", "--json"];
+    if (opts.chunkerFrom) args.push("--copy-chunker-params");
+    const { stdout } = await this.run("init", repo, args, { from: opts.chunkerFrom, timeoutMs: opts.timeoutMs });
+    const line = stdout.split("\n").find((l) => l.includes('"initialized"'));
+    return line ? (JSON.parse(line) as { id: string }).id : "";
+  }
+
+  /** Opens the repository (config and keys): the cheapest proof that location, credentials and password work. */
+  async probe(repo: Repo, timeoutMs = 60_000): Promise<void> {
+    await this.run("probe", repo, ["cat", "config"], { timeoutMs });
+  }
+
+  async snapshots(repo: Repo, timeoutMs?: number): Promise<ResticSnapshot[]> {
+    const { stdout } = await this.run("snapshots", repo, ["snapshots", "--json", "--no-lock"], { timeoutMs });
+    return (JSON.parse(stdout || "[]") as ResticSnapshot[] | null) ?? [];
+  }
+
+  /** The jobs in a repository, oldest first. */
+  async catalog(repo: Repo, timeoutMs?: number): Promise<CatalogEntry[]> {
+    return (await this.snapshots(repo, timeoutMs)).map(toCatalogEntry).sort((a, b) => a.startTime.localeCompare(b.startTime));
+  }
+
+  /**
+   * Copies the given snapshots (ids in `from`) to `to`. Snapshots whose job is already on `to` are skipped before
+   * restic runs, so a repeat copies nothing; returns what was copied and what was skipped.
+   */
+  async copy(from: Repo, to: Repo, snapshotIds: string[], timeoutMs?: number): Promise<{ copied: string[]; skipped: string[] }> {
+    const source = (await this.catalog(from)).filter((e) => snapshotIds.includes(e.snapshotId));
+    const unknown = snapshotIds.filter((id) => !source.some((e) => e.snapshotId === id));
+    if (unknown.length > 0)
+      throw new EngineError("CorruptData", "copy", null, `snapshots not in the source repository: ${unknown.join(", ")}`);
+    const todo = missingOn(source, await this.catalog(to));
+    const skipped = source.filter((e) => !todo.includes(e)).map((e) => e.snapshotId);
+    if (todo.length > 0) await this.run("copy", to, ["copy", ...todo.map((e) => e.snapshotId)], { from, timeoutMs });
+    return { copied: todo.map((e) => e.snapshotId), skipped };
+  }
+
+  async forget(repo: Repo, snapshotIds: string[]): Promise<void> {
+    if (snapshotIds.length === 0) return;
+    await this.run("forget", repo, ["forget", "--json", ...snapshotIds]);
+  }
+
+  async prune(repo: Repo, timeoutMs?: number): Promise<void> {
+    await this.run("prune", repo, ["prune"], { timeoutMs });
+  }
+
+  /** Verifies one job by reading (and authenticating) every blob its snapshot references. */
+  async verify(repo: Repo, snapshotId: string, timeoutMs?: number): Promise<void> {
+    await this.run("verify", repo, ["dump", "--archive", "tar", snapshotId, "/"], { timeoutMs, stdout: "discard" });
+  }
+
+  /** The repository's structure; with readData, every pack too. */
+  async check(repo: Repo, opts: { readData?: boolean; timeoutMs?: number } = {}): Promise<void> {
+    await this.run("check", repo, ["check", ...(opts.readData ? ["--read-data"] : [])], { timeoutMs: opts.timeoutMs });
+  }
+
+  /** Locks in the repository (restic list locks). */
+  async locks(repo: Repo): Promise<string[]> {
+    const { stdout } = await this.run("locks", repo, ["list", "locks", "--no-lock"]);
+    return stdout
+      .split("\n")
+      .map((l) => l.trim())
+      .filter(Boolean);
+  }
+
+  /**
+   * Clears locks. Without removeAll, restic removes only stale locks (its own rule: older than 30 minutes, or held
+   * by a process of this host that is gone). removeAll is for the operator's rule: no MediaAgent of Auxo is
+   * running against this repository, so any lock left is from a killed pod (docs/job-metadata.md).
+   */
+  async unlock(repo: Repo, opts: { removeAll?: boolean } = {}): Promise<void> {
+    await this.run("unlock", repo, ["unlock", ...(opts.removeAll ? ["--remove-all"] : [])]);
+  }
+}
