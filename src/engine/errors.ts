@@ -80,6 +80,9 @@ export function classify(exitCode: number | null, stderr: string, timedOut: bool
   return "Failed";
 }
 
+// Terminal control sequences restic writes around its progress lines.
+const ansiEscape = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*[A-Za-z]`, "g");
+
 /** The most telling line of restic's stderr: its JSON exit_error message, else the last non-empty line. */
 export function lastWords(stderr: string): string {
   const lines = stderr
@@ -97,5 +100,5 @@ export function lastWords(stderr: string): string {
     }
   }
   const retry = [...lines].reverse().find((l) => /returned error, retrying/.test(l));
-  return (retry ?? lines.at(-1) ?? "").replace(/\x1b\[[0-9;]*[A-Za-z]/g, "").slice(0, 500);
+  return (retry ?? lines.at(-1) ?? "").replace(ansiEscape, "").slice(0, 500);
 }
