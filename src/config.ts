@@ -2,6 +2,7 @@
 // here, so that a typo stops the operator at start with a message that names the flag, never later.
 import os from "node:os";
 import { parseArgs } from "node:util";
+import { parseDuration as parseDurationRule } from "./policy/duration.ts";
 
 export interface OperatorConfig {
   kubeconfig?: string;
@@ -15,24 +16,20 @@ export interface OperatorConfig {
   probeAddress: string;
   metricsAddress: string;
   logLevel: string;
+  agentImage: string;
+  probeLibraries: boolean;
 }
 
 export class ConfigError extends Error {}
 
 const levels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
-/** Go-style durations, as Kubernetes components take them: "15s", "500ms", "2m", "1m30s". */
 export function parseDuration(flag: string, value: string): number {
-  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
-  let total = 0;
-  let matched = 0;
-  for (let m = re.exec(value); m; m = re.exec(value)) {
-    const n = Number(m[1]);
-    total += n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
-    matched = re.lastIndex;
+  try {
+    return parseDurationRule(flag, value);
+  } catch (err) {
+    throw new ConfigError((err as Error).message, { cause: err });
   }
-  if (!value || matched !== value.length) throw new ConfigError(`--${flag}: "${value}" is not a duration (examples: 15s, 500ms, 1m30s)`);
-  return total;
 }
 
 function address(flag: string, value: string): string {
@@ -64,6 +61,8 @@ flags (environment variable in brackets):
   --health-probe-bind-address ADDR      /healthz and /readyz, with /metrics (default :8081, "0" disables) [AUXO_HEALTH_PROBE_BIND_ADDRESS]
   --metrics-bind-address ADDR           /metrics (default :8080, "0" disables) [AUXO_METRICS_BIND_ADDRESS]
   --log-level LEVEL                     fatal|error|warn|info|debug|trace (default info) [AUXO_LOG_LEVEL]
+  --agent-image IMAGE                   image of MediaAgent pods (default ghcr.io/auxo-dev/auxo:dev) [AUXO_AGENT_IMAGE]
+  --probe-libraries BOOL                probe libraries with MediaAgent pods (default true) [AUXO_PROBE_LIBRARIES]
 `;
 
 export function parseOperatorConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): OperatorConfig {
@@ -84,6 +83,8 @@ export function parseOperatorConfig(argv: string[], env: NodeJS.ProcessEnv = pro
         "health-probe-bind-address": { type: "string" },
         "metrics-bind-address": { type: "string" },
         "log-level": { type: "string" },
+        "agent-image": { type: "string" },
+        "probe-libraries": { type: "string" },
       },
     }));
   } catch (err) {
@@ -103,6 +104,8 @@ export function parseOperatorConfig(argv: string[], env: NodeJS.ProcessEnv = pro
     probeAddress: address("health-probe-bind-address", v("health-probe-bind-address", "AUXO_HEALTH_PROBE_BIND_ADDRESS") ?? ":8081"),
     metricsAddress: address("metrics-bind-address", v("metrics-bind-address", "AUXO_METRICS_BIND_ADDRESS") ?? ":8080"),
     logLevel: v("log-level", "AUXO_LOG_LEVEL") ?? "info",
+    agentImage: v("agent-image", "AUXO_AGENT_IMAGE") ?? "ghcr.io/auxo-dev/auxo:dev",
+    probeLibraries: bool("probe-libraries", v("probe-libraries", "AUXO_PROBE_LIBRARIES") ?? true),
   };
   if (!levels.includes(cfg.logLevel)) throw new ConfigError(`--log-level: "${cfg.logLevel}" is not one of ${levels.join(", ")}`);
   if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(cfg.leaderElectionNamespace)) {

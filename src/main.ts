@@ -1,9 +1,11 @@
 // auxo: one binary (image) for the operator and its MediaAgent pods.
 //   auxo operator [flags]   run the operator (auxo operator --help)
+//   auxo agent <task>       run a MediaAgent task (in a pod the operator builds)
 //   auxo version            print the version
 import { readFileSync } from "node:fs";
 import { ConfigError, operatorUsage, parseOperatorConfig } from "./config.ts";
 import { NoClusterConfigError } from "./kube/config.ts";
+import { agentMain } from "./mediaagent/agent.ts";
 import { runOperator } from "./operator.ts";
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
@@ -12,6 +14,7 @@ const usage = `usage: auxo <command> [flags]
 
 commands:
   operator    run the Auxo operator against a cluster (auxo operator --help)
+  agent TASK  run a MediaAgent task (probe, init, scan, copy, verify, prune) described by AUXO_TASK
   version     print the version
 `;
 
@@ -33,6 +36,8 @@ async function main(argv: string[]): Promise<number> {
         throw err;
       }
     }
+    case "agent":
+      return await agentMain(rest[0] ?? "");
     case "version":
       process.stdout.write(`auxo ${pkg.version}\n`);
       return 0;

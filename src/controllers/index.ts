@@ -1,11 +1,13 @@
 // Every controller of the operator, registered on a manager.
 import type { Manager } from "../runtime/manager.ts";
-import { registerLibraryController } from "./library.ts";
+import { type ControllerSettings, registerLibraryController } from "./library.ts";
 import { registerPolicyControllers } from "./policy.ts";
 import { registerSnapVaultController } from "./snapvault.ts";
 
-export function registerControllers(mgr: Manager): void {
-  registerLibraryController(mgr);
+export type { ControllerSettings } from "./library.ts";
+
+export function registerControllers(mgr: Manager, settings: ControllerSettings): void {
+  registerLibraryController(mgr, settings);
   registerPolicyControllers(mgr);
   registerSnapVaultController(mgr);
 }

@@ -1,7 +1,13 @@
 // Library: checks what the library names (credentials Secrets and keys, the claim of a filesystem library). The
 // probe of the storage itself runs in a MediaAgent pod (the data-path issue); until then Ready means "configured".
 import { checkSecrets, type Problem, type SecretKeys, type SecretRefCheck } from "../policy/references.ts";
-import { done } from "../runtime/result.ts";
+import { done, requeueAfter } from "../runtime/result.ts";
+import { isConflict, isNotFound } from "../kube/errors.ts";
+import { formatTime, type KubeObject, parseTime, Pods } from "../kube/resources.ts";
+import { buildAgentPod, podName } from "../mediaagent/pod.ts";
+import { nextProbeAt } from "../policy/probe.ts";
+import { repositoryAccess } from "../policy/repository.ts";
+import { controllerRef } from "../runtime/objects.ts";
 import type { Manager } from "../runtime/manager.ts";
 import { Secrets } from "../kube/resources.ts";
 import { Libraries, type LibraryObj, PersistentVolumeClaims, type SecretObj } from "./resources.ts";
@@ -29,10 +35,48 @@ export function secretKeys(secrets: SecretObj[]): SecretKeys {
   return new Map(secrets.map((s) => [s.metadata.name, new Set(Object.keys(s.data ?? {}))]));
 }
 
-export function registerLibraryController(mgr: Manager): void {
+export interface ControllerSettings {
+  /** Image of MediaAgent pods. */
+  agentImage: string;
+  /** Probe libraries with MediaAgent pods (default true); off, libraries stay Pending. */
+  probeLibraries?: boolean;
+  /** How long a probe may take before the library counts as unreachable (default 60 s). */
+  probeTimeoutSeconds?: number;
+  now?: () => number;
+}
+
+const PROBE_LABELS = "app.kubernetes.io/managed-by=auxo,auxo.dev/task=probe";
+
+interface PodObj extends KubeObject {
+  status?: {
+    phase?: string;
+    containerStatuses?: { state?: { terminated?: { exitCode: number; message?: string; finishedAt?: string } } }[];
+  };
+}
+
+/** The probe pod's verdict, from its termination message (the agent's JSON result). */
+export function probeResult(pod: PodObj): { ok: boolean; message: string; at?: string } | undefined {
+  const phase = pod.status?.phase;
+  if (phase !== "Succeeded" && phase !== "Failed") return undefined;
+  const t = pod.status?.containerStatuses?.[0]?.state?.terminated;
+  let message = t?.message ?? "";
+  let ok = phase === "Succeeded";
+  try {
+    const r = JSON.parse(message) as { ok: boolean; message?: string; kind?: string };
+    ok = r.ok;
+    message = r.message ?? r.kind ?? "";
+  } catch {
+    message = message.trim().split("\n").slice(-3).join(" ") || `probe pod ${phase}`;
+  }
+  return { ok, message: message.slice(0, 1000), at: t?.finishedAt };
+}
+
+export function registerLibraryController(mgr: Manager, settings: ControllerSettings): void {
+  const now = settings.now ?? Date.now;
   const libraries = mgr.informer<LibraryObj>(Libraries);
   const secrets = mgr.informer<SecretObj & { metadata: { name: string } }>(Secrets);
   const claims = mgr.informer(PersistentVolumeClaims);
+  const probes = mgr.informer<PodObj>(Pods, { labelSelector: PROBE_LABELS });
   libraries.addIndexer("secret", (l) => librarySecretRefs(l).map((r) => `${l.metadata.namespace}/${r.name}`));
   libraries.addIndexer("claim", (l) =>
     l.spec.filesystem?.persistentVolumeClaim ? [`${l.metadata.namespace}/${l.spec.filesystem.persistentVolumeClaim.claimName}`] : [],
@@ -42,6 +86,7 @@ export function registerLibraryController(mgr: Manager): void {
   mgr.addController({
     name: "library",
     forType: libraries as never,
+    owns: [probes as never],
     watches: [
       { informer: secrets as never, map: byIndex("secret") },
       { informer: claims, map: byIndex("claim") },
@@ -58,13 +103,71 @@ export function registerLibraryController(mgr: Manager): void {
           message: `spec.filesystem.persistentVolumeClaim names claim "${claim}", which does not exist in this namespace`,
         });
       }
-      await writeStatus(
-        mgr,
-        Libraries,
-        lib,
-        { problems, ok: { reason: "Configured", message: "every Secret and claim the library names exists" } },
-        { phase: lib.status?.phase ?? "Pending" },
-      );
+      const st = lib.status ?? {};
+      const fields: Record<string, unknown> = {
+        phase: st.phase ?? "Pending",
+        lastProbeTime: st.lastProbeTime,
+        message: st.message,
+        consecutiveFailures: st.consecutiveFailures ?? 0,
+        nextProbeTime: st.nextProbeTime,
+      };
+      let requeue: number | undefined;
+      if (problems.length === 0 && settings.probeLibraries !== false) {
+        const pods = probes
+          .list(ns)
+          .filter((p) => p.metadata.ownerReferences?.some((r) => r.kind === "Library" && r.name === lib.metadata.name && r.controller));
+        const finished = pods.map((p) => ({ p, r: probeResult(p) })).find((x) => x.r !== undefined);
+        if (finished?.r) {
+          // Record the verdict, then remove the pod (its result now lives in status).
+          const failures = finished.r.ok ? 0 : (st.consecutiveFailures ?? 0) + 1;
+          const at = parseTime(finished.r.at) ?? now();
+          fields.phase = finished.r.ok ? "Ready" : "Unreachable";
+          fields.message = finished.r.message;
+          fields.lastProbeTime = formatTime(at);
+          fields.consecutiveFailures = failures;
+          fields.nextProbeTime = formatTime(
+            nextProbeAt({ lastProbeTime: at, consecutiveFailures: failures, probeInterval: lib.spec.probeInterval ?? "5m" }),
+          );
+          await mgr.client.delete(Pods, ns, finished.p.metadata.name).catch((err) => {
+            if (!isNotFound(err)) throw err;
+          });
+        } else if (pods.length === 0) {
+          const due = nextProbeAt({
+            lastProbeTime: parseTime(st.lastProbeTime),
+            consecutiveFailures: st.consecutiveFailures ?? 0,
+            probeInterval: lib.spec.probeInterval ?? "5m",
+          });
+          if (due <= now()) {
+            const access = repositoryAccess(lib.spec, "", undefined, "target");
+            const pod = buildAgentPod({
+              task: "probe",
+              namespace: ns,
+              // One name per probe round: a repeated reconcile finds the pod instead of starting another.
+              name: podName(lib.metadata.name, "probe", String(parseTime(st.lastProbeTime) ?? 0)),
+              owner: controllerRef(lib, Libraries),
+              image: settings.agentImage,
+              target: access,
+              deadlineSeconds: (settings.probeTimeoutSeconds ?? 60) + 30,
+            });
+            await mgr.client.create(Pods, pod as never).catch((err) => {
+              if (!isConflict(err)) throw err;
+            });
+          } else {
+            requeue = due - now();
+          }
+        }
+      }
+      // An unreachable library is not Ready; a library not yet probed is Ready as far as its configuration goes.
+      const readyProblems =
+        problems.length === 0 && fields.phase === "Unreachable"
+          ? [{ reason: "Unreachable", message: String(fields.message ?? "probe failed") }]
+          : problems;
+      const ok =
+        fields.phase === "Ready"
+          ? { reason: "Reachable", message: String(fields.message ?? "the last probe succeeded") }
+          : { reason: "Configured", message: "every Secret and claim the library names exists; not probed yet" };
+      await writeStatus(mgr, Libraries, lib, { problems: readyProblems, ok }, fields);
+      if (requeue !== undefined) return requeueAfter(Math.max(requeue, 1000));
       return done();
     },
   });

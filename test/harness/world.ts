@@ -1,6 +1,6 @@
 // The local world: control plane + local node runner + S3 server, started together for the integration tests
 // (vitest global setup) and for `make run`.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { ControlPlane } from "./control-plane.ts";
@@ -59,7 +59,10 @@ export class World {
         client: this.runnerClient,
         pki: this.cp.pki,
         dir: path.join(this.cp.dir, "node"),
-        extraPath: [path.join(repoRoot, "bin"), path.dirname(tools().restic), tools().nodeBin],
+        toolDirs: [
+          { root: repoRoot, bin: "bin" },
+          { root: this.publicBin(), bin: "." },
+        ],
         entrypoints: { "auxo:dev": ["auxo"], "ghcr.io/auxo-dev/auxo:dev": ["auxo"] },
         apiServer: { host: "127.0.0.1", port: this.cp.apiPort },
         restartBackoffScale: 0.05,
@@ -76,6 +79,24 @@ export class World {
       throw err;
     }
     return this.info();
+  }
+
+  /**
+   * node and restic copied where non-root pods can run them: the tool cache lives in the home of the user who
+   * built it, which other users may not enter (root's is mode 0700).
+   */
+  private publicBin(): string {
+    const bin = path.join(this.dir, "bin");
+    mkdirSync(bin, { recursive: true });
+    for (const [name, from] of [
+      ["node", path.join(tools().nodeBin, "node")],
+      ["restic", tools().restic],
+    ] as const) {
+      copyFileSync(from, path.join(bin, name));
+      chmodSync(path.join(bin, name), 0o755);
+    }
+    chmodSync(this.dir, 0o755);
+    return bin;
   }
 
   info(): WorldInfo {

@@ -121,6 +121,9 @@ describe("helm chart", () => {
       release,
       "--set",
       "image.tag=dev",
+      // Other test namespaces hold libraries with cloud endpoints: this operator must not probe them.
+      "--set",
+      "libraryProbes.enabled=false",
       "--set",
       "podSecurityContext.runAsUser=0",
       "--set",
@@ -179,6 +182,9 @@ describe("helm chart", () => {
       "replicaCount=1",
       "--set",
       "image.tag=dev",
+      // Other test namespaces hold libraries with cloud endpoints: this operator must not probe them.
+      "--set",
+      "libraryProbes.enabled=false",
       "--set",
       "podSecurityContext.runAsUser=0",
       "--set",

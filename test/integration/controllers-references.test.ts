@@ -50,7 +50,8 @@ beforeAll(async () => {
   await installCrds(kube);
   ({ name: ns, remove: removeNs } = await freshNamespace(kube, "refs"));
   mgr = testManager(world().kubeconfig);
-  registerControllers(mgr);
+  // The gold example's S3 library names a real cloud endpoint: no probe pods here (tests reach only 127.0.0.1).
+  registerControllers(mgr, { agentImage: "auxo:dev", probeLibraries: false });
   await mgr.start();
   kubectl("apply", "-f", path.join(repoRoot, "examples/gold"));
 });

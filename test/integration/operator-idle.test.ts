@@ -61,7 +61,14 @@ async function operator(user: string, extra: string[], demo = false): Promise<nu
           `--identity=${user}`,
           `--port=${port}`,
         ]
-      : ["operator", `--kubeconfig=${kubeconfig}`, `--health-probe-bind-address=127.0.0.1:${port}`, "--metrics-bind-address=0", ...extra],
+      : [
+          "operator",
+          `--kubeconfig=${kubeconfig}`,
+          `--health-probe-bind-address=127.0.0.1:${port}`,
+          "--metrics-bind-address=0",
+          "--probe-libraries=false",
+          ...extra,
+        ],
     logFile: path.join(world().dir, `${user.replace(/\W/g, "_")}.log`),
   });
   proc.start();

@@ -104,6 +104,10 @@ export const LibraryStatus = Obj(
     phase: Type.Optional(Enum(["Pending", "Ready", "Unreachable"] as const, "Pending until the first probe; then Ready or Unreachable.")),
     lastProbeTime: Type.Optional(DateTime("When the library was last probed.")),
     message: Type.Optional(Str("What the last probe found.")),
+    consecutiveFailures: Type.Optional(
+      Int("Failed probes in a row; while the library is down, probes back off (30 s doubling to 30 min).", { minimum: 0 }),
+    ),
+    nextProbeTime: Type.Optional(DateTime("When the next probe is due.")),
   },
   "Observed state of the library.",
 );

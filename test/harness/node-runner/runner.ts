@@ -4,7 +4,21 @@
 // when pods are deleted or run past activeDeadlineSeconds. It is not a container runtime: there are no images,
 // no cgroups, no network namespaces. docs/local-world.md lists what it does and does not do.
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import https from "node:https";
 import os from "node:os";
 import path from "node:path";
@@ -33,8 +47,12 @@ export interface NodeRunnerOptions {
   /** State folder: pod scratch space, volumes, logs, claim data. */
   dir: string;
   nodeName?: string;
-  /** Host folders put in front of PATH for pod processes (where `auxo` and `restic` live). */
-  extraPath?: string[];
+  /**
+   * Host folders whose `bin` goes in front of PATH for pod processes (where `auxo`, node and restic live). Each
+   * root is bind-mounted into the pod's namespace at a staging point, so that no volume (an emptyDir at /tmp, say)
+   * can hide it.
+   */
+  toolDirs?: { root: string; bin: string }[];
   /** Commands for images, for containers that give no command (the runner has no image entrypoints). */
   entrypoints?: Record<string, string[]>;
   /** The API server, exported to pods as KUBERNETES_SERVICE_HOST/PORT so in-cluster clients reach it. */
@@ -64,6 +82,8 @@ interface ContainerRun {
   exit?: ContainerExit; // set when the container has stopped for good
   logFile: string;
   termFile: string;
+  /** Staging folders of tool mounts, removed from the host once the container has exited. */
+  toolStages: string[];
 }
 
 interface PodRun {
@@ -80,6 +100,19 @@ interface PodRun {
   stopping: boolean;
   deadline?: NodeJS.Timeout;
   initDone: boolean;
+}
+
+/** Gives a volume's files to `gid` (recursively); writable volumes become group-writable with the setgid bit. */
+function chownGroup(p: string, gid: number, writable: boolean): void {
+  const st = lstatSync(p);
+  if (st.isSymbolicLink()) return;
+  chownSync(p, st.uid, gid);
+  if (st.isDirectory()) {
+    if (writable) chmodSync(p, 0o2775);
+    for (const f of readdirSync(p)) chownGroup(path.join(p, f), gid, writable);
+  } else if (writable) {
+    chmodSync(p, st.mode | 0o060);
+  }
 }
 
 /** A folder for staging mounts that no destination covers (so that mounting destinations cannot hide it). */
@@ -371,6 +404,7 @@ export class NodeRunner {
         restartCount: 0,
         logFile: path.join(dir, "logs", `${c.name}.log`),
         termFile: path.join(cdir, "termination-log"),
+        toolStages: [],
         waiting: { reason: init ? "PodInitializing" : "ContainerCreating" },
       };
     };
@@ -502,6 +536,7 @@ export class NodeRunner {
       mounts.push({ src, dst: vm.mountPath, readOnly: vm.readOnly === true, file: statSync(src).isFile() });
     }
     writeFileSync(c.termFile, "");
+    chmodSync(c.termFile, 0o666); // as the kubelet's: a non-root container writes its own message
     mounts.push({ src: c.termFile, dst: c.spec.terminationMessagePath ?? "/dev/termination-log", readOnly: false, file: true });
     const workdir = c.spec.workingDir ?? path.join(run.dir, "containers", c.name);
     // A private UTS namespace gives the pod its own hostname, as a container has.
@@ -518,6 +553,14 @@ export class NodeRunner {
       script.push(m.file ? `mkdir -p ${q(stageRoot)}; : > ${q(m.stage)}` : `mkdir -p ${q(m.stage)}`);
       script.push(`mount --bind ${q(m.src)} ${q(m.stage)}`);
     }
+    // Tools are staged before any destination is mounted (a volume could hide them) and stay mounted at their staging points for the life of the process: PATH points there.
+    const toolPath: string[] = [];
+    (this.opts.toolDirs ?? []).forEach((t, i) => {
+      const stage = path.join(stageRoot, `${run.uid}-${c.name}-tool-${i}`);
+      script.push(`mkdir -p ${q(stage)}`, `mount --bind ${q(t.root)} ${q(stage)}`, `mount -o remount,bind,ro ${q(stage)}`);
+      toolPath.push(path.join(stage, t.bin));
+      c.toolStages.push(stage);
+    });
     for (const m of [...staged].sort((a, b) => a.dst.split("/").length - b.dst.split("/").length)) {
       // A mount point must exist; missing ones are created (empty) on the host, outside the namespace too.
       script.push(m.file ? `[ -e ${q(m.dst)} ] || { mkdir -p "$(dirname ${q(m.dst)})"; : > ${q(m.dst)}; }` : `mkdir -p ${q(m.dst)}`);
@@ -537,7 +580,7 @@ export class NodeRunner {
       script.push(`exec "$@"`);
     }
     const processEnv: Record<string, string> = {
-      PATH: [...(this.opts.extraPath ?? []), process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin"].join(":"),
+      PATH: [...toolPath, process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin"].join(":"),
       HOME: "/root",
       HOSTNAME: run.name,
       KUBERNETES_SERVICE_HOST: this.opts.apiServer.host,
@@ -590,6 +633,14 @@ export class NodeRunner {
     const exit = await exited;
     // Whatever the container left running in its group goes with it, as with a container's cgroup.
     if (c.pid) killGroup(c.pid, "SIGKILL");
+    // The namespace is gone with its processes; its empty mount points on the host go too.
+    for (const stage of c.toolStages.splice(0)) {
+      try {
+        rmdirSync(stage);
+      } catch {
+        // still mounted elsewhere or not empty: leave it
+      }
+    }
     let file: string | undefined;
     try {
       file = readFileSync(c.termFile, "utf8");
@@ -662,6 +713,21 @@ export class NodeRunner {
 
   /** Makes every volume of the pod a host folder (or file); throws with the kubelet's message when one can't be. */
   private async prepareVolumes(run: PodRun): Promise<Map<string, { src: string }>> {
+    const out = await this.prepareVolumeDirs(run);
+    // fsGroup, as the kubelet applies it: volumes belong to the group, writable ones get the setgid bit.
+    const fsGroup: number | undefined = run.pod.spec.securityContext?.fsGroup;
+    if (fsGroup !== undefined) {
+      for (const v of (run.pod.spec.volumes ?? []) as Obj[]) {
+        const src = out.get(v.name)?.src;
+        if (!src || v.hostPath) continue;
+        const writable = v.emptyDir !== undefined || v.persistentVolumeClaim !== undefined;
+        chownGroup(src, fsGroup, writable);
+      }
+    }
+    return out;
+  }
+
+  private async prepareVolumeDirs(run: PodRun): Promise<Map<string, { src: string }>> {
     const out = new Map<string, { src: string }>();
     const ns = run.namespace;
     for (const v of (run.pod.spec.volumes ?? []) as Obj[]) {

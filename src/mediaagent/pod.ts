@@ -1,0 +1,130 @@
+// The MediaAgent pod builder: a pure function from a task to a Pod. Same image as the operator, `auxo agent
+// <task>`, non-root, read-only root filesystem, bounded resources, placement from the copy's mediaAgent settings,
+// owned by the resource it serves, credentials only from Secrets (env valueFrom or mounted files). The task's
+// non-secret parameters travel in one env var as JSON; the result comes back in the termination message.
+import { createHash } from "node:crypto";
+import type { OwnerReference } from "../kube/resources.ts";
+import type { RepositoryAccess } from "../policy/repository.ts";
+
+export type AgentTask = "probe" | "init" | "scan" | "copy" | "verify" | "prune";
+
+/** What the agent reads from AUXO_TASK (no secrets: passwords and keys are files and env from Secrets). */
+export interface TaskSpec {
+  task: AgentTask;
+  target: Omit<RepositoryAccess, "volumes" | "env">;
+  source?: Omit<RepositoryAccess, "volumes" | "env">;
+  snapshotIds?: string[];
+  timeoutSeconds?: number;
+}
+
+export interface PodPlacement {
+  nodeSelector?: Record<string, string>;
+  tolerations?: Record<string, unknown>[];
+  resources?: Record<string, unknown>;
+  priorityClassName?: string;
+}
+
+export interface AgentPodInput {
+  task: AgentTask;
+  namespace: string;
+  /** Deterministic: the same work gets the same pod name, so a retried reconcile never starts it twice. */
+  name: string;
+  owner: OwnerReference;
+  image: string;
+  serviceAccountName?: string;
+  target: RepositoryAccess;
+  source?: RepositoryAccess;
+  snapshotIds?: string[];
+  placement?: PodPlacement;
+  deadlineSeconds: number;
+  labels?: Record<string, string>;
+}
+
+/** A pod name from parts: DNS-safe, at most 63 characters, with a hash when shortened. */
+export function podName(...parts: string[]): string {
+  const raw = parts
+    .join("-")
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, "-")
+    .replace(/-+/g, "-")
+    .replace(/^-|-$/g, "");
+  if (raw.length <= 63) return raw;
+  const hash = createHash("sha256").update(raw).digest("hex").slice(0, 8);
+  return `${raw.slice(0, 54).replace(/-$/, "")}-${hash}`;
+}
+
+const defaultResources = { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "1Gi" } };
+
+export function buildAgentPod(i: AgentPodInput): Record<string, unknown> {
+  const strip = (a: RepositoryAccess) => ({
+    repository: a.repository,
+    passwordFile: a.passwordFile,
+    caFile: a.caFile,
+    insecureTls: a.insecureTls,
+    options: a.options,
+  });
+  const spec: TaskSpec = { task: i.task, target: strip(i.target), timeoutSeconds: i.deadlineSeconds - 30 };
+  if (i.source) spec.source = strip(i.source);
+  if (i.snapshotIds) spec.snapshotIds = i.snapshotIds;
+  const accesses = [i.target, ...(i.source ? [i.source] : [])];
+  const volumes = [{ name: "tmp", emptyDir: {} }, ...accesses.flatMap((a) => a.volumes.map((v) => ({ name: v.name, ...v.source })))];
+  // One env var per secret key; the same variable twice (a copy within one S3 account) is set once.
+  const env = new Map<string, Record<string, unknown>>();
+  for (const a of accesses)
+    for (const e of a.env)
+      if (!env.has(e.name)) env.set(e.name, { name: e.name, valueFrom: { secretKeyRef: { name: e.secret, key: e.key } } });
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: {
+      name: i.name,
+      namespace: i.namespace,
+      labels: {
+        "app.kubernetes.io/name": "auxo",
+        "app.kubernetes.io/component": "mediaagent",
+        "app.kubernetes.io/managed-by": "auxo",
+        "auxo.dev/task": i.task,
+        ...i.labels,
+      },
+      ownerReferences: [i.owner],
+    },
+    spec: {
+      restartPolicy: "Never",
+      activeDeadlineSeconds: i.deadlineSeconds,
+      terminationGracePeriodSeconds: 30,
+      serviceAccountName: i.serviceAccountName,
+      automountServiceAccountToken: false,
+      securityContext: {
+        runAsNonRoot: true,
+        runAsUser: 65532,
+        runAsGroup: 65532,
+        fsGroup: 65532,
+        seccompProfile: { type: "RuntimeDefault" },
+      },
+      nodeSelector: i.placement?.nodeSelector,
+      tolerations: i.placement?.tolerations,
+      priorityClassName: i.placement?.priorityClassName,
+      containers: [
+        {
+          name: "agent",
+          image: i.image,
+          command: ["auxo", "agent", i.task],
+          env: [
+            { name: "AUXO_TASK", value: JSON.stringify(spec) },
+            { name: "HOME", value: "/tmp" },
+            { name: "RESTIC_CACHE_DIR", value: "/tmp/restic-cache" },
+            ...env.values(),
+          ],
+          resources: i.placement?.resources ?? defaultResources,
+          securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } },
+          terminationMessagePolicy: "FallbackToLogsOnError",
+          volumeMounts: [
+            { name: "tmp", mountPath: "/tmp" },
+            ...accesses.flatMap((a) => a.volumes.map((v) => ({ name: v.name, mountPath: v.mountPath, readOnly: v.readOnly }))),
+          ],
+        },
+      ],
+      volumes,
+    },
+  };
+}
