@@ -51,7 +51,7 @@ beforeAll(async () => {
     spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } } },
   });
   mgr = testManager(world().kubeconfig);
-  registerControllers(mgr, { agentImage: "auxo:dev", probeTimeoutSeconds: 8 });
+  registerControllers(mgr, { agentImage: "auxo:dev", probeTimeoutSeconds: 15 });
   await mgr.start();
 });
 
