@@ -118,19 +118,24 @@ export function registerLibraryController(mgr: Manager, settings: ControllerSett
           .filter((p) => p.metadata.ownerReferences?.some((r) => r.kind === "Library" && r.name === lib.metadata.name && r.controller));
         const finished = pods.map((p) => ({ p, r: probeResult(p) })).find((x) => x.r !== undefined);
         if (finished?.r) {
-          // Record the verdict, then remove the pod (its result now lives in status).
-          const failures = finished.r.ok ? 0 : (st.consecutiveFailures ?? 0) + 1;
-          const at = parseTime(finished.r.at) ?? now();
-          fields.phase = finished.r.ok ? "Ready" : "Unreachable";
-          fields.message = finished.r.message;
-          fields.lastProbeTime = formatTime(at);
-          fields.consecutiveFailures = failures;
-          fields.nextProbeTime = formatTime(
-            nextProbeAt({ lastProbeTime: at, consecutiveFailures: failures, probeInterval: lib.spec.probeInterval ?? "5m" }),
-          );
-          await mgr.client.delete(Pods, ns, finished.p.metadata.name).catch((err) => {
-            if (!isNotFound(err)) throw err;
-          });
+          const at = formatTime(parseTime(finished.r.at) ?? now());
+          if (st.lastProbeTime === at) {
+            // The verdict is in status (as this cache sees it): the pod can go, and the next round may start.
+            await mgr.client.delete(Pods, ns, finished.p.metadata.name).catch((err) => {
+              if (!isNotFound(err)) throw err;
+            });
+          } else {
+            // Record the verdict first and remove the pod only once the status shows it: a reconcile that runs on
+            // a cache without the new status must not find "no probe yet" and start another pod.
+            const failures = finished.r.ok ? 0 : (st.consecutiveFailures ?? 0) + 1;
+            fields.phase = finished.r.ok ? "Ready" : "Unreachable";
+            fields.message = finished.r.message;
+            fields.lastProbeTime = at;
+            fields.consecutiveFailures = failures;
+            fields.nextProbeTime = formatTime(
+              nextProbeAt({ lastProbeTime: parseTime(at), consecutiveFailures: failures, probeInterval: lib.spec.probeInterval ?? "5m" }),
+            );
+          }
         } else if (pods.length === 0) {
           const due = nextProbeAt({
             lastProbeTime: parseTime(st.lastProbeTime),

@@ -39,6 +39,17 @@ function helm(...args: string[]): { ok: boolean; out: string } {
   }
 }
 
+/**
+ * helm install for the local world: pods run as host processes under root (the tool cache lives in root's home),
+ * probes on free loopback ports (replicas share the host's network), and no library probes (other test namespaces
+ * hold libraries with cloud endpoints, and tests reach only 127.0.0.1).
+ */
+const localInstall = (): string[] => [
+  ...["install", "auxo", chart, "--namespace", release, "--set", "image.tag=dev", "--set", "libraryProbes.enabled=false"],
+  ...["--set", "podSecurityContext.runAsUser=0", "--set", "podSecurityContext.runAsNonRoot=false"],
+  ...["--set-string", "probes.bindAddress=127.0.0.1:0", "--set-string", "metrics.bindAddress=0"],
+];
+
 const render = (...set: string[]): Obj[] => {
   const r = helm("template", "auxo", chart, "--namespace", "auxo-system", ...set.flatMap((s) => ["--set", s]));
   expect(r.ok, r.out).toBe(true);
@@ -114,24 +125,7 @@ describe("helm chart", () => {
     // The local node runner runs pods as host processes: the tool cache lives in root's home, so the pods run as
     // root here, and each replica serves its probes on a free loopback port (they share the host's network).
     const r = helm(
-      "install",
-      "auxo",
-      chart,
-      "--namespace",
-      release,
-      "--set",
-      "image.tag=dev",
-      // Other test namespaces hold libraries with cloud endpoints: this operator must not probe them.
-      "--set",
-      "libraryProbes.enabled=false",
-      "--set",
-      "podSecurityContext.runAsUser=0",
-      "--set",
-      "podSecurityContext.runAsNonRoot=false",
-      "--set-string",
-      "probes.bindAddress=127.0.0.1:0",
-      "--set-string",
-      "metrics.bindAddress=0",
+      ...localInstall(),
       "--set",
       "leaderElection.leaseDuration=6s",
       "--set",
@@ -172,28 +166,7 @@ describe("helm chart", () => {
     const crd = await kube.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/policycopies.auxo.dev");
     expect(crd.metadata.name).toBe("policycopies.auxo.dev");
     // Reinstall the RBAC part for the tests below (the Deployment is not needed for them).
-    const again = helm(
-      "install",
-      "auxo",
-      chart,
-      "--namespace",
-      release,
-      "--set",
-      "replicaCount=1",
-      "--set",
-      "image.tag=dev",
-      // Other test namespaces hold libraries with cloud endpoints: this operator must not probe them.
-      "--set",
-      "libraryProbes.enabled=false",
-      "--set",
-      "podSecurityContext.runAsUser=0",
-      "--set",
-      "podSecurityContext.runAsNonRoot=false",
-      "--set-string",
-      "probes.bindAddress=127.0.0.1:0",
-      "--set-string",
-      "metrics.bindAddress=0",
-    );
+    const again = helm(...localInstall(), "--set", "replicaCount=1");
     expect(again.ok, again.out).toBe(true);
   }, 240_000);
 });

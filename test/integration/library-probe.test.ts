@@ -92,7 +92,10 @@ describe("library probes", () => {
     expect(JSON.stringify(down.status) + JSON.stringify(events)).not.toContain(world().s3.secretKey);
     // Circuit breaker: no new probe pod before the back-off ends.
     await new Promise((r) => setTimeout(r, 5000));
-    const pods = (await kube.get(`/api/v1/namespaces/${ns}/pods`)).items.filter((p: Obj) => p.metadata.name.startsWith("down-"));
+    const pods = (await kube.get(`/api/v1/namespaces/${ns}/pods`)).items.filter(
+      (p: Obj) => p.metadata.name.startsWith("down-") && !p.metadata.deletionTimestamp,
+    );
     expect(pods).toHaveLength(0);
+    expect((await kube.get(path("down"))).status.consecutiveFailures).toBe(1); // one failure counted once
   }, 120_000);
 });
