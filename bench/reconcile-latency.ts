@@ -1,5 +1,5 @@
-// Reconcile latency of the runtime against a real API server: from a create request's response to the start of
-// its reconcile (watch delivery + queue), and to the end of the reconcile's own write (one server-side apply).
+// Reconcile latency of the runtime against a real API server: from sending a create request to the start of its
+// reconcile (API write + watch delivery + queue), and to the end of the reconcile's own write (one server-side apply).
 //   node bench/reconcile-latency.ts [objects=300]
 import { ConfigMaps } from "../src/kube/resources.ts";
 import { addDemoController, DEMO_LABEL } from "../test/fixtures/demo-controller.ts";
@@ -26,11 +26,11 @@ const inf = mgr.informer(ConfigMaps, { namespace: "default", labelSelector: `${D
 
 for (let i = 0; i < n; i++) {
   const name = `bench-${i}`;
+  created.set(`default/${name}`, performance.now());
   await cp.client.create("/api/v1/namespaces/default/configmaps", {
     metadata: { name, labels: { [DEMO_LABEL]: "true" } },
     data: { value: String(i) },
   });
-  created.set(`default/${name}`, performance.now());
   // One object at a time: latency, not throughput.
   while (!finished.has(`default/${name}`)) await new Promise((r) => setTimeout(r, 1));
 }
@@ -39,7 +39,7 @@ const pct = (xs: number[], p: number) => xs.sort((a, b) => a - b)[Math.min(xs.le
 const toStart = [...created].map(([k, t]) => (started.get(k) as number) - t);
 const toDone = [...created].map(([k, t]) => (finished.get(k) as number) - t);
 const f = (x: number) => `${x.toFixed(1)} ms`;
-console.log(`reconcile latency over ${n} objects (create response → reconcile start / → reconcile's write done):`);
+console.log(`reconcile latency over ${n} objects (create request sent → reconcile starts / → reconcile's own write done):`);
 console.log(`  to start: p50 ${f(pct(toStart, 50))}  p95 ${f(pct(toStart, 95))}  max ${f(Math.max(...toStart))}`);
 console.log(`  to done:  p50 ${f(pct(toDone, 50))}  p95 ${f(pct(toDone, 95))}  max ${f(Math.max(...toDone))}`);
 console.log(`  informer: ${inf.stats.lists} list, ${inf.stats.watches} watch, ${inf.stats.watchErrors} errors`);
