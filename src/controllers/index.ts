@@ -8,6 +8,6 @@ export type { ControllerSettings } from "./library.ts";
 
 export function registerControllers(mgr: Manager, settings: ControllerSettings): void {
   registerLibraryController(mgr, settings);
-  registerPolicyControllers(mgr);
+  registerPolicyControllers(mgr, settings);
   registerSnapVaultController(mgr);
 }

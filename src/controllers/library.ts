@@ -42,16 +42,32 @@ export interface ControllerSettings {
   probeLibraries?: boolean;
   /** How long a probe may take before the library counts as unreachable (default 60 s). */
   probeTimeoutSeconds?: number;
+  /** How often a copy's catalog is read from its repository (default 600 s). */
+  scanIntervalSeconds?: number;
   now?: () => number;
 }
 
 const PROBE_LABELS = "app.kubernetes.io/managed-by=auxo,auxo.dev/task=probe";
 
-interface PodObj extends KubeObject {
+export interface PodObj extends KubeObject {
   status?: {
     phase?: string;
     containerStatuses?: { state?: { terminated?: { exitCode: number; message?: string; finishedAt?: string } } }[];
   };
+}
+
+/** A finished agent pod's result: the agent's JSON termination message, or what the pod says of itself. */
+export function agentResult(pod: PodObj): { ok: boolean; message: string; at?: string; data: Record<string, unknown> } | undefined {
+  const phase = pod.status?.phase;
+  if (phase !== "Succeeded" && phase !== "Failed") return undefined;
+  const t = pod.status?.containerStatuses?.[0]?.state?.terminated;
+  const raw = t?.message ?? "";
+  try {
+    const r = JSON.parse(raw) as { ok: boolean; message?: string; kind?: string };
+    return { ok: r.ok, message: (r.message ?? r.kind ?? "").slice(0, 1000), at: t?.finishedAt, data: r as Record<string, unknown> };
+  } catch {
+    return { ok: false, message: raw.trim().split("\n").slice(-3).join(" ") || `agent pod ${phase}`, at: t?.finishedAt, data: {} };
+  }
 }
 
 /** The probe pod's verdict, from its termination message (the agent's JSON result). */

@@ -1,17 +1,20 @@
 // StoragePolicy and PolicyCopy: check that what they name exists and that a policy's copies form a tree rooted at
 // its primary copy; publish each policy's copies (by precedence) and each copy's role in status.
-import { Secrets } from "../kube/resources.ts";
+import { Pods, Secrets } from "../kube/resources.ts";
 import {
   checkCopyPlacement,
   checkPolicy,
   checkSecrets,
   type CopyFacts,
+  effectiveSource,
   type PolicyFacts,
   precedences,
   type Problem,
 } from "../policy/references.ts";
 import type { Manager } from "../runtime/manager.ts";
-import { done } from "../runtime/result.ts";
+import { done, requeueAfter } from "../runtime/result.ts";
+import type { ControllerSettings, PodObj } from "./library.ts";
+import { type RepositoryStep, repositoryStep } from "./repository.ts";
 import { secretKeys } from "./library.ts";
 import { type CopyObj, Libraries, type LibraryObj, PolicyCopies, type PolicyObj, type SecretObj, StoragePolicies } from "./resources.ts";
 import { writeStatus } from "./status.ts";
@@ -32,11 +35,12 @@ function facts(c: CopyObj): CopyFacts {
 
 const policyFacts = (p: PolicyObj): PolicyFacts => ({ name: p.metadata.name, primaryCopy: p.spec.primaryCopy });
 
-export function registerPolicyControllers(mgr: Manager): void {
+export function registerPolicyControllers(mgr: Manager, settings: ControllerSettings): void {
   const policies = mgr.informer<PolicyObj>(StoragePolicies);
   const copies = mgr.informer<CopyObj>(PolicyCopies);
   const libraries = mgr.informer<LibraryObj>(Libraries);
   const secrets = mgr.informer(Secrets);
+  const agentPods = mgr.informer<PodObj>(Pods, { labelSelector: "app.kubernetes.io/managed-by=auxo,auxo.dev/task in (init,scan)" });
   copies.addIndexer("policy", (c) => [key(c.metadata.namespace, c.spec.storagePolicy)]);
   copies.addIndexer("library", (c) => [key(c.metadata.namespace, c.spec.library)]);
   copies.addIndexer("secret", (c) => [key(c.metadata.namespace, c.spec.encryption.passwordSecret.name)]);
@@ -95,6 +99,7 @@ export function registerPolicyControllers(mgr: Manager): void {
   mgr.addController({
     name: "policycopy",
     forType: copies as never,
+    owns: [agentPods as never],
     watches: [
       { informer: policies as never, map: copiesOf("policy") },
       { informer: libraries as never, map: copiesOf("library") },
@@ -125,6 +130,17 @@ export function registerPolicyControllers(mgr: Manager): void {
       );
       const primary = policy?.spec.primaryCopy === copy.metadata.name;
       const prec = policy ? precedences(policyFacts(policy), [...all.values()]).get(copy.metadata.name) : undefined;
+      let repo: RepositoryStep = { fields: {}, problems: [] };
+      if (problems.length === 0 && policy) {
+        const sourceName = effectiveSource(facts(copy), policyFacts(policy));
+        repo = await repositoryStep(mgr, settings, copy, {
+          policy: policy.metadata.name,
+          source: sourceName ? copies.get(ns, sourceName) : undefined,
+          libraries: libraries as never,
+          pods: agentPods,
+        });
+        problems.push(...repo.problems);
+      }
       await writeStatus(
         mgr,
         PolicyCopies,
@@ -138,9 +154,9 @@ export function registerPolicyControllers(mgr: Manager): void {
               : "library, policy, source copy and password Secret resolve",
           },
         },
-        { primary, ...(prec !== undefined ? { precedence: prec } : {}) },
+        { primary, ...(prec !== undefined ? { precedence: prec } : {}), ...repo.fields },
       );
-      return done();
+      return repo.requeueMs !== undefined ? requeueAfter(Math.max(repo.requeueMs, 1000)) : done();
     },
   });
 }

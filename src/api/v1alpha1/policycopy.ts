@@ -279,6 +279,7 @@ export const PolicyCopyStatus = Obj(
     primary: Type.Optional(Bool("Whether this is the policy's primary copy.")),
     precedence: Type.Optional(Int("Effective restore precedence.")),
     repository: Type.Optional(Str("The restic repository of this copy.")),
+    repositoryReady: Type.Optional(Bool("Whether the repository has been initialised (or found) and opens with the copy's password.")),
     jobs: Type.Optional(JobCounts),
     bytes: Type.Optional(Int("Bytes stored.")),
     oldestJob: Type.Optional(Str("Start time of the oldest job on the copy.")),

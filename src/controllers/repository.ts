@@ -1,0 +1,134 @@
+// A copy's repository: initialised by a MediaAgent pod once its library is Ready (a deduplicating secondary with its
+// source's chunker parameters, so only after the source's repository exists), then its catalog read by a scan pod
+// every scan interval and summarised in status (counts, bytes, oldest and newest job; never a list of jobs).
+// Pods are named by round, and a finished pod is removed only once status shows its result, so a reconcile on a
+// stale cache never starts a second pod for the same work.
+import { isConflict, isNotFound } from "../kube/errors.ts";
+import { formatTime, parseTime, Pods } from "../kube/resources.ts";
+import { buildAgentPod, podName } from "../mediaagent/pod.ts";
+import { defaultRepositoryPath, repositoryAccess } from "../policy/repository.ts";
+import type { Problem } from "../policy/references.ts";
+import type { Manager } from "../runtime/manager.ts";
+import { controllerRef } from "../runtime/objects.ts";
+import { agentResult, type ControllerSettings, type PodObj } from "./library.ts";
+import { type CopyObj, type LibraryObj, PolicyCopies } from "./resources.ts";
+import type { Informer } from "../kube/informer.ts";
+
+export interface RepositoryStep {
+  fields: Record<string, unknown>;
+  problems: Problem[];
+  requeueMs?: number;
+}
+
+const ownedBy = (pods: PodObj[], copy: CopyObj, task: string) =>
+  pods.filter(
+    (p) =>
+      p.metadata.labels?.["auxo.dev/task"] === task &&
+      p.metadata.ownerReferences?.some((r) => r.kind === "PolicyCopy" && r.name === copy.metadata.name && r.controller),
+  );
+
+export async function repositoryStep(
+  mgr: Manager,
+  settings: ControllerSettings,
+  copy: CopyObj,
+  ctx: { policy: string; source?: CopyObj; libraries: Informer<LibraryObj>; pods: Informer<PodObj> },
+): Promise<RepositoryStep> {
+  const now = settings.now ?? Date.now;
+  const ns = copy.metadata.namespace as string;
+  const st = copy.status ?? {};
+  const fields: Record<string, unknown> = {
+    repository: st.repository,
+    repositoryReady: st.repositoryReady ?? false,
+    jobs: st.jobs,
+    bytes: st.bytes,
+    oldestJob: st.oldestJob,
+    newestJob: st.newestJob,
+    lastScanTime: st.lastScanTime,
+  };
+  const lib = ctx.libraries.get(ns, copy.spec.library);
+  // Only a probed, reachable library gets MediaAgent pods: nothing touches storage that has not answered a probe.
+  if (!lib || lib.status?.phase !== "Ready" || settings.probeLibraries === false) return { fields, problems: [] };
+  const pw = copy.spec.encryption.passwordSecret;
+  const access = repositoryAccess(lib.spec, copy.spec.repositoryPath ?? defaultRepositoryPath(ns, ctx.policy, copy.metadata.name), {
+    secret: pw.name,
+    key: pw.key ?? "password",
+  });
+  fields.repository = access.repository;
+  const pods = ctx.pods.list(ns);
+  const finish = async (pod: PodObj) =>
+    await mgr.client.delete(Pods, ns, pod.metadata.name).catch((err) => {
+      if (!isNotFound(err)) throw err;
+    });
+  const start = async (task: "init" | "scan", name: string, source?: ReturnType<typeof repositoryAccess>) => {
+    const pod = buildAgentPod({
+      task,
+      namespace: ns,
+      name,
+      owner: controllerRef(copy, PolicyCopies),
+      image: settings.agentImage,
+      target: access,
+      source,
+      deadlineSeconds: 3600,
+      placement: copy.spec.mediaAgent as never,
+    });
+    await mgr.client.create(Pods, pod as never).catch((err) => {
+      if (!isConflict(err)) throw err;
+    });
+  };
+
+  if (!st.repositoryReady) {
+    const [pod] = ownedBy(pods, copy, "init");
+    const r = pod && agentResult(pod);
+    if (pod && r) {
+      if (!r.ok)
+        return {
+          fields,
+          problems: [{ reason: "RepositoryInitFailed", message: `${r.message} (delete pod ${pod.metadata.name} to try again)` }],
+        };
+      fields.repositoryReady = true; // removed below once status shows it
+      return { fields, problems: [] };
+    }
+    if (pod) return { fields, problems: [] }; // running
+    let chunkerFrom: ReturnType<typeof repositoryAccess> | undefined;
+    if (copy.spec.deduplication?.enabled && ctx.source) {
+      // The same chunker parameters as the source: only then do copies deduplicate.
+      const srcLib = ctx.libraries.get(ns, ctx.source.spec.library);
+      if (!ctx.source.status?.repositoryReady || !srcLib) return { fields, problems: [] };
+      const spw = ctx.source.spec.encryption.passwordSecret;
+      chunkerFrom = repositoryAccess(
+        srcLib.spec,
+        ctx.source.spec.repositoryPath ?? defaultRepositoryPath(ns, ctx.policy, ctx.source.metadata.name),
+        { secret: spw.name, key: spw.key ?? "password" },
+        "source",
+      );
+    }
+    await start("init", podName(copy.metadata.name, "init", (copy.metadata.uid ?? "").slice(0, 8)), chunkerFrom);
+    return { fields, problems: [] };
+  }
+  for (const p of ownedBy(pods, copy, "init")) await finish(p); // the init result is in status
+
+  const interval = (settings.scanIntervalSeconds ?? 600) * 1000;
+  const last = parseTime(st.lastScanTime);
+  const [scan] = ownedBy(pods, copy, "scan");
+  const r = scan && agentResult(scan);
+  if (scan && r) {
+    const at = formatTime(parseTime(r.at) ?? now());
+    if (st.lastScanTime === at) {
+      await finish(scan);
+      return { fields, problems: [], requeueMs: interval };
+    }
+    fields.lastScanTime = at;
+    if (!r.ok) return { fields, problems: [{ reason: "ScanFailed", message: r.message }] };
+    const byStatus = (r.data.byStatus ?? {}) as Record<string, number>;
+    fields.jobs = { ...((st.jobs as object) ?? {}), available: (byStatus.completed ?? 0) + (byStatus.completedWithErrors ?? 0) };
+    fields.bytes = r.data.bytes;
+    fields.oldestJob = r.data.oldestJob;
+    fields.newestJob = r.data.newestJob;
+    return { fields, problems: [] };
+  }
+  if (scan) return { fields, problems: [] };
+  const due = (last ?? 0) + (last === undefined ? 0 : interval);
+  if (due > now()) return { fields, problems: [], requeueMs: due - now() };
+  await start("scan", podName(copy.metadata.name, "scan", String(last ?? 0)));
+  return { fields, problems: [] };
+}
