@@ -59,6 +59,7 @@ run: tools deps
 
 bench: tools deps
 	node bench/reconcile-latency.ts 300
+	node bench/copy-1gib.ts 1024
 
 clean:
 	rm -rf node_modules .run dist
