@@ -83,7 +83,13 @@ export async function repositoryStep(
       if (!r.ok)
         return {
           fields,
-          problems: [{ reason: "RepositoryInitFailed", message: `${r.message} (delete pod ${pod.metadata.name} to try again)` }],
+          // The engine's kind (WrongPassword, Unreachable, ...) is the reason a user reads first.
+          problems: [
+            {
+              reason: typeof r.data.kind === "string" && r.data.kind !== "Failed" ? r.data.kind : "RepositoryInitFailed",
+              message: `repository init failed: ${r.message} (delete pod ${pod.metadata.name} to try again)`,
+            },
+          ],
         };
       fields.repositoryReady = true; // removed below once status shows it
       return { fields, problems: [] };

@@ -153,4 +153,36 @@ describe("copy repositories", () => {
     const ready = (await kube.get(api("policycopies", "primary"))).status.conditions.find((c: Obj) => c.type === "Ready");
     expect(ready.status).toBe("True");
   }, 120_000);
+
+  it("reports a copy whose repository does not open with its password as WrongPassword", async () => {
+    await kube.create(`/api/v1/namespaces/${ns}/secrets`, {
+      metadata: { name: "other-password" },
+      stringData: { password: "not-the-one-the-repository-has" },
+    });
+    // An existing repository (the primary's) named by a copy with another password.
+    await kube.create(
+      api("policycopies"),
+      auxo("PolicyCopy", "imposter", {
+        storagePolicy: "p",
+        library: "disk",
+        repositoryPath: `${ns}/p/primary`,
+        backups: { mode: "All" },
+        encryption: { passwordSecret: { name: "other-password" } },
+      }),
+    );
+    const c = await waitFor(
+      "imposter Ready=False",
+      async () => {
+        const o = await kube.get(api("policycopies", "imposter"));
+        const ready = (o.status?.conditions ?? []).find((x: Obj) => x.type === "Ready");
+        return ready?.status === "False" ? o : undefined;
+      },
+      { timeoutMs: 90_000, intervalMs: 300 },
+    );
+    const ready = c.status.conditions.find((x: Obj) => x.type === "Ready");
+    expect(ready.reason).toBe("WrongPassword");
+    expect(ready.message).toContain("the repository password is wrong");
+    expect(c.status.repositoryReady).toBe(false);
+    expect(JSON.stringify(c)).not.toContain("not-the-one-the-repository-has");
+  }, 120_000);
 });
