@@ -1,5 +1,6 @@
 // Helpers for integration tests: a client for the shared world, a fresh namespace per test file, waiting for pods.
 import { randomBytes } from "node:crypto";
+import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { inject } from "vitest";
 import { isNotFound, KubeRest, type Obj } from "./kube-rest.ts";
 import { waitFor } from "./net.ts";
@@ -76,5 +77,26 @@ export function processAlive(pid: number): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/** An S3 client for the world's S3 server, with its root credentials. */
+export function s3Client(): S3Client {
+  const s3 = world().s3;
+  return new S3Client({
+    endpoint: s3.endpoint,
+    region: s3.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: s3.accessKey, secretAccessKey: s3.secretKey },
+  });
+}
+
+/** Creates a bucket on the world's S3 server. */
+export async function createBucket(name: string): Promise<void> {
+  const client = s3Client();
+  try {
+    await client.send(new CreateBucketCommand({ Bucket: name }));
+  } finally {
+    client.destroy();
   }
 }

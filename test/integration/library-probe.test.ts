@@ -8,7 +8,7 @@ import { installCrds } from "../harness/crds.ts";
 import type { KubeRest, Obj } from "../harness/kube-rest.ts";
 import { waitFor } from "../harness/net.ts";
 import { testManager } from "../harness/operator-testing.ts";
-import { admin, freshNamespace, world } from "../harness/testing.ts";
+import { admin, createBucket, freshNamespace, world } from "../harness/testing.ts";
 
 let kube: KubeRest;
 let ns: string;
@@ -32,16 +32,8 @@ beforeAll(async () => {
   kube = admin();
   await installCrds(kube);
   ({ name: ns, remove: removeNs } = await freshNamespace(kube, "probe"));
-  const { S3Client, CreateBucketCommand } = await import("@aws-sdk/client-s3");
+  await createBucket("probe");
   const s3 = world().s3;
-  const client = new S3Client({
-    endpoint: s3.endpoint,
-    region: s3.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: s3.accessKey, secretAccessKey: s3.secretKey },
-  });
-  await client.send(new CreateBucketCommand({ Bucket: "probe" }));
-  client.destroy();
   await kube.create(`/api/v1/namespaces/${ns}/secrets`, {
     metadata: { name: "s3" },
     stringData: { AWS_ACCESS_KEY_ID: s3.accessKey, AWS_SECRET_ACCESS_KEY: s3.secretKey },

@@ -5,7 +5,6 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { registerControllers } from "../../src/controllers/index.ts";
 import { tagsFor } from "../../src/policy/catalog.ts";
@@ -14,7 +13,7 @@ import { installCrds } from "../harness/crds.ts";
 import type { KubeRest, Obj } from "../harness/kube-rest.ts";
 import { waitFor } from "../harness/net.ts";
 import { testManager } from "../harness/operator-testing.ts";
-import { admin, freshNamespace, world } from "../harness/testing.ts";
+import { admin, createBucket, freshNamespace, world } from "../harness/testing.ts";
 
 let kube: KubeRest;
 let ns: string;
@@ -70,14 +69,7 @@ beforeAll(async () => {
   await installCrds(kube);
   ({ name: ns, remove: removeNs } = await freshNamespace(kube, "repos"));
   const s3 = world().s3;
-  const client = new S3Client({
-    endpoint: s3.endpoint,
-    region: s3.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: s3.accessKey, secretAccessKey: s3.secretKey },
-  });
-  await client.send(new CreateBucketCommand({ Bucket: "repos" }));
-  client.destroy();
+  await createBucket("repos");
   await kube.create(`/api/v1/namespaces/${ns}/secrets`, { metadata: { name: "repo-password" }, stringData: { password } });
   await kube.create(`/api/v1/namespaces/${ns}/secrets`, {
     metadata: { name: "s3" },
