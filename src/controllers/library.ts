@@ -44,6 +44,8 @@ export interface ControllerSettings {
   probeTimeoutSeconds?: number;
   /** How often a copy's catalog is read from its repository (default 600 s). */
   scanIntervalSeconds?: number;
+  /** First retry delay of failed MediaAgent work (doubling to 30 minutes). Default: 30 s. */
+  retryBaseMs?: number;
   now?: () => number;
 }
 

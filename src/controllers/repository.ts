@@ -6,6 +6,7 @@
 import { isConflict, isNotFound } from "../kube/errors.ts";
 import { formatTime, parseTime, Pods } from "../kube/resources.ts";
 import { buildAgentPod, podName } from "../mediaagent/pod.ts";
+import { probeBackoffMs } from "../policy/probe.ts";
 import { defaultRepositoryPath, repositoryAccess } from "../policy/repository.ts";
 import type { Problem } from "../policy/references.ts";
 import type { Manager } from "../runtime/manager.ts";
@@ -44,6 +45,10 @@ export async function repositoryStep(
     oldestJob: st.oldestJob,
     newestJob: st.newestJob,
     lastScanTime: st.lastScanTime,
+    initFailure: st.initFailure,
+    verification: st.verification,
+    copyRetries: st.copyRetries,
+    metadataMessage: st.metadataMessage,
   };
   const lib = ctx.libraries.get(ns, copy.spec.library);
   // Only a probed, reachable library gets MediaAgent pods: nothing touches storage that has not answered a probe.
@@ -59,7 +64,12 @@ export async function repositoryStep(
     await mgr.client.delete(Pods, ns, pod.metadata.name).catch((err) => {
       if (!isNotFound(err)) throw err;
     });
-  const start = async (task: "init" | "scan", name: string, source?: ReturnType<typeof repositoryAccess>) => {
+  const start = async (
+    task: "init" | "scan",
+    name: string,
+    source?: ReturnType<typeof repositoryAccess>,
+    labels?: Record<string, string>,
+  ) => {
     const pod = buildAgentPod({
       task,
       namespace: ns,
@@ -70,6 +80,7 @@ export async function repositoryStep(
       source,
       deadlineSeconds: 3600,
       placement: copy.spec.mediaAgent as never,
+      labels,
     });
     await mgr.client.create(Pods, pod as never).catch((err) => {
       if (!isConflict(err)) throw err;
@@ -77,29 +88,43 @@ export async function repositoryStep(
   };
 
   if (!st.repositoryReady) {
+    // A failed init is retried with the library probe's back-off (30 s doubling to 30 min): a wrong password or a
+    // full disk gets fixed by a person, and the next attempt finds out, without a storm of pods meanwhile.
+    const failure = st.initFailure as { attempts: number; reason: string; message: string; lastAttemptTime: string } | undefined;
+    const attempts = failure?.attempts ?? 0;
+    const problems: Problem[] = failure ? [{ reason: failure.reason, message: failure.message }] : [];
     const [pod] = ownedBy(pods, copy, "init");
     const r = pod && agentResult(pod);
     if (pod && r) {
-      if (!r.ok)
-        return {
-          fields,
-          // The engine's kind (WrongPassword, Unreachable, ...) is the reason a user reads first.
-          problems: [
-            {
-              reason: typeof r.data.kind === "string" && r.data.kind !== "Failed" ? r.data.kind : "RepositoryInitFailed",
-              message: `repository init failed: ${r.message} (delete pod ${pod.metadata.name} to try again)`,
-            },
-          ],
+      const attempt = Number(pod.metadata.labels?.["auxo.dev/attempt"] ?? "1");
+      if (r.ok) {
+        fields.repositoryReady = true; // the pod is removed once status shows it
+        fields.initFailure = undefined;
+        return { fields, problems: [] };
+      }
+      if (attempt > attempts) {
+        // Record the attempt first; the pod goes only once status shows it (a stale cache must not retry early).
+        const reason = typeof r.data.kind === "string" && r.data.kind !== "Failed" ? r.data.kind : "RepositoryInitFailed";
+        const retryAt = (parseTime(r.at) ?? now()) + probeBackoffMs(attempt, settings.retryBaseMs);
+        fields.initFailure = {
+          attempts: attempt,
+          reason, // the engine's kind (WrongPassword, Unreachable, ...) is what a user reads first
+          message: `repository init failed (attempt ${attempt}): ${r.message}; next attempt at ${formatTime(retryAt)}`,
+          lastAttemptTime: formatTime(parseTime(r.at) ?? now()),
         };
-      fields.repositoryReady = true; // removed below once status shows it
-      return { fields, problems: [] };
+        return { fields, problems: [{ reason, message: (fields.initFailure as { message: string }).message }] };
+      }
+      await finish(pod);
+    } else if (pod) return { fields, problems }; // running
+    if (failure) {
+      const retryAt = (parseTime(failure.lastAttemptTime) ?? 0) + probeBackoffMs(attempts, settings.retryBaseMs);
+      if (retryAt > now()) return { fields, problems, requeueMs: retryAt - now() };
     }
-    if (pod) return { fields, problems: [] }; // running
     let chunkerFrom: ReturnType<typeof repositoryAccess> | undefined;
     if (copy.spec.deduplication?.enabled && ctx.source) {
       // The same chunker parameters as the source: only then do copies deduplicate.
       const srcLib = ctx.libraries.get(ns, ctx.source.spec.library);
-      if (!ctx.source.status?.repositoryReady || !srcLib) return { fields, problems: [] };
+      if (!ctx.source.status?.repositoryReady || !srcLib) return { fields, problems };
       const spw = ctx.source.spec.encryption.passwordSecret;
       chunkerFrom = repositoryAccess(
         srcLib.spec,
@@ -108,8 +133,11 @@ export async function repositoryStep(
         "source",
       );
     }
-    await start("init", podName(copy.metadata.name, "init", (copy.metadata.uid ?? "").slice(0, 8)), chunkerFrom);
-    return { fields, problems: [] };
+    const attempt = attempts + 1;
+    await start("init", podName(copy.metadata.name, "init", (copy.metadata.uid ?? "").slice(0, 8), String(attempt)), chunkerFrom, {
+      "auxo.dev/attempt": String(attempt),
+    });
+    return { fields, problems };
   }
   for (const p of ownedBy(pods, copy, "init")) await finish(p); // the init result is in status
 
@@ -130,6 +158,16 @@ export async function repositoryStep(
     fields.bytes = r.data.bytes;
     fields.oldestJob = r.data.oldestJob;
     fields.newestJob = r.data.newestJob;
+    const v = r.data.verification as { verified: number; failed: number; failedJobs: string[]; lastVerification?: string } | undefined;
+    if (v)
+      fields.verification = {
+        verified: v.verified,
+        failed: v.failed,
+        failedJobs: v.failedJobs.length ? v.failedJobs : undefined,
+        lastVerificationTime: v.lastVerification,
+      };
+    if (typeof r.data.copyRetries === "number") fields.copyRetries = r.data.copyRetries;
+    fields.metadataMessage = typeof r.data.metadataError === "string" ? r.data.metadataError : undefined;
     return { fields, problems: [] };
   }
   if (scan) return { fields, problems: [] };

@@ -32,6 +32,8 @@ export class EngineError extends Error {
   readonly exitCode: number | null;
   /** restic's own last words (already scrubbed of secrets). */
   readonly detail: string;
+  /** What the operation finished before it failed (a copy's jobs), for the caller's result. */
+  details?: Record<string, unknown>;
 
   constructor(kind: EngineErrorKind, operation: string, exitCode: number | null, detail: string) {
     super(`${operation}: ${summary[kind]}${detail ? `: ${detail}` : ""}`);

@@ -68,7 +68,7 @@ export class ResticEngine {
     operation: string,
     repo: Repo,
     args: string[],
-    opts: { from?: Repo; timeoutMs?: number; stdout?: "collect" | "discard" } = {},
+    opts: { from?: Repo; timeoutMs?: number; stdout?: "collect" | "discard"; onLine?: (line: string) => void } = {},
   ): Promise<RunResult> {
     const env: Record<string, string> = {
       PATH: process.env.PATH ?? "/usr/bin:/bin",
@@ -94,8 +94,14 @@ export class ResticEngine {
         child.kill("SIGTERM"); // restic cleans up its lock on SIGTERM
         setTimeout(() => child.kill("SIGKILL"), 10_000).unref();
       }, timeoutMs);
+      let pending = "";
       child.stdout.on("data", (b: Buffer) => {
         if (opts.stdout !== "discard") out.push(b);
+        if (!opts.onLine) return;
+        pending += b.toString("utf8");
+        const lines = pending.split("\n");
+        pending = lines.pop() ?? "";
+        for (const l of lines) opts.onLine(l);
       });
       let partial = "";
       child.stderr.setEncoding("utf8");
@@ -160,16 +166,38 @@ export class ResticEngine {
 
   /**
    * Copies the given snapshots (ids in `from`) to `to`. Snapshots whose job is already on `to` are skipped before
-   * restic runs, so a repeat copies nothing; returns what was copied and what was skipped.
+   * restic runs, so a repeat copies nothing; returns what was copied and what was skipped. `onCopied` hears of each
+   * job as soon as its snapshot is saved on `to` (restic prints that as text, also with --json), so a copy that
+   * dies half way still reports the jobs it finished.
    */
-  async copy(from: Repo, to: Repo, snapshotIds: string[], timeoutMs?: number): Promise<{ copied: string[]; skipped: string[] }> {
+  async copy(
+    from: Repo,
+    to: Repo,
+    snapshotIds: string[],
+    opts: { timeoutMs?: number; onStart?: (todo: CatalogEntry[]) => void; onCopied?: (job: CatalogEntry, done: number) => void } = {},
+  ): Promise<{ copied: string[]; skipped: string[] }> {
     const source = (await this.catalog(from)).filter((e) => snapshotIds.includes(e.snapshotId));
     const unknown = snapshotIds.filter((id) => !source.some((e) => e.snapshotId === id));
     if (unknown.length > 0)
       throw new EngineError("CorruptData", "copy", null, `snapshots not in the source repository: ${unknown.join(", ")}`);
     const todo = missingOn(source, await this.catalog(to));
     const skipped = source.filter((e) => !todo.includes(e)).map((e) => e.snapshotId);
-    if (todo.length > 0) await this.run("copy", to, ["copy", ...todo.map((e) => e.snapshotId)], { from, timeoutMs });
+    opts.onStart?.(todo);
+    if (todo.length > 0) {
+      let current: CatalogEntry | undefined;
+      let done = 0;
+      const onLine = (line: string) => {
+        const started = /^snapshot ([0-9a-f]{8,64}) of /.exec(line);
+        if (started) current = todo.find((e) => e.snapshotId.startsWith(started[1] as string));
+        else if (/^snapshot [0-9a-f]{8,64} saved/.test(line) && current) {
+          done++;
+          opts.onCopied?.(current, done);
+          this.opts.onProgress?.({ message_type: "copy", jobs_done: done, jobs_total: todo.length, job: current.jobId });
+          current = undefined;
+        }
+      };
+      await this.run("copy", to, ["copy", ...todo.map((e) => e.snapshotId)], { from, timeoutMs: opts.timeoutMs, onLine });
+    }
     return { copied: todo.map((e) => e.snapshotId), skipped };
   }
 

@@ -8,6 +8,8 @@ import path from "node:path";
 import { EngineError } from "../engine/errors.ts";
 import { type Repo, ResticEngine } from "../engine/restic.ts";
 import type { CatalogEntry } from "../policy/catalog.ts";
+import { type JobEvent, jobRecords, verificationSummary } from "../policy/jobevents.ts";
+import { type MetadataStore, metadataStore } from "./metadata.ts";
 import type { AgentTask, TaskSpec } from "./pod.ts";
 
 export interface AgentResult {
@@ -21,6 +23,42 @@ export interface AgentResult {
 
 const backendEnv = (env: NodeJS.ProcessEnv): Record<string, string> =>
   Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => /^(AWS_|RESTIC_REST_)/.test(e[0]) && e[1] !== undefined));
+
+const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+/**
+ * Writes job events in the background. The data is what counts: an event that cannot be written (metadata folder
+ * unwritable, storage gone) leaves a note in the result instead of failing work that is done.
+ */
+class EventWriter {
+  private readonly store?: MetadataStore;
+  private readonly pod?: string;
+  private writes: Promise<void>[] = [];
+  private errors = 0;
+  private lastError = "";
+  constructor(store: MetadataStore | undefined, pod?: string) {
+    this.store = store;
+    this.pod = pod;
+  }
+
+  add(e: Omit<JobEvent, "schema" | "at" | "pod">): void {
+    if (!this.store) return;
+    this.writes.push(
+      this.store.add({ ...e, at: new Date().toISOString(), pod: this.pod }).catch((err: unknown) => {
+        this.errors++;
+        this.lastError = messageOf(err);
+      }),
+    );
+  }
+
+  async flush(): Promise<void> {
+    await Promise.all(this.writes);
+  }
+
+  problem(): Record<string, unknown> {
+    return this.errors ? { metadataError: `${this.errors} job events not written: ${this.lastError}` } : {};
+  }
+}
 
 /** A job summary small enough for a termination message, and never a list that grows with the jobs. */
 export function summarize(catalog: CatalogEntry[]): Record<string, unknown> {
@@ -81,21 +119,98 @@ export async function runTask(task: AgentTask, spec: TaskSpec, env: NodeJS.Proce
         return { ok: true, task, created: false };
       }
     }
-    case "scan":
-      return { ok: true, task, ...summarize(await engine.catalog(repo(spec.target), timeoutMs)) };
+    case "scan": {
+      const catalog = await engine.catalog(repo(spec.target), timeoutMs);
+      const result: AgentResult = { ok: true, task, ...summarize(catalog) };
+      const store = metadataStore(spec.target.metadata, env, spec.target);
+      if (store) {
+        try {
+          const records = jobRecords(await store.list());
+          result.verification = verificationSummary(
+            records,
+            catalog.map((e) => e.jobId),
+          );
+          result.copyRetries = [...records.values()].filter((r) => r.copyAttempts > 1).length;
+        } catch (err) {
+          result.metadataError = messageOf(err);
+        }
+      }
+      return result;
+    }
     case "copy": {
       if (!spec.source) throw new Error("copy needs a source");
-      const r = await engine.copy(repo(spec.source), repo(spec.target), spec.snapshotIds ?? [], timeoutMs);
-      return { ok: true, task, copied: r.copied.length, skipped: r.skipped.length };
+      const store = metadataStore(spec.target.metadata, env, spec.target);
+      const events = new EventWriter(store, env.AUXO_POD_NAME);
+      let todo: CatalogEntry[] = [];
+      const copied = new Set<string>();
+      try {
+        const r = await engine.copy(repo(spec.source), repo(spec.target), spec.snapshotIds ?? [], {
+          timeoutMs,
+          onStart: (t) => (todo = t),
+          onCopied: (job) => {
+            copied.add(job.snapshotId);
+            events.add({ jobId: job.jobId, snapshotId: job.snapshotId, kind: "copy", result: "ok" });
+          },
+        });
+        await events.flush();
+        return { ok: true, task, copied: r.copied.length, skipped: r.skipped.length, ...events.problem() };
+      } catch (err) {
+        // Every job this attempt did not finish counts one failed attempt (the next run finds the finished ones).
+        for (const job of todo.filter((j) => !copied.has(j.snapshotId)))
+          events.add({ jobId: job.jobId, snapshotId: job.snapshotId, kind: "copy", result: "failed", message: messageOf(err) });
+        await events.flush();
+        if (err instanceof EngineError) err.details = { copied: copied.size, remaining: todo.length - copied.size };
+        throw err;
+      }
     }
     case "verify": {
-      for (const id of spec.snapshotIds ?? []) await engine.verify(repo(spec.target), id, timeoutMs);
-      return { ok: true, task, verified: spec.snapshotIds?.length ?? 0 };
+      // Every job is read in full, also after one fails: the result names all the bad ones.
+      const catalog = await engine.catalog(repo(spec.target), timeoutMs);
+      const events = new EventWriter(metadataStore(spec.target.metadata, env, spec.target), env.AUXO_POD_NAME);
+      const failed: string[] = [];
+      for (const id of spec.snapshotIds ?? []) {
+        const job = catalog.find((e) => e.snapshotId === id || e.snapshotId.startsWith(id));
+        if (!job) throw new EngineError("CorruptData", "verify", null, `snapshot ${id} is not in the repository`);
+        try {
+          await engine.verify(repo(spec.target), job.snapshotId, timeoutMs);
+          events.add({ jobId: job.jobId, snapshotId: job.snapshotId, kind: "verify", result: "ok" });
+        } catch (err) {
+          if (!(err instanceof EngineError) || err.kind !== "CorruptData") throw err;
+          failed.push(job.jobId);
+          events.add({ jobId: job.jobId, snapshotId: job.snapshotId, kind: "verify", result: "failed", message: err.message });
+        }
+      }
+      await events.flush();
+      const verified = (spec.snapshotIds?.length ?? 0) - failed.length;
+      if (failed.length === 0) return { ok: true, task, verified, ...events.problem() };
+      return {
+        ok: false,
+        task,
+        kind: "CorruptData",
+        retryable: false,
+        message: `${failed.length} of ${spec.snapshotIds?.length} jobs failed verification: ${failed.slice(0, 10).join(", ")}`,
+        verified,
+        failedJobs: failed.slice(0, 20),
+        ...events.problem(),
+      };
     }
     case "prune":
       await engine.prune(repo(spec.target), timeoutMs);
       return { ok: true, task };
   }
+}
+
+/** restic's status lines and the engine's copy lines, in the one shape the operator reads (controllers/progress.ts). */
+export function progressOf(m: Record<string, unknown>): Record<string, unknown> {
+  const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : undefined);
+  return {
+    percent: num(m.percent_done) !== undefined ? Math.round((m.percent_done as number) * 1000) / 10 : undefined,
+    bytesDone: num(m.bytes_done),
+    bytesTotal: num(m.total_bytes),
+    jobsDone: num(m.jobs_done),
+    jobsTotal: num(m.jobs_total),
+    job: typeof m.job === "string" ? m.job : undefined,
+  };
 }
 
 /** The `auxo agent <task>` command. */
@@ -124,8 +239,7 @@ export async function agentMain(task: string, env: NodeJS.ProcessEnv = process.e
   const engine = new ResticEngine({
     binary: env.AUXO_RESTIC ?? "restic",
     cacheDir: env.RESTIC_CACHE_DIR,
-    onProgress: (m) =>
-      process.stdout.write(`${JSON.stringify({ level: "info", msg: "progress", task, percent: m.percent_done, bytes: m.bytes_done })}\n`),
+    onProgress: (m) => process.stdout.write(`${JSON.stringify({ level: "info", msg: "progress", task, ...progressOf(m) })}\n`),
   });
   try {
     const result = await runTask(task as AgentTask, spec, env, engine);
@@ -138,7 +252,8 @@ export async function agentMain(task: string, env: NodeJS.ProcessEnv = process.e
       task: task as AgentTask,
       kind: e?.kind ?? "Failed",
       retryable: e?.retryable ?? true,
-      message: err instanceof Error ? err.message : String(err),
+      message: messageOf(err),
+      ...e?.details,
     });
     return 1;
   }

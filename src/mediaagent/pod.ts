@@ -58,6 +58,7 @@ const defaultResources = { requests: { cpu: "100m", memory: "128Mi" }, limits: {
 export function buildAgentPod(i: AgentPodInput): Record<string, unknown> {
   const strip = (a: RepositoryAccess) => ({
     repository: a.repository,
+    metadata: a.metadata,
     passwordFile: a.passwordFile,
     caFile: a.caFile,
     insecureTls: a.insecureTls,
@@ -111,6 +112,7 @@ export function buildAgentPod(i: AgentPodInput): Record<string, unknown> {
           command: ["auxo", "agent", i.task],
           env: [
             { name: "AUXO_TASK", value: JSON.stringify(spec) },
+            { name: "AUXO_POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
             { name: "HOME", value: "/tmp" },
             { name: "RESTIC_CACHE_DIR", value: "/tmp/restic-cache" },
             ...env.values(),

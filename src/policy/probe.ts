@@ -8,9 +8,9 @@ export interface ProbeState {
   probeInterval: string; // e.g. "5m"
 }
 
-export function probeBackoffMs(consecutiveFailures: number): number {
+export function probeBackoffMs(consecutiveFailures: number, baseMs = 30_000): number {
   if (consecutiveFailures <= 0) return 0;
-  return Math.min(30_000 * 2 ** (consecutiveFailures - 1), 30 * 60_000);
+  return Math.min(baseMs * 2 ** (consecutiveFailures - 1), 30 * 60_000);
 }
 
 /** Milliseconds since the epoch at which the next probe is due. */

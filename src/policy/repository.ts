@@ -2,6 +2,7 @@
 // volumes to mount, and the environment, with every credential coming from a Secret (env valueFrom or a mounted
 // file), never from an argument. Pure.
 import type { LibrarySpec } from "../api/v1alpha1/library.ts";
+import { METADATA_SUFFIX } from "./jobevents.ts";
 
 export interface VolumeSpec {
   name: string;
@@ -16,8 +17,12 @@ export interface EnvFromSecret {
   key: string;
 }
 
+/** Where Auxo's per-job metadata lives beside the repository (policy/jobevents.ts). REST servers hold only restic's files. */
+export type MetadataLocation = { path: string } | { s3: { endpoint: string; bucket: string; prefix: string; region: string } };
+
 export interface RepositoryAccess {
   repository: string;
+  metadata?: MetadataLocation;
   /** Absent for a library probe, which opens no repository. */
   passwordFile?: string;
   caFile?: string;
@@ -64,6 +69,7 @@ export function repositoryAccess(
   let repository: string;
   let caFile: string | undefined;
   let insecureTls: boolean | undefined;
+  let metadata: MetadataLocation | undefined;
   if (library.filesystem) {
     const fs = library.filesystem;
     const mount = `/libraries/${role}`;
@@ -74,10 +80,19 @@ export function repositoryAccess(
         : { hostPath: { path: fs.hostPath?.path, type: "DirectoryOrCreate" } };
     volumes.push({ name: `${role}-library`, mountPath: mount, source });
     repository = `/${join(mount, fs.path, repoPath)}`;
+    metadata = { path: `${repository}${METADATA_SUFFIX}` };
   } else if (library.s3) {
     const s3 = library.s3;
     repository = `s3:${s3.endpoint.replace(/\/+$/, "")}/${join(s3.bucket, s3.prefix, repoPath)}`;
     options["s3.region"] = s3.region ?? "us-east-1";
+    metadata = {
+      s3: {
+        endpoint: s3.endpoint.replace(/\/+$/, ""),
+        bucket: s3.bucket,
+        prefix: `${join(s3.prefix, repoPath)}${METADATA_SUFFIX}`,
+        region: options["s3.region"],
+      },
+    };
     // restic reads one set of AWS variables: source and target of a copy must share credentials (same account).
     env.push({
       name: "AWS_ACCESS_KEY_ID",
@@ -126,5 +141,5 @@ export function repositoryAccess(
   } else {
     throw new Error("library has no backend");
   }
-  return { repository, passwordFile, caFile, insecureTls, options, volumes, env };
+  return { repository, metadata, passwordFile, caFile, insecureTls, options, volumes, env };
 }

@@ -20,6 +20,7 @@ describe("repository access", () => {
       { persistentVolumeClaim: { claimName: "disk" } },
     ]);
     expect(a.env).toEqual([]);
+    expect(a.metadata).toEqual({ path: "/libraries/target/auxo/team-a/gold/primary.auxo" });
   });
 
   it("builds S3 and REST repositories with credentials from Secrets only", () => {
@@ -45,9 +46,14 @@ describe("repository access", () => {
       { name: "AWS_SECRET_ACCESS_KEY", secret: "creds", key: "AWS_SECRET_ACCESS_KEY" },
     ]);
     expect(s3.caFile).toBe("/var/run/auxo/source/ca/ca.crt");
+    // Job metadata sits beside the repository, never inside restic's own layout.
+    expect(s3.metadata).toEqual({
+      s3: { endpoint: "https://s3.example.com", bucket: "b", prefix: "k8s/ns/p/c.auxo", region: "eu-west-1" },
+    });
     const rest = repositoryAccess({ rest: { url: "https://rest:8000/", credentialsSecret: { name: "rest" } } }, "ns/p/c", pw);
     expect(rest.repository).toBe("rest:https://rest:8000/ns/p/c");
     expect(rest.env.map((e) => e.name)).toEqual(["RESTIC_REST_USERNAME", "RESTIC_REST_PASSWORD"]);
+    expect(rest.metadata).toBeUndefined();
   });
 });
 
@@ -116,7 +122,8 @@ describe("probe timing", () => {
   it("probes a healthy library every interval and backs off while it is down", () => {
     expect(nextProbeAt({ consecutiveFailures: 0, probeInterval: "5m" })).toBe(0);
     expect(nextProbeAt({ lastProbeTime: 1000, consecutiveFailures: 0, probeInterval: "5m" })).toBe(1000 + 300_000);
-    expect([1, 2, 3, 4, 7, 20].map(probeBackoffMs)).toEqual([30_000, 60_000, 120_000, 240_000, 1_800_000, 1_800_000]);
+    expect([1, 2, 3, 4, 7, 20].map((n) => probeBackoffMs(n))).toEqual([30_000, 60_000, 120_000, 240_000, 1_800_000, 1_800_000]);
     expect(nextProbeAt({ lastProbeTime: 1000, consecutiveFailures: 2, probeInterval: "5m" })).toBe(61_000);
+    expect(probeBackoffMs(3, 2000)).toBe(8000);
   });
 });

@@ -285,6 +285,32 @@ export const PolicyCopyStatus = Obj(
     oldestJob: Type.Optional(Str("Start time of the oldest job on the copy.")),
     newestJob: Type.Optional(Str("Start time of the newest job on the copy.")),
     lastScanTime: Type.Optional(Str("When the catalog was last read from the repository.")),
+    initFailure: Type.Optional(
+      Obj(
+        {
+          attempts: Int("Failed attempts so far."),
+          reason: Str("The engine's error kind (WrongPassword, Unreachable, ...)."),
+          message: Str("The last attempt's error, and when the next attempt runs."),
+          lastAttemptTime: Str("When the last attempt ended."),
+        },
+        "Why the repository could not be initialised yet; retried with back-off.",
+      ),
+    ),
+    verification: Type.Optional(
+      Obj(
+        {
+          verified: Type.Optional(Int("Jobs on the copy whose latest verification passed.")),
+          failed: Type.Optional(Int("Jobs on the copy whose latest verification failed.")),
+          failedJobs: Type.Optional(
+            Type.Array(Str("A job id."), { description: "Some of the jobs that failed verification (at most 20).", maxItems: 20 }),
+          ),
+          lastVerificationTime: Type.Optional(Str("When a job of the copy was last verified.")),
+        },
+        "Data verification results, read from the job metadata beside the repository.",
+      ),
+    ),
+    copyRetries: Type.Optional(Int("Jobs on the copy that needed more than one copy attempt.")),
+    metadataMessage: Type.Optional(Str("Why the job metadata beside the repository could not be read, when it could not.")),
   },
   "Observed state of the copy.",
 );
