@@ -1,0 +1,147 @@
+// Which jobs an aux copy takes (reference §3, §4.3): valid data only, windows, selective frequencies with their
+// calendars and time zones, carried incrementals, overrides, limits.
+import { describe, expect, it } from "vitest";
+import type { CatalogEntry, JobStatus, JobType } from "../../src/policy/catalog.ts";
+import { periodKey, planCopy, selectFulls } from "../../src/policy/selection.ts";
+
+let n = 0;
+function job(startTime: string, type: JobType = "full", status: JobStatus = "completed", subclient = "pg"): CatalogEntry {
+  n++;
+  return {
+    jobId: `j${n}`,
+    snapshotId: `s${n}`,
+    originalId: `s${n}`,
+    type,
+    status,
+    client: "db",
+    subclient,
+    startTime,
+    endTime: startTime,
+    tagged: true,
+  };
+}
+const ids = (es: CatalogEntry[]) => es.map((e) => e.jobId);
+const now = Date.parse("2026-11-22T12:00:00Z");
+
+describe("synchronous copies", () => {
+  it("take every valid job of every type in start order, never failed or killed ones", () => {
+    const src = [
+      job("2026-01-03T00:00:00Z", "incremental"),
+      job("2026-01-01T00:00:00Z", "full"),
+      job("2026-01-02T00:00:00Z", "log", "failed"),
+      job("2026-01-04T00:00:00Z", "differential", "completedWithErrors"),
+      job("2026-01-05T00:00:00Z", "incremental", "killed"),
+    ];
+    const plan = planCopy(src, [], {}, { now });
+    expect(ids(plan.toCopy)).toEqual([src[1], src[0], src[3]].map((e) => e?.jobId));
+    expect(plan.counts.ToBeCopied).toBe(3);
+  });
+
+  it("skip what the copy already holds, by the original snapshot id, and count it Available", () => {
+    const src = [job("2026-01-01T00:00:00Z"), job("2026-01-02T00:00:00Z", "incremental")];
+    const copied = { ...(src[0] as CatalogEntry), snapshotId: "other" };
+    const plan = planCopy(src, [copied], {}, { now });
+    expect(ids(plan.toCopy)).toEqual([src[1]?.jobId]);
+    expect(plan.counts.Available).toBe(1);
+  });
+
+  it("honour backups on and after a date in the policy's time zone, the defer period and the pick-new-backups cutoff", () => {
+    // 23:30 UTC on 31 Dec is already 1 January in Paris.
+    const src = [job("2025-12-31T22:30:00Z"), job("2025-12-31T23:30:00Z"), job("2026-11-21T00:00:00Z"), job("2026-11-22T11:00:00Z")];
+    const rules = { backups: { mode: "OnAndAfter" as const, date: "2026-01-01" }, timeZone: "Europe/Paris" };
+    expect(ids(planCopy(src, [], rules, { now }).toCopy)).toEqual(ids(src.slice(1)));
+    expect(ids(planCopy(src, [], { ...rules, deferDays: 1 }, { now }).toCopy)).toEqual(ids(src.slice(1, 3)));
+    expect(ids(planCopy(src, [], rules, { now, cutoff: Date.parse("2026-11-22T00:00:00Z") }).toCopy)).toEqual(ids(src.slice(1, 3)));
+  });
+
+  it("apply overrides, verification skips and the job limit", () => {
+    const src = Array.from({ length: 6 }, (_, i) => job(`2026-02-0${i + 1}T00:00:00Z`, i ? "incremental" : "full"));
+    const plan = planCopy(
+      src,
+      [],
+      {
+        jobOverrides: [
+          { jobId: src[1]?.jobId as string, action: "DoNotCopy" },
+          { jobId: src[2]?.jobId as string, action: "MarkBad" },
+        ],
+      },
+      { now, skipJobs: new Set([src[3]?.jobId as string]), limit: 1 },
+    );
+    expect(plan.counts).toEqual({ ToBeCopied: 3, Available: 0, DoNotCopy: 1, Bad: 2 });
+    expect(ids(plan.toCopy)).toEqual([src[0]?.jobId]);
+    expect(plan.remaining).toBe(2);
+  });
+});
+
+describe("selective copies", () => {
+  it("cut weeks on Friday by default, and on the configured day", () => {
+    // 2026-11-19 is a Thursday, 2026-11-20 a Friday.
+    const thu = Date.parse("2026-11-19T10:00:00Z");
+    const fri = Date.parse("2026-11-20T10:00:00Z");
+    expect(periodKey(thu, "Weekly")).not.toBe(periodKey(fri, "Weekly"));
+    expect(periodKey(thu, "Weekly", { weekStartsOn: "Monday" })).toBe(periodKey(fri, "Weekly", { weekStartsOn: "Monday" }));
+  });
+
+  it("cut days at dayStartsAt in the time zone, and months at monthStartsOn", () => {
+    const a = Date.parse("2026-03-10T04:00:00Z");
+    const b = Date.parse("2026-03-10T07:00:00Z");
+    expect(periodKey(a, "Daily", { dayStartsAt: "06:00" })).not.toBe(periodKey(b, "Daily", { dayStartsAt: "06:00" }));
+    // 03:00 UTC is still 9 March in New York (EDT, UTC-4, since 8 March).
+    expect(periodKey(Date.parse("2026-03-10T03:00:00Z"), "Daily", {}, "America/New_York")).toBe("2026-03-09");
+    expect(periodKey(Date.parse("2026-03-14T12:00:00Z"), "Monthly", { monthStartsOn: 15 })).toBe(
+      periodKey(Date.parse("2026-02-20T12:00:00Z"), "Monthly", { monthStartsOn: 15 }),
+    );
+    expect(periodKey(Date.parse("2026-03-31T12:00:00Z"), "Quarterly")).not.toBe(periodKey(Date.parse("2026-04-01T12:00:00Z"), "Quarterly"));
+    expect(periodKey(Date.parse("2026-03-31T12:00:00Z"), "Quarterly", { yearStartsOn: "February" })).toBe(
+      periodKey(Date.parse("2026-04-01T12:00:00Z"), "Quarterly", { yearStartsOn: "February" }),
+    );
+  });
+
+  it("take the first or last full of each month per subclient; LastWait waits for the month to close", () => {
+    const fulls = [
+      job("2026-10-01T00:00:00Z"),
+      job("2026-10-15T00:00:00Z"),
+      job("2026-11-01T00:00:00Z"),
+      job("2026-11-08T00:00:00Z"),
+      job("2026-11-02T00:00:00Z", "full", "completed", "mysql"),
+    ];
+    const [oct1, oct15, nov1, nov8, mysql] = ids(fulls);
+    expect([...selectFulls(fulls, { frequency: "Monthly", full: "First" }, "UTC", now)].sort()).toEqual([oct1, nov1, mysql].sort());
+    expect([...selectFulls(fulls, { frequency: "Monthly", full: "Last" }, "UTC", now)].sort()).toEqual([oct15, nov8, mysql].sort());
+    expect([...selectFulls(fulls, { frequency: "Monthly", full: "LastWait" }, "UTC", now)]).toEqual([oct15]);
+  });
+
+  it("take every x-th cycle by the cycle number (x = 4, first: 1, 5, 9; last: 4, 8)", () => {
+    const fulls = Array.from({ length: 9 }, (_, i) => job(`2026-01-${String(i + 1).padStart(2, "0")}T00:00:00Z`));
+    const num = (s: Set<string>) => fulls.map((f, i) => (s.has(f.jobId) ? i + 1 : 0)).filter(Boolean);
+    expect(num(selectFulls(fulls, { frequency: "Advanced", full: "First", advanced: { every: 4, unit: "Cycles" } }, "UTC", now))).toEqual([
+      1, 5, 9,
+    ]);
+    expect(num(selectFulls(fulls, { frequency: "Advanced", full: "Last", advanced: { every: 4, unit: "Cycles" } }, "UTC", now))).toEqual([
+      4, 8,
+    ]);
+  });
+
+  it("carry the incrementals after a selected full up to the first that completed without errors", () => {
+    const src = [
+      job("2026-10-01T00:00:00Z", "full"),
+      job("2026-10-02T00:00:00Z", "incremental", "completedWithErrors"),
+      job("2026-10-03T00:00:00Z", "incremental"),
+      job("2026-10-04T00:00:00Z", "incremental"),
+      job("2026-10-05T00:00:00Z", "full"),
+      job("2026-10-06T00:00:00Z", "incremental"),
+    ];
+    const plan = planCopy(src, [], { copyType: "Selective", selection: { frequency: "Monthly", full: "First" } }, { now });
+    expect(ids(plan.toCopy)).toEqual(ids(src.slice(0, 3)));
+  });
+
+  it("copy only picked jobs in manual mode", () => {
+    const src = [job("2026-10-01T00:00:00Z"), job("2026-10-02T00:00:00Z", "incremental")];
+    const rules = {
+      copyType: "Selective" as const,
+      selection: { mode: "Manual" as const },
+      jobOverrides: [{ jobId: src[1]?.jobId as string, action: "PickForCopy" as const }],
+    };
+    expect(ids(planCopy(src, [], rules, { now }).toCopy)).toEqual([src[1]?.jobId]);
+  });
+});
