@@ -1,5 +1,6 @@
 // Every controller of the operator, registered on a manager.
 import type { Manager } from "../runtime/manager.ts";
+import { registerAuxCopyController } from "./auxcopyjob.ts";
 import { type ControllerSettings, registerLibraryController } from "./library.ts";
 import { registerPolicyControllers } from "./policy.ts";
 import { registerSnapVaultController } from "./snapvault.ts";
@@ -10,4 +11,5 @@ export function registerControllers(mgr: Manager, settings: ControllerSettings):
   registerLibraryController(mgr, settings);
   registerPolicyControllers(mgr, settings);
   registerSnapVaultController(mgr);
+  registerAuxCopyController(mgr, settings);
 }

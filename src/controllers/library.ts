@@ -46,6 +46,8 @@ export interface ControllerSettings {
   scanIntervalSeconds?: number;
   /** First retry delay of failed MediaAgent work (doubling to 30 minutes). Default: 30 s. */
   retryBaseMs?: number;
+  /** How often a running copy's progress is read into status. Default: 2 s. */
+  progressIntervalMs?: number;
   now?: () => number;
 }
 
@@ -65,11 +67,15 @@ export function agentResult(pod: PodObj): { ok: boolean; message: string; at?: s
   const t = pod.status?.containerStatuses?.[0]?.state?.terminated;
   const raw = t?.message ?? "";
   try {
-    const r = JSON.parse(raw) as { ok: boolean; message?: string; kind?: string };
-    return { ok: r.ok, message: (r.message ?? r.kind ?? "").slice(0, 1000), at: t?.finishedAt, data: r as Record<string, unknown> };
+    const r = JSON.parse(raw) as { ok?: unknown; message?: string; kind?: string };
+    if (typeof r.ok === "boolean")
+      return { ok: r.ok, message: (r.message ?? r.kind ?? "").slice(0, 1000), at: t?.finishedAt, data: r as Record<string, unknown> };
   } catch {
-    return { ok: false, message: raw.trim().split("\n").slice(-3).join(" ") || `agent pod ${phase}`, at: t?.finishedAt, data: {} };
+    // not a result: the agent died before writing one
   }
+  // Killed (OOM, node loss, SIGKILL) or crashed: no result, so the work is retryable.
+  const how = t?.exitCode === 137 ? "was killed (exit code 137)" : `ended without a result (exit code ${t?.exitCode ?? "unknown"})`;
+  return { ok: false, message: `agent pod ${pod.metadata.name} ${how}`, at: t?.finishedAt, data: {} };
 }
 
 /** The probe pod's verdict, from its termination message (the agent's JSON result). */

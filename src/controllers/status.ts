@@ -14,6 +14,21 @@ export interface ReadyInput {
   ok: { reason: string; message: string };
 }
 
+/** Applies `status` (all the fields this writer owns) when it differs from what the object shows; true when written. */
+export async function writeFields(
+  mgr: Manager,
+  type: ResourceType,
+  obj: KubeObject & { status?: Record<string, unknown> },
+  status: Record<string, unknown>,
+): Promise<boolean> {
+  const current = { ...obj.status };
+  // Compare only what this writer owns.
+  const mine = Object.fromEntries(Object.keys(status).map((k) => [k, current[k]]));
+  if (isDeepStrictEqual(JSON.parse(JSON.stringify(mine)), JSON.parse(JSON.stringify(status)))) return false;
+  await mgr.client.applyStatus(type, { metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace }, status }, statusManager);
+  return true;
+}
+
 export async function writeStatus(
   mgr: Manager,
   type: ResourceType,
@@ -32,12 +47,7 @@ export async function writeStatus(
     obj.metadata.generation,
     now,
   );
-  const status = { ...fields, observedGeneration: obj.metadata.generation, conditions };
-  const current = { ...obj.status };
-  // Compare only what this writer owns.
-  const mine = Object.fromEntries(Object.keys(status).map((k) => [k, current[k]]));
-  if (isDeepStrictEqual(JSON.parse(JSON.stringify(mine)), JSON.parse(JSON.stringify(status)))) return;
-  await mgr.client.applyStatus(type, { metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace }, status }, statusManager);
+  if (!(await writeFields(mgr, type, obj, { ...fields, observedGeneration: obj.metadata.generation, conditions }))) return;
   const was = getCondition(before, "Ready");
   const is = getCondition(conditions, "Ready") as Condition;
   if (is.status === "False" && (was?.status !== "False" || was.reason !== is.reason))

@@ -183,22 +183,30 @@ export class ResticEngine {
     const todo = missingOn(source, await this.catalog(to));
     const skipped = source.filter((e) => !todo.includes(e)).map((e) => e.snapshotId);
     opts.onStart?.(todo);
-    if (todo.length > 0) {
-      let current: CatalogEntry | undefined;
-      let done = 0;
-      const onLine = (line: string) => {
-        const started = /^snapshot ([0-9a-f]{8,64}) of /.exec(line);
-        if (started) current = todo.find((e) => e.snapshotId.startsWith(started[1] as string));
-        else if (/^snapshot [0-9a-f]{8,64} saved/.test(line) && current) {
-          done++;
-          opts.onCopied?.(current, done);
-          this.opts.onProgress?.({ message_type: "copy", jobs_done: done, jobs_total: todo.length, job: current.jobId });
-          current = undefined;
-        }
-      };
-      await this.run("copy", to, ["copy", ...todo.map((e) => e.snapshotId)], { from, timeoutMs: opts.timeoutMs, onLine });
-    }
+    await this.copyJobs(from, to, todo, opts);
     return { copied: todo.map((e) => e.snapshotId), skipped };
+  }
+
+  /** Copies jobs known to be missing on `to`, in the given order, reporting each as it is saved. */
+  async copyJobs(
+    from: Repo,
+    to: Repo,
+    todo: CatalogEntry[],
+    opts: { timeoutMs?: number; onCopied?: (job: CatalogEntry, done: number) => void } = {},
+  ): Promise<void> {
+    if (todo.length === 0) return;
+    let current: CatalogEntry | undefined;
+    let done = 0;
+    const onLine = (line: string) => {
+      const started = /^snapshot ([0-9a-f]{8,64}) of /.exec(line);
+      if (started) current = todo.find((e) => e.snapshotId.startsWith(started[1] as string));
+      else if (/^snapshot [0-9a-f]{8,64} saved/.test(line) && current) {
+        done++;
+        opts.onCopied?.(current, done);
+        current = undefined;
+      }
+    };
+    await this.run("copy", to, ["copy", ...todo.map((e) => e.snapshotId)], { from, timeoutMs: opts.timeoutMs, onLine });
   }
 
   async forget(repo: Repo, snapshotIds: string[]): Promise<void> {

@@ -206,6 +206,14 @@ export class KubeClient {
   }
 
   /** GET /version: proves reachability and credentials. */
+  /** The last lines a pod's container wrote (the kubelet's log, through the API server). */
+  async podLog(namespace: string, name: string, tailLines = 20): Promise<string> {
+    return await this.request<string>("GET", `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}/log`, {
+      query: { tailLines },
+      timeoutMs: 10_000,
+    });
+  }
+
   async version(): Promise<string> {
     return (await this.request<{ gitVersion: string }>("GET", "/version")).gitVersion;
   }

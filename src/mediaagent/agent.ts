@@ -7,7 +7,8 @@ import { accessSync, constants, mkdirSync, rmSync, writeFileSync } from "node:fs
 import path from "node:path";
 import { EngineError } from "../engine/errors.ts";
 import { type Repo, ResticEngine } from "../engine/restic.ts";
-import type { CatalogEntry } from "../policy/catalog.ts";
+import { type CatalogEntry, missingOn } from "../policy/catalog.ts";
+import { planCopy } from "../policy/selection.ts";
 import { type JobEvent, jobRecords, verificationSummary } from "../policy/jobevents.ts";
 import { type MetadataStore, metadataStore } from "./metadata.ts";
 import type { AgentTask, TaskSpec } from "./pod.ts";
@@ -72,6 +73,17 @@ export function summarize(catalog: CatalogEntry[]): Record<string, unknown> {
   }
   return { jobs: catalog.length, byType, byStatus, bytes, oldestJob: catalog[0]?.startTime, newestJob: catalog.at(-1)?.startTime };
 }
+
+/** Jobs whose latest verification on a copy failed, from the metadata beside its repository. */
+async function failedVerification(a: TaskSpec["target"], env: NodeJS.ProcessEnv): Promise<Set<string>> {
+  const store = metadataStore(a.metadata, env, a);
+  if (!store) return new Set();
+  const out = new Set<string>();
+  for (const [job, r] of jobRecords(await store.list())) if (r.lastVerification?.result === "failed") out.add(job);
+  return out;
+}
+
+const progress = (p: Record<string, unknown>) => process.stdout.write(`${JSON.stringify({ level: "info", msg: "progress", ...p })}\n`);
 
 export async function runTask(task: AgentTask, spec: TaskSpec, env: NodeJS.ProcessEnv, engine: ResticEngine): Promise<AgentResult> {
   const tmp = env.TMPDIR ?? "/tmp";
@@ -139,27 +151,53 @@ export async function runTask(task: AgentTask, spec: TaskSpec, env: NodeJS.Proce
     }
     case "copy": {
       if (!spec.source) throw new Error("copy needs a source");
-      const store = metadataStore(spec.target.metadata, env, spec.target);
-      const events = new EventWriter(store, env.AUXO_POD_NAME);
-      let todo: CatalogEntry[] = [];
+      const source = repo(spec.source);
+      const target = repo(spec.target);
+      // Locks a killed MediaAgent left behind: "all" only when the operator saw no other Auxo pod on the repository.
+      if (spec.unlock?.target) await engine.unlock(target, { removeAll: spec.unlock.target === "all" });
+      if (spec.unlock?.source) await engine.unlock(source, { removeAll: spec.unlock.source === "all" });
+      const events = new EventWriter(metadataStore(spec.target.metadata, env, spec.target), env.AUXO_POD_NAME);
+      let todo: CatalogEntry[];
+      let planned: Record<string, unknown> = {};
+      if (spec.plan) {
+        const skipJobs = spec.plan.skipVerificationFailed ? await failedVerification(spec.source, env) : undefined;
+        const plan = planCopy(await engine.catalog(source, timeoutMs), await engine.catalog(target, timeoutMs), spec.plan.rules, {
+          now: Date.now(),
+          cutoff: spec.plan.cutoff ? Date.parse(spec.plan.cutoff) : undefined,
+          skipJobs,
+          limit: spec.plan.limit,
+        });
+        todo = plan.toCopy;
+        planned = { selected: todo.length, remaining: plan.remaining, counts: plan.counts };
+      } else {
+        const wanted = new Set(spec.snapshotIds ?? []);
+        todo = missingOn(
+          (await engine.catalog(source, timeoutMs)).filter((e) => wanted.has(e.snapshotId)),
+          await engine.catalog(target, timeoutMs),
+        );
+      }
+      const bytesTotal = todo.reduce((n, e) => n + (e.bytes ?? 0), 0);
+      let bytesDone = 0;
       const copied = new Set<string>();
+      progress({ jobsDone: 0, jobsTotal: todo.length, bytesDone, bytesTotal, job: todo[0]?.jobId });
       try {
-        const r = await engine.copy(repo(spec.source), repo(spec.target), spec.snapshotIds ?? [], {
+        await engine.copyJobs(source, target, todo, {
           timeoutMs,
-          onStart: (t) => (todo = t),
-          onCopied: (job) => {
+          onCopied: (job, done) => {
             copied.add(job.snapshotId);
+            bytesDone += job.bytes ?? 0;
             events.add({ jobId: job.jobId, snapshotId: job.snapshotId, kind: "copy", result: "ok" });
+            progress({ jobsDone: done, jobsTotal: todo.length, bytesDone, bytesTotal, job: todo[done]?.jobId });
           },
         });
         await events.flush();
-        return { ok: true, task, copied: r.copied.length, skipped: r.skipped.length, ...events.problem() };
+        return { ok: true, task, copied: todo.length, bytes: bytesTotal, ...planned, ...events.problem() };
       } catch (err) {
         // Every job this attempt did not finish counts one failed attempt (the next run finds the finished ones).
         for (const job of todo.filter((j) => !copied.has(j.snapshotId)))
           events.add({ jobId: job.jobId, snapshotId: job.snapshotId, kind: "copy", result: "failed", message: messageOf(err) });
         await events.flush();
-        if (err instanceof EngineError) err.details = { copied: copied.size, remaining: todo.length - copied.size };
+        if (err instanceof EngineError) err.details = { copied: copied.size, bytes: bytesDone, ...planned };
         throw err;
       }
     }
@@ -239,7 +277,7 @@ export async function agentMain(task: string, env: NodeJS.ProcessEnv = process.e
   const engine = new ResticEngine({
     binary: env.AUXO_RESTIC ?? "restic",
     cacheDir: env.RESTIC_CACHE_DIR,
-    onProgress: (m) => process.stdout.write(`${JSON.stringify({ level: "info", msg: "progress", task, ...progressOf(m) })}\n`),
+    onProgress: (m) => progress({ task, ...progressOf(m) }),
   });
   try {
     const result = await runTask(task as AgentTask, spec, env, engine);

@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import type { OwnerReference } from "../kube/resources.ts";
 import type { RepositoryAccess } from "../policy/repository.ts";
+import type { CopyRules } from "../policy/selection.ts";
 
 export type AgentTask = "probe" | "init" | "scan" | "copy" | "verify" | "prune";
 
@@ -14,7 +15,19 @@ export interface TaskSpec {
   target: Omit<RepositoryAccess, "volumes" | "env">;
   source?: Omit<RepositoryAccess, "volumes" | "env">;
   snapshotIds?: string[];
+  /** For copy: select the jobs in the pod, from both catalogs, by the copy's rules (policy/selection.ts). */
+  plan?: CopyTaskPlan;
+  /** For copy: clear locks first; "all" only when no other Auxo pod works on that repository. */
+  unlock?: { target?: "all" | "stale"; source?: "all" | "stale" };
   timeoutSeconds?: number;
+}
+
+export interface CopyTaskPlan {
+  rules: CopyRules;
+  /** Do not pick new backups: the run's start time. */
+  cutoff?: string;
+  skipVerificationFailed?: boolean;
+  limit?: number;
 }
 
 export interface PodPlacement {
@@ -35,6 +48,8 @@ export interface AgentPodInput {
   target: RepositoryAccess;
   source?: RepositoryAccess;
   snapshotIds?: string[];
+  plan?: CopyTaskPlan;
+  unlock?: TaskSpec["unlock"];
   placement?: PodPlacement;
   deadlineSeconds: number;
   labels?: Record<string, string>;
@@ -67,6 +82,8 @@ export function buildAgentPod(i: AgentPodInput): Record<string, unknown> {
   const spec: TaskSpec = { task: i.task, target: strip(i.target), timeoutSeconds: i.deadlineSeconds - 30 };
   if (i.source) spec.source = strip(i.source);
   if (i.snapshotIds) spec.snapshotIds = i.snapshotIds;
+  if (i.plan) spec.plan = i.plan;
+  if (i.unlock) spec.unlock = i.unlock;
   const accesses = [i.target, ...(i.source ? [i.source] : [])];
   const volumes = [{ name: "tmp", emptyDir: {} }, ...accesses.flatMap((a) => a.volumes.map((v) => ({ name: v.name, ...v.source })))];
   // One env var per secret key; the same variable twice (a copy within one S3 account) is set once.

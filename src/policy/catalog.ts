@@ -64,6 +64,14 @@ function tagValue(tags: string[], key: string): string | undefined {
   return tags.find((t) => t.startsWith(prefix))?.slice(prefix.length);
 }
 
+function endOf(s: ResticSnapshot): string | undefined {
+  const start = Date.parse(s.summary?.backup_start ?? "");
+  const end = Date.parse(s.summary?.backup_end ?? "");
+  const time = Date.parse(s.time);
+  if (Number.isNaN(start) || Number.isNaN(end) || Number.isNaN(time)) return undefined;
+  return new Date(time + Math.max(0, end - start)).toISOString();
+}
+
 /** A snapshot as a catalog entry; unknown tag values fall back to the rules for untagged snapshots. */
 export function toCatalogEntry(s: ResticSnapshot): CatalogEntry {
   const tags = s.tags ?? [];
@@ -78,8 +86,9 @@ export function toCatalogEntry(s: ResticSnapshot): CatalogEntry {
     status: status && JobStatuses.includes(status) ? status : "completed",
     client: tagValue(tags, "client") ?? s.hostname,
     subclient: tagValue(tags, "subclient") ?? [...s.paths].sort().join(":"),
-    startTime: s.summary?.backup_start ?? s.time,
-    endTime: s.summary?.backup_end,
+    // The snapshot time is the job's time (a producer may set it with --time); the run's length comes from the summary.
+    startTime: s.time,
+    endTime: endOf(s),
     bytes: s.summary?.total_bytes_processed,
     tagged: jobId !== undefined,
   };

@@ -23,8 +23,9 @@ describe("job metadata tags", () => {
       status: "completedWithErrors",
       client: "db-1",
       subclient: "pg_main",
-      startTime: "2026-11-20T09:59:00Z",
-      endTime: "2026-11-20T10:01:00Z",
+      // The snapshot's time is the job's (restic backup --time), its length comes from the summary.
+      startTime: "2026-11-20T10:00:00Z",
+      endTime: "2026-11-20T10:02:00.000Z",
       bytes: 42,
       tagged: true,
     });

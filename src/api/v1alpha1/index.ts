@@ -114,6 +114,8 @@ export const AuxCopyJob = kind({
   columns: [
     { name: "Policy", type: "string", jsonPath: ".spec.storagePolicy", description: "The storage policy." },
     { name: "Phase", type: "string", jsonPath: ".status.phase", description: "Lifecycle phase." },
+    { name: "Progress", type: "string", jsonPath: ".status.progress", description: "Jobs copied of selected." },
+    { name: "Bytes", type: "integer", jsonPath: ".status.bytesCopied", description: "Bytes copied.", priority: 1 },
     { name: "Reason", type: "string", jsonPath: ".status.reason", description: "Why it is in that phase.", priority: 1 },
     { name: "Started", type: "date", jsonPath: ".status.startTime", description: "When it started running." },
     ready,

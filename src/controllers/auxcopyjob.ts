@@ -1,0 +1,374 @@
+// AuxCopyJob: one run of an auxiliary copy. For each target copy it starts one MediaAgent copy pod that reads the
+// source's and the target's catalogs, selects the jobs by the copy's rules (policy/selection.ts) and copies them in
+// start order with restic copy. The controller shows each pod's live progress in status (read from its log), keeps
+// the result once the pod ends, and retries a failed or killed pod with back-off up to maxAttempts: attempts are
+// counted in status and pod names carry the attempt, so a restarted operator neither loses nor repeats one. Jobs
+// a killed attempt finished are on the target, and the next attempt skips them. A copy whose source is itself a
+// target of the run (a cascade) starts once its source's part is done.
+import { isConflict, isNotFound } from "../kube/errors.ts";
+import { formatTime, parseTime, Pods } from "../kube/resources.ts";
+import { buildAgentPod, podName } from "../mediaagent/pod.ts";
+import { probeBackoffMs } from "../policy/probe.ts";
+import { effectiveSource } from "../policy/references.ts";
+import { defaultRepositoryPath, repositoryAccess } from "../policy/repository.ts";
+import type { CopyRules } from "../policy/selection.ts";
+import type { Manager } from "../runtime/manager.ts";
+import { controllerRef } from "../runtime/objects.ts";
+import { done, requeueAfter } from "../runtime/result.ts";
+import type { AuxCopyJobSpec, AuxCopyJobStatus, Typed } from "../api/v1alpha1/index.ts";
+import { agentResult, type ControllerSettings, type PodObj } from "./library.ts";
+import { podProgress } from "./progress.ts";
+import { AuxCopyJobs, type CopyObj, Libraries, type LibraryObj, PolicyCopies, type PolicyObj, StoragePolicies } from "./resources.ts";
+import { writeFields } from "./status.ts";
+
+export type AcjObj = Typed<AuxCopyJobSpec, AuxCopyJobStatus>;
+type CopyPart = NonNullable<AuxCopyJobStatus["copies"]>[number];
+
+const Terminal = new Set(["Completed", "CompletedWithErrors", "Failed", "Killed"]);
+const key = (ns: string | undefined, name: string) => `${ns}/${name}`;
+const MAX_ATTEMPTS = 4;
+
+/** The copy's rules for the pod's selection, with the policy's time zone. */
+function rulesOf(copy: CopyObj, policy: PolicyObj): CopyRules {
+  const s = copy.spec;
+  return {
+    copyType: s.copyType,
+    backups: s.backups,
+    deferDays: s.deferDays,
+    selection: s.selection as CopyRules["selection"],
+    jobOverrides: s.jobOverrides?.map((o) => ({ jobId: o.jobId, action: o.action })),
+    timeZone: policy.spec.timeZone ?? "UTC",
+  };
+}
+
+/** The overall phase from the copies' parts. */
+export function overallPhase(parts: CopyPart[]): { phase: string; reason?: string } {
+  const phases = parts.map((p) => p.phase ?? "Pending");
+  if (phases.length === 0) return { phase: "Completed", reason: "NothingToCopy" };
+  if (phases.some((p) => p === "Running")) return { phase: "Running" };
+  if (phases.some((p) => p === "Pending" || p === "Retrying"))
+    return { phase: "Pending", reason: phases.includes("Retrying") ? "Retrying" : undefined };
+  if (phases.some((p) => p === "Waiting")) return { phase: "Waiting", reason: parts.find((p) => p.phase === "Waiting")?.message };
+  if (phases.every((p) => p === "Completed")) return { phase: "Completed" };
+  if (phases.every((p) => p === "Failed")) return { phase: "Failed" };
+  return { phase: "CompletedWithErrors" };
+}
+
+export function registerAuxCopyController(mgr: Manager, settings: ControllerSettings): void {
+  const jobs = mgr.informer<AcjObj>(AuxCopyJobs);
+  const policies = mgr.informer<PolicyObj>(StoragePolicies);
+  const copies = mgr.informer<CopyObj>(PolicyCopies);
+  const libraries = mgr.informer<LibraryObj>(Libraries);
+  // Every Auxo pod: a copy pod may clear every lock on a repository only when no other Auxo pod works on it.
+  const agentPods = mgr.informer<PodObj>(Pods, { labelSelector: "app.kubernetes.io/managed-by=auxo" });
+  const now = settings.now ?? Date.now;
+  const jobsOf = (o: { metadata: { namespace?: string } }) =>
+    jobs.list(o.metadata.namespace).map((j) => key(j.metadata.namespace, j.metadata.name));
+
+  mgr.addController({
+    name: "auxcopyjob",
+    forType: jobs as never,
+    owns: [agentPods as never],
+    // A job waits on its copies' repositories and libraries.
+    watches: [
+      { informer: copies as never, map: jobsOf },
+      { informer: libraries as never, map: jobsOf },
+    ],
+    reconcile: async (req) => {
+      const acj = jobs.get(req.namespace, req.name);
+      if (!acj) return done();
+      const ns = req.namespace as string;
+      const st = acj.status ?? {};
+      const mine = agentPods
+        .list(ns)
+        .filter((p) => p.metadata.ownerReferences?.some((r) => r.kind === "AuxCopyJob" && r.uid === acj.metadata.uid));
+      if (st.phase && Terminal.has(st.phase)) {
+        // Results are in status: the pods can go.
+        for (const p of mine) await deletePod(mgr, ns, p.metadata.name);
+        return done();
+      }
+      const write = async (fields: Partial<AuxCopyJobStatus>) => {
+        await writeFields(mgr, AuxCopyJobs, acj, { observedGeneration: acj.metadata.generation, ...fields } as Record<string, unknown>);
+      };
+      const started = st.startTime ?? formatTime(now());
+      if (acj.spec.cancel) {
+        for (const p of mine) await deletePod(mgr, ns, p.metadata.name);
+        mgr.events.event(acj, "Normal", "Killed", "cancelled by spec.cancel");
+        await write({
+          ...st,
+          phase: "Killed",
+          reason: "Cancelled",
+          message: "cancelled by spec.cancel",
+          completionTime: formatTime(now()),
+        });
+        return done();
+      }
+      const policy = policies.get(ns, acj.spec.storagePolicy);
+      if (!policy) {
+        await write({
+          ...st,
+          phase: "Pending",
+          reason: "PolicyNotFound",
+          message: `storage policy "${acj.spec.storagePolicy}" does not exist`,
+        });
+        return done();
+      }
+      if (acj.spec.suspend) {
+        for (const p of mine) await deletePod(mgr, ns, p.metadata.name);
+        await write({ ...st, phase: "Suspended", reason: "Suspended", message: "suspended by spec.suspend; progress is kept" });
+        return done();
+      }
+      const all = copies.list(ns).filter((c) => c.spec.storagePolicy === policy.metadata.name);
+      const targets = (
+        acj.spec.copies ??
+        all.filter((c) => c.metadata.name !== policy.spec.primaryCopy && c.spec.active !== false).map((c) => c.metadata.name)
+      ).sort();
+      const previous = new Map((st.copies ?? []).map((p) => [p.name, p]));
+      const parts: CopyPart[] = [];
+      let requeueMs: number | undefined;
+      const soon = (ms: number) => (requeueMs = Math.min(requeueMs ?? ms, ms));
+      for (const name of targets) {
+        const prev: CopyPart = previous.get(name) ?? { name };
+        const part: CopyPart = { ...prev, name };
+        parts.push(part);
+        if (part.phase === "Completed" || part.phase === "Failed") continue;
+        const copy = copies.get(ns, name);
+        if (!copy || copy.spec.storagePolicy !== policy.metadata.name || name === policy.spec.primaryCopy) {
+          Object.assign(part, {
+            phase: "Failed",
+            message: `"${name}" is not a secondary copy of storage policy "${policy.metadata.name}"`,
+          });
+          continue;
+        }
+        const sourceName = effectiveSource(
+          {
+            name,
+            storagePolicy: copy.spec.storagePolicy,
+            copyType: copy.spec.copyType ?? "Synchronous",
+            sourceCopy: copy.spec.sourceCopy,
+            active: copy.spec.active ?? true,
+            createdAt: "",
+          },
+          { name: policy.metadata.name, primaryCopy: policy.spec.primaryCopy },
+        ) as string;
+        part.source = sourceName;
+        const source = copies.get(ns, sourceName);
+        // A cascade: wait for the source's own part of this run.
+        const upstream =
+          parts.find((p) => p.name === sourceName) ??
+          previous.get(sourceName) ??
+          (targets.includes(sourceName) ? { phase: "Pending" } : undefined);
+        const waiting = (message: string) => Object.assign(part, { phase: "Waiting", message });
+        if (upstream && upstream.phase !== "Completed" && upstream.phase !== "CompletedWithErrors" && upstream.phase !== "Failed") {
+          waiting(`waiting for its source copy "${sourceName}" to be filled by this run`);
+          continue;
+        }
+        const lib = copy && libraries.get(ns, copy.spec.library);
+        const srcLib = source && libraries.get(ns, source.spec.library);
+        if (!source || !lib || !srcLib) {
+          waiting(`source copy "${sourceName}", or a library, does not exist`);
+          continue;
+        }
+        // A library outage parks the copy instead of failing it; it resumes when the probe sees the library again.
+        const down = [lib, srcLib].find((l) => l.status?.phase !== "Ready");
+        if (down) {
+          waiting(`library "${down.metadata.name}" is ${down.status?.phase ?? "not probed yet"}`);
+          continue;
+        }
+        if (!copy.status?.repositoryReady || !source.status?.repositoryReady) {
+          waiting(`repository of "${copy.status?.repositoryReady ? sourceName : name}" is not initialised yet`);
+          continue;
+        }
+        const attempt = Math.max(prev.attempts ?? 0, 1);
+        const pName = podName(acj.metadata.name, name, String(attempt));
+        const pod = mine.find((p) => p.metadata.name === pName);
+        const r = pod && agentResult(pod);
+        if (pod && !r) {
+          // Running: its live progress.
+          part.phase = "Running";
+          part.attempts = attempt;
+          part.startTime ??= formatTime(now());
+          const pr = pod.status?.phase === "Running" ? await podProgress(mgr, ns, pName) : undefined;
+          if (pr) {
+            part.jobsSelected = pr.jobsTotal ?? part.jobsSelected;
+            part.jobsCopied = pr.jobsDone ?? part.jobsCopied;
+            part.bytesCopied = pr.bytesDone ?? part.bytesCopied;
+            part.bytesTotal = pr.bytesTotal ?? part.bytesTotal;
+            part.currentJob = pr.job;
+            const secs = (now() - (parseTime(part.startTime) ?? now())) / 1000;
+            if (secs > 0 && pr.bytesDone) {
+              part.throughput = Math.round(pr.bytesDone / secs);
+              if (pr.bytesTotal && part.throughput > 0) part.etaSeconds = Math.round((pr.bytesTotal - pr.bytesDone) / part.throughput);
+            }
+          }
+          part.message = `copying from "${sourceName}" (attempt ${attempt})`;
+          soon(settings.progressIntervalMs ?? 2000);
+          continue;
+        }
+        if (pod && r) {
+          const d = r.data as {
+            copied?: number;
+            selected?: number;
+            remaining?: number;
+            bytes?: number;
+            kind?: string;
+            retryable?: boolean;
+          };
+          part.jobsSelected = d.selected ?? part.jobsSelected;
+          part.jobsRemaining = d.remaining;
+          part.currentJob = undefined;
+          part.etaSeconds = undefined;
+          if (r.ok) {
+            Object.assign(part, {
+              phase: "Completed",
+              jobsCopied: d.copied ?? 0,
+              jobsFailed: 0,
+              bytesCopied: d.bytes ?? 0,
+              message: `copied ${d.copied ?? 0} jobs from "${sourceName}"`,
+            });
+            part.completionTime = r.at;
+            mgr.events.event(acj, "Normal", "CopyCompleted", `copy "${name}": ${part.message}`);
+            continue;
+          }
+          part.jobsCopied = (d.copied as number | undefined) ?? part.jobsCopied;
+          const retryable = d.retryable !== false;
+          if (!retryable || attempt >= MAX_ATTEMPTS) {
+            Object.assign(part, {
+              phase: "Failed",
+              jobsFailed: Math.max(0, (part.jobsSelected ?? 0) - (part.jobsCopied ?? 0)),
+              message: `attempt ${attempt}: ${r.message}`,
+            });
+            part.completionTime = r.at;
+            mgr.events.event(acj, "Warning", "CopyFailed", `copy "${name}" failed: ${r.message}`);
+            continue;
+          }
+          // Retry after back-off; the attempt count is in status before the next pod exists.
+          const retryAt = (parseTime(r.at) ?? now()) + probeBackoffMs(attempt, settings.retryBaseMs);
+          Object.assign(part, {
+            phase: "Retrying",
+            attempts: attempt + 1,
+            nextAttemptTime: formatTime(retryAt),
+            message: `attempt ${attempt} failed (${r.message}); retrying at ${formatTime(retryAt)}`,
+          });
+          mgr.events.event(acj, "Warning", "CopyRetrying", `copy "${name}": ${part.message}`);
+          soon(Math.max(retryAt - now(), 1000));
+          continue;
+        }
+        // No pod for this attempt yet.
+        const retryAt = parseTime(prev.nextAttemptTime);
+        if (retryAt !== undefined && retryAt > now()) {
+          part.phase = "Retrying";
+          soon(retryAt - now());
+          continue;
+        }
+        if ((prev.attempts ?? 0) < attempt) {
+          // Record the attempt before its pod exists: a stale cache after a restart must not start another.
+          Object.assign(part, { phase: "Pending", attempts: attempt, message: `starting attempt ${attempt}` });
+          soon(500);
+          continue;
+        }
+        const access = (c: CopyObj, l: LibraryObj, role: string) => {
+          const pw = c.spec.encryption.passwordSecret;
+          return repositoryAccess(
+            l.spec,
+            c.spec.repositoryPath ?? defaultRepositoryPath(ns, policy.metadata.name, c.metadata.name),
+            { secret: pw.name, key: pw.key ?? "password" },
+            role,
+          );
+        };
+        const busy = (repoCopy: string) =>
+          agentPods
+            .list(ns)
+            .some(
+              (p) =>
+                p.metadata.name !== pName &&
+                (p.status?.phase === "Pending" || p.status?.phase === "Running" || !p.status?.phase) &&
+                (p.metadata.labels?.["auxo.dev/copy"] === repoCopy ||
+                  p.metadata.labels?.["auxo.dev/source"] === repoCopy ||
+                  p.metadata.ownerReferences?.some((o) => o.kind === "PolicyCopy" && o.name === repoCopy)),
+            );
+        const podObj = buildAgentPod({
+          task: "copy",
+          namespace: ns,
+          name: pName,
+          owner: controllerRef(acj, AuxCopyJobs),
+          image: settings.agentImage,
+          target: access(copy, lib, "target"),
+          source: access(source, srcLib, "source"),
+          plan: {
+            rules: rulesOf(copy, policy),
+            cutoff: acj.spec.doNotPickNewBackups ? started : undefined,
+            skipVerificationFailed: acj.spec.skipVerificationFailedJobs,
+            limit: acj.spec.jobLimit ?? 1000,
+          },
+          // After a killed attempt its locks stay behind; every lock goes only when no other Auxo pod uses the repository.
+          unlock: attempt > 1 ? { target: busy(name) ? "stale" : "all", source: busy(sourceName) ? "stale" : "all" } : undefined,
+          deadlineSeconds: 6 * 3600,
+          placement: copy.spec.mediaAgent as never,
+          labels: {
+            "auxo.dev/copy": name,
+            "auxo.dev/source": sourceName,
+            "auxo.dev/auxcopyjob": acj.metadata.name,
+            "auxo.dev/attempt": String(attempt),
+          },
+        });
+        await mgr.client.create(Pods, podObj as never).catch((err) => {
+          if (!isConflict(err)) throw err;
+        });
+        Object.assign(part, {
+          phase: "Running",
+          message: `copying from "${sourceName}" (attempt ${attempt})`,
+          startTime: part.startTime ?? formatTime(now()),
+        });
+        soon(settings.progressIntervalMs ?? 2000);
+      }
+      const overall = overallPhase(parts);
+      const totals = parts.reduce(
+        (t, p) => ({
+          selected: t.selected + (p.jobsSelected ?? 0),
+          copied: t.copied + (p.jobsCopied ?? 0),
+          bytes: t.bytes + (p.bytesCopied ?? 0),
+        }),
+        { selected: 0, copied: 0, bytes: 0 },
+      );
+      const terminal = Terminal.has(overall.phase);
+      if (!st.startTime)
+        mgr.events.event(
+          acj,
+          "Normal",
+          "Started",
+          `aux copy to ${targets.length} cop${targets.length === 1 ? "y" : "ies"}: ${targets.join(", ")}`,
+        );
+      if (terminal)
+        mgr.events.event(
+          acj,
+          overall.phase === "Completed" ? "Normal" : "Warning",
+          overall.phase,
+          `copied ${totals.copied} of ${totals.selected} jobs`,
+        );
+      await write({
+        phase: overall.phase as AuxCopyJobStatus["phase"],
+        reason: overall.reason,
+        message:
+          parts
+            .filter((p) => p.phase !== "Completed")
+            .map((p) => `${p.name}: ${p.message}`)
+            .join("; ") || undefined,
+        startTime: started,
+        completionTime: terminal ? formatTime(now()) : undefined,
+        copies: parts,
+        jobsSelected: totals.selected,
+        jobsCopied: totals.copied,
+        bytesCopied: totals.bytes,
+        progress: `${totals.copied}/${totals.selected} jobs`,
+      });
+      return requeueMs !== undefined ? requeueAfter(requeueMs) : done();
+    },
+  });
+}
+
+async function deletePod(mgr: Manager, ns: string, name: string): Promise<void> {
+  await mgr.client.delete(Pods, ns, name).catch((err) => {
+    if (!isNotFound(err)) throw err;
+  });
+}

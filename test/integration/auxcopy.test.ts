@@ -1,0 +1,305 @@
+// Aux copy end to end: a policy with a primary on a filesystem library, a synchronous copy on the S3 server, a
+// selective monthly copy and a cascade filled from the S3 copy. AuxCopyJobs run real MediaAgent pods through the node
+// runner; every outcome is read back from the destination repositories with the plain restic CLI.
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { registerControllers } from "../../src/controllers/index.ts";
+import { type JobStatus, type JobType, tagsFor } from "../../src/policy/catalog.ts";
+import type { Manager } from "../../src/runtime/manager.ts";
+import { installCrds } from "../harness/crds.ts";
+import type { KubeRest, Obj } from "../harness/kube-rest.ts";
+import { waitFor } from "../harness/net.ts";
+import { testManager } from "../harness/operator-testing.ts";
+import { admin, createBucket, freshNamespace, hostPid, s3Client, world } from "../harness/testing.ts";
+
+let kube: KubeRest;
+let ns: string;
+let removeNs: () => Promise<void>;
+let mgr: Manager;
+const scratch = mkdtempSync(path.join(os.tmpdir(), "auxo-auxcopy-test-"));
+const password = "aux-copy-repository-passphrase";
+const bucket = "auxcopy";
+const api = (plural: string, name = "") => `/apis/auxo.dev/v1alpha1/namespaces/${ns}/${plural}${name ? `/${name}` : ""}`;
+const auxo = (kind: string, name: string, spec: Obj) => ({ apiVersion: "auxo.dev/v1alpha1", kind, metadata: { name }, spec });
+const enc = { passwordSecret: { name: "repo-password" } };
+const s3env = () => ({ AWS_ACCESS_KEY_ID: world().s3.accessKey, AWS_SECRET_ACCESS_KEY: world().s3.secretKey });
+
+function restic(repo: string, env: Record<string, string>, ...args: string[]): string {
+  const pwFile = path.join(scratch, "pw");
+  writeFileSync(pwFile, password, { mode: 0o644 });
+  return execFileSync(
+    "setpriv",
+    [
+      "--reuid=65532",
+      "--regid=65532",
+      "--clear-groups",
+      "--",
+      path.join(world().dir, "bin", "restic"),
+      "-r",
+      repo,
+      "--password-file",
+      pwFile,
+      "--no-cache",
+      ...args,
+    ],
+    { env: { ...process.env, ...env, HOME: scratch }, encoding: "utf8", maxBuffer: 64 << 20 },
+  );
+}
+
+interface Fed {
+  jobId: string;
+  type: JobType;
+  status: JobStatus;
+  subclient: string;
+  time: string;
+}
+
+/** Job ids on a repository, read with plain restic. */
+function jobsOn(repo: string, env: Record<string, string> = {}): string[] {
+  const snaps = JSON.parse(restic(repo, env, "snapshots", "--json")) as { tags?: string[] }[];
+  return snaps.map((s) => (s.tags ?? []).find((t) => t.startsWith("auxo.dev/job="))?.slice("auxo.dev/job=".length) ?? "?").sort();
+}
+
+async function hostRepo(...p: string[]): Promise<string> {
+  const pvc = await kube.get(`/api/v1/namespaces/${ns}/persistentvolumeclaims/disk`);
+  return path.join(world().controlPlaneDir, "node", "claims", ns, `disk-${pvc.metadata.uid}`, ...p);
+}
+
+async function acjStatus(name: string, check: (s: Obj) => boolean, what: string, timeoutMs = 180_000): Promise<Obj> {
+  return await waitFor(
+    `auxcopyjob ${name} ${what}`,
+    async () => {
+      const j = await kube.get(api("auxcopyjobs", name));
+      return j.status && check(j.status) ? j.status : undefined;
+    },
+    { timeoutMs, intervalMs: 200 },
+  );
+}
+
+const fed: Fed[] = [];
+
+beforeAll(async () => {
+  execFileSync("chown", ["65532:65532", scratch]);
+  kube = admin();
+  await installCrds(kube);
+  ({ name: ns, remove: removeNs } = await freshNamespace(kube, "auxcopy"));
+  await createBucket(bucket);
+  const s3 = world().s3;
+  await kube.create(`/api/v1/namespaces/${ns}/secrets`, { metadata: { name: "repo-password" }, stringData: { password } });
+  await kube.create(`/api/v1/namespaces/${ns}/secrets`, {
+    metadata: { name: "s3" },
+    stringData: { AWS_ACCESS_KEY_ID: s3.accessKey, AWS_SECRET_ACCESS_KEY: s3.secretKey },
+  });
+  await kube.create(`/api/v1/namespaces/${ns}/persistentvolumeclaims`, {
+    metadata: { name: "disk" },
+    spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "5Gi" } } },
+  });
+  mgr = testManager(world().kubeconfig);
+  registerControllers(mgr, {
+    agentImage: "auxo:dev",
+    probeTimeoutSeconds: 15,
+    scanIntervalSeconds: 3600,
+    retryBaseMs: 1000,
+    progressIntervalMs: 300,
+  });
+  await mgr.start();
+  await kube.create(api("libraries"), auxo("Library", "disk", { filesystem: { persistentVolumeClaim: { claimName: "disk" } } }));
+  await kube.create(
+    api("libraries"),
+    auxo("Library", "objects", { s3: { endpoint: s3.endpoint, bucket, credentialsSecret: { name: "s3" } } }),
+  );
+  await kube.create(api("storagepolicies"), auxo("StoragePolicy", "gold", { primaryCopy: "primary", timeZone: "Europe/Paris" }));
+  await kube.create(api("policycopies"), auxo("PolicyCopy", "primary", { storagePolicy: "gold", library: "disk", encryption: enc }));
+  await kube.create(
+    api("policycopies"),
+    auxo("PolicyCopy", "offsite", {
+      storagePolicy: "gold",
+      library: "objects",
+      deduplication: { enabled: true },
+      backups: { mode: "All" },
+      encryption: enc,
+    }),
+  );
+  await kube.create(
+    api("policycopies"),
+    auxo("PolicyCopy", "monthly", {
+      storagePolicy: "gold",
+      library: "disk",
+      copyType: "Selective",
+      selection: { frequency: "Monthly", full: "First" },
+      backups: { mode: "All" },
+      encryption: enc,
+    }),
+  );
+  await kube.create(
+    api("policycopies"),
+    auxo("PolicyCopy", "vault", {
+      storagePolicy: "gold",
+      library: "disk",
+      sourceCopy: "offsite",
+      backups: { mode: "All" },
+      encryption: enc,
+    }),
+  );
+  for (const c of ["primary", "offsite", "monthly", "vault"])
+    await waitFor(`${c} initialised`, async () => ((await kube.get(api("policycopies", c))).status?.repositoryReady ? true : undefined), {
+      timeoutMs: 120_000,
+      intervalMs: 300,
+    });
+
+  // 14 months of jobs for two subclients: a full on the 1st, incrementals on the 10th and 20th (one failed, one
+  // killed along the way), each adding a file.
+  const primary = await hostRepo(ns, "gold", "primary");
+  for (const sub of ["pg", "files"]) {
+    const data = path.join(scratch, sub);
+    mkdirSync(data, { recursive: true });
+    for (let m = 0; m < 14; m++) {
+      const month = new Date(Date.UTC(2025, 8 + m, 1));
+      for (const [day, type] of [
+        [1, "full"],
+        [10, "incremental"],
+        [20, "incremental"],
+      ] as const) {
+        const i = fed.length;
+        const status: JobStatus = i === 7 ? "failed" : i === 30 ? "killed" : i === 44 ? "completedWithErrors" : "completed";
+        const time = new Date(month.getTime() + (day - 1) * 86_400_000 + 10 * 3600_000).toISOString();
+        writeFileSync(path.join(data, `f${i}`), randomBytes(2048));
+        execFileSync("chown", ["-R", "65532:65532", data]);
+        const job = { jobId: `${sub}-${time.slice(0, 10)}`, type, status, client: "db", subclient: sub };
+        fed.push({ ...job, time });
+        restic(
+          primary,
+          {},
+          "backup",
+          "-q",
+          "--host",
+          "db",
+          "--time",
+          time.slice(0, 19).replace("T", " "),
+          ...tagsFor(job).flatMap((t) => ["--tag", t]),
+          data,
+        );
+      }
+    }
+  }
+}, 600_000);
+
+afterAll(async () => {
+  await mgr?.stop();
+  await removeNs?.();
+  kube?.close();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+const validIds = () => fed.filter((f) => f.status === "completed" || f.status === "completedWithErrors").map((f) => f.jobId);
+
+describe("aux copy", () => {
+  it("fills a synchronous S3 copy, a selective monthly copy and a cascade, in one run", async () => {
+    expect(fed.length).toBe(84);
+    await kube.create(api("auxcopyjobs"), auxo("AuxCopyJob", "run-1", { storagePolicy: "gold" }));
+    const st = await acjStatus("run-1", (s) => ["Completed", "CompletedWithErrors", "Failed"].includes(s.phase), "to finish");
+    expect(st.phase).toBe("Completed");
+    const byName = Object.fromEntries(st.copies.map((c: Obj) => [c.name, c]));
+    expect(Object.keys(byName).sort()).toEqual(["monthly", "offsite", "vault"]);
+
+    // Synchronous: every valid job, never the failed or killed ones; the cascade gets the same from the S3 copy.
+    const valid = validIds().sort();
+    const offsite = `s3:${world().s3.endpoint}/${bucket}/${ns}/gold/offsite`;
+    expect(jobsOn(offsite, s3env())).toEqual(valid);
+    expect(jobsOn(await hostRepo(ns, "gold", "vault"))).toEqual(valid);
+    expect(byName.offsite).toMatchObject({ phase: "Completed", source: "primary", jobsSelected: valid.length, jobsCopied: valid.length });
+    expect(byName.vault).toMatchObject({ phase: "Completed", source: "offsite", jobsCopied: valid.length });
+    expect(byName.offsite.bytesCopied).toBeGreaterThan(0);
+
+    // Selective monthly, first full: each month's first full per subclient (in Paris time; here the only full of the
+    // month) and the valid incrementals it carries, up to the first that completed without errors (the failed one
+    // in between is not data, so the carry goes on to the next).
+    const expected: string[] = [];
+    for (const sub of ["pg", "files"]) {
+      let carrying = false;
+      for (const f of fed.filter((x) => x.subclient === sub && validIds().includes(x.jobId))) {
+        if (f.type === "full") carrying = true;
+        else if (!carrying) continue;
+        expected.push(f.jobId);
+        if (f.type !== "full" && f.status === "completed") carrying = false;
+      }
+    }
+    expected.sort();
+    expect(expected).toContain("pg-2025-11-20"); // carried past the failed pg-2025-11-10
+    expect(jobsOn(await hostRepo(ns, "gold", "monthly"))).toEqual(expected);
+    expect(byName.monthly.jobsCopied).toBe(expected.length);
+    expect(st.progress).toBe(`${2 * valid.length + expected.length}/${2 * valid.length + expected.length} jobs`);
+
+    // Copy events beside the S3 repository: one per copied job.
+    const listed = await s3Client().send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${ns}/gold/offsite.auxo/jobs/` }));
+    expect((listed.Contents ?? []).filter((o) => o.Key?.includes("-copy-ok-")).length).toBe(valid.length);
+
+    // A second run finds everything in place and copies nothing.
+    await kube.create(api("auxcopyjobs"), auxo("AuxCopyJob", "run-2", { storagePolicy: "gold" }));
+    const again = await acjStatus("run-2", (s) => s.phase === "Completed", "to complete");
+    expect(again.jobsCopied).toBe(0);
+    expect(jobsOn(offsite, s3env())).toEqual(valid);
+  }, 600_000);
+
+  it("shows live progress, and retries a copy pod killed mid-run without copying a job twice or leaving a lock", async () => {
+    // Bigger jobs, so the copy takes long enough to watch and to kill.
+    const primary = await hostRepo(ns, "gold", "primary");
+    const data = path.join(scratch, "big");
+    mkdirSync(data, { recursive: true });
+    const big: string[] = [];
+    for (let i = 0; i < 16; i++) {
+      writeFileSync(path.join(data, `blob${i}`), randomBytes(12 << 20));
+      execFileSync("chown", ["-R", "65532:65532", data]);
+      const job = {
+        jobId: `big-${i}`,
+        type: i === 0 ? "full" : "incremental",
+        status: "completed",
+        client: "files",
+        subclient: "big",
+      } as const;
+      big.push(job.jobId);
+      restic(primary, {}, "backup", "-q", "--host", "files", ...tagsFor(job).flatMap((t) => ["--tag", t]), data);
+    }
+    await kube.create(api("auxcopyjobs"), auxo("AuxCopyJob", "run-3", { storagePolicy: "gold", copies: ["offsite"] }));
+    const seen: string[] = [];
+    const mid = await acjStatus(
+      "run-3",
+      (s) => {
+        if (s.progress && seen.at(-1) !== s.progress) seen.push(s.progress);
+        const c = s.copies?.[0];
+        return c?.phase === "Running" && c.jobsCopied >= 2 && c.jobsCopied < c.jobsSelected;
+      },
+      "copying",
+    );
+    expect(mid.copies[0]).toMatchObject({ jobsSelected: 16, attempts: 1 });
+    expect(mid.copies[0].currentJob).toMatch(/^big-/);
+    expect(mid.copies[0].bytesTotal).toBeGreaterThan(mid.copies[0].bytesCopied);
+
+    // SIGKILL the whole MediaAgent (agent and restic): no clean-up runs, its restic locks stay behind.
+    const pod = await kube.get(`/api/v1/namespaces/${ns}/pods/run-3-offsite-1`);
+    process.kill(-hostPid(pod), "SIGKILL");
+    const retrying = await acjStatus("run-3", (s) => s.copies?.[0]?.phase === "Retrying", "retrying");
+    expect(retrying.copies[0].message).toContain("was killed");
+    const offsite = `s3:${world().s3.endpoint}/${bucket}/${ns}/gold/offsite`;
+    expect(restic(offsite, s3env(), "list", "locks", "--no-lock").trim()).not.toBe(""); // the killed copy's lock
+
+    const st = await acjStatus("run-3", (s) => ["Completed", "CompletedWithErrors", "Failed"].includes(s.phase), "to finish", 300_000);
+    expect(st.phase).toBe("Completed");
+    expect(st.copies[0]).toMatchObject({ phase: "Completed", attempts: 2 });
+    // The second attempt copied only what the first did not finish.
+    expect(st.copies[0].jobsCopied).toBeLessThan(16);
+    const onOffsite = jobsOn(offsite, s3env());
+    expect(onOffsite.filter((j) => j.startsWith("big-")).sort()).toEqual([...big].sort()); // each exactly once
+    expect(restic(offsite, s3env(), "list", "locks", "--no-lock").trim()).toBe("");
+    expect(restic(primary, {}, "list", "locks", "--no-lock").trim()).toBe("");
+    // Progress moved while it ran.
+    expect(seen.length).toBeGreaterThanOrEqual(3);
+    const events = await kube.get(`/api/v1/namespaces/${ns}/events?fieldSelector=involvedObject.name=run-3`);
+    expect(events.items.map((e: Obj) => e.reason)).toContain("CopyRetrying");
+  }, 600_000);
+});
