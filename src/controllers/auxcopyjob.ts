@@ -8,6 +8,7 @@
 import { isConflict, isNotFound } from "../kube/errors.ts";
 import { formatTime, parseTime, Pods } from "../kube/resources.ts";
 import { buildAgentPod, podName } from "../mediaagent/pod.ts";
+import { parseDuration } from "../policy/duration.ts";
 import { probeBackoffMs } from "../policy/probe.ts";
 import { effectiveSource } from "../policy/references.ts";
 import { defaultRepositoryPath, repositoryAccess } from "../policy/repository.ts";
@@ -48,7 +49,8 @@ export function overallPhase(parts: CopyPart[]): { phase: string; reason?: strin
   if (phases.some((p) => p === "Running")) return { phase: "Running" };
   if (phases.some((p) => p === "Pending" || p === "Retrying"))
     return { phase: "Pending", reason: phases.includes("Retrying") ? "Retrying" : undefined };
-  if (phases.some((p) => p === "Waiting")) return { phase: "Waiting", reason: parts.find((p) => p.phase === "Waiting")?.message };
+  if (phases.some((p) => p === "Waiting")) return { phase: "Waiting", reason: "ResourcesUnavailable" };
+  if (phases.some((p) => p === "Queued")) return { phase: "Queued", reason: "ConflictingJob" };
   if (phases.every((p) => p === "Completed")) return { phase: "Completed" };
   if (phases.every((p) => p === "Failed")) return { phase: "Failed" };
   return { phase: "CompletedWithErrors" };
@@ -73,6 +75,8 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
     watches: [
       { informer: copies as never, map: jobsOf },
       { informer: libraries as never, map: jobsOf },
+      // A job queued behind another for the same copy goes on when that one finishes its part.
+      { informer: jobs as never, map: jobsOf },
     ],
     reconcile: async (req) => {
       const acj = jobs.get(req.namespace, req.name);
@@ -101,6 +105,18 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
           message: "cancelled by spec.cancel",
           completionTime: formatTime(now()),
         });
+        return done();
+      }
+      const maxMs = parseDuration("maxRunningTime", acj.spec.maxRunningTime ?? "6h");
+      const runningFor = now() - (parseTime(started) ?? now());
+      const anyRunning = (st.copies ?? []).some((c) => c.phase === "Running");
+      if (runningFor > maxMs && (!anyRunning || acj.spec.killWhenMaxRunningTimeExpires)) {
+        // Reference §4.8: past its total running time a job that is not running is killed; a running one keeps
+        // going unless killWhenMaxRunningTimeExpires. Jobs copied so far stay on the copies.
+        for (const p of mine) await deletePod(mgr, ns, p.metadata.name);
+        const message = `total running time ${acj.spec.maxRunningTime ?? "6h"} expired`;
+        mgr.events.event(acj, "Warning", "Killed", message);
+        await write({ ...st, phase: "Killed", reason: "MaxRunningTimeExpired", message, completionTime: formatTime(now()) });
         return done();
       }
       const policy = policies.get(ns, acj.spec.storagePolicy);
@@ -254,7 +270,26 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
           soon(Math.max(retryAt - now(), 1000));
           continue;
         }
-        // No pod for this attempt yet.
+        // No pod for this attempt yet. An older unfinished job with a part for the same copy goes first: two
+        // copies into one repository at once could both copy the same job.
+        const ahead = jobs
+          .list(ns)
+          .filter(
+            (o) =>
+              o.metadata.uid !== acj.metadata.uid &&
+              o.spec.storagePolicy === acj.spec.storagePolicy &&
+              !Terminal.has(o.status?.phase ?? ""),
+          )
+          .filter((o) => older(o, acj))
+          .find(
+            (o) =>
+              (o.status?.copies ?? []).some((c) => c.name === name && c.phase !== "Completed" && c.phase !== "Failed") ||
+              (!o.status && (!o.spec.copies || o.spec.copies.includes(name))),
+          );
+        if (ahead) {
+          Object.assign(part, { phase: "Queued", message: `queued behind auxcopyjob ${ahead.metadata.name}, which copies to "${name}"` });
+          continue;
+        }
         const retryAt = parseTime(prev.nextAttemptTime);
         if (retryAt !== undefined && retryAt > now()) {
           part.phase = "Retrying";
@@ -339,6 +374,23 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
           "Started",
           `aux copy to ${targets.length} cop${targets.length === 1 ? "y" : "ies"}: ${targets.join(", ")}`,
         );
+      let followUpJob = st.followUpJob;
+      const more = parts.filter((p) => (p.jobsRemaining ?? 0) > 0).map((p) => p.name);
+      if (terminal && more.length > 0 && !followUpJob) {
+        // Beyond jobLimit: a follow-up run picks up the rest (reference §4.5).
+        followUpJob = followUpName(acj.metadata.name);
+        await mgr.client
+          .create(AuxCopyJobs, {
+            apiVersion: "auxo.dev/v1alpha1",
+            kind: "AuxCopyJob",
+            metadata: { name: followUpJob, namespace: ns, labels: { ...acj.metadata.labels, "auxo.dev/follows": acj.metadata.name } },
+            spec: { ...acj.spec, copies: more, suspend: false },
+          } as never)
+          .catch((err) => {
+            if (!isConflict(err)) throw err;
+          });
+        mgr.events.event(acj, "Normal", "FollowUpCreated", `${more.join(", ")}: jobs beyond jobLimit go to auxcopyjob ${followUpJob}`);
+      }
       if (terminal)
         mgr.events.event(
           acj,
@@ -361,10 +413,24 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
         jobsCopied: totals.copied,
         bytesCopied: totals.bytes,
         progress: `${totals.copied}/${totals.selected} jobs`,
+        followUpJob,
       });
       return requeueMs !== undefined ? requeueAfter(requeueMs) : done();
     },
   });
+}
+
+/** Creation order, then name: which of two conflicting jobs goes first. */
+function older(a: AcjObj, b: AcjObj): boolean {
+  const ta = a.metadata.creationTimestamp ?? "";
+  const tb = b.metadata.creationTimestamp ?? "";
+  return ta !== tb ? ta < tb : a.metadata.name < b.metadata.name;
+}
+
+/** `nightly` → `nightly-2`, `nightly-2` → `nightly-3`. */
+export function followUpName(name: string): string {
+  const m = /^(.*)-(\d+)$/.exec(name);
+  return m ? `${m[1]}-${Number(m[2]) + 1}` : `${name}-2`;
 }
 
 async function deletePod(mgr: Manager, ns: string, name: string): Promise<void> {

@@ -384,7 +384,9 @@ export class NodeRunner {
         `Successfully assigned ${pod.metadata.namespace}/${pod.metadata.name} to ${this.nodeName}`,
       );
     } catch (err) {
-      if (!isConflict(err) && !isNotFound(err)) throw err;
+      // A pod created just before its namespace began to terminate can no longer be bound: a scheduler skips it too.
+      const terminating = err instanceof Error && /because it is being terminated/.test(err.message);
+      if (!isConflict(err) && !isNotFound(err) && !terminating) throw err;
     }
   }
 
