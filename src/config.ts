@@ -18,6 +18,7 @@ export interface OperatorConfig {
   logLevel: string;
   agentImage: string;
   probeLibraries: boolean;
+  autoAuxCopy: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -63,6 +64,7 @@ flags (environment variable in brackets):
   --log-level LEVEL                     fatal|error|warn|info|debug|trace (default info) [AUXO_LOG_LEVEL]
   --agent-image IMAGE                   image of MediaAgent pods (default ghcr.io/auxo-dev/auxo:dev) [AUXO_AGENT_IMAGE]
   --probe-libraries BOOL                probe libraries with MediaAgent pods (default true) [AUXO_PROBE_LIBRARIES]
+  --auto-aux-copy BOOL                  run the policies' automatic aux copies (default true) [AUXO_AUTO_AUX_COPY]
 `;
 
 export function parseOperatorConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): OperatorConfig {
@@ -85,6 +87,7 @@ export function parseOperatorConfig(argv: string[], env: NodeJS.ProcessEnv = pro
         "log-level": { type: "string" },
         "agent-image": { type: "string" },
         "probe-libraries": { type: "string" },
+        "auto-aux-copy": { type: "string" },
       },
     }));
   } catch (err) {
@@ -106,6 +109,7 @@ export function parseOperatorConfig(argv: string[], env: NodeJS.ProcessEnv = pro
     logLevel: v("log-level", "AUXO_LOG_LEVEL") ?? "info",
     agentImage: v("agent-image", "AUXO_AGENT_IMAGE") ?? "ghcr.io/auxo-dev/auxo:dev",
     probeLibraries: bool("probe-libraries", v("probe-libraries", "AUXO_PROBE_LIBRARIES") ?? true),
+    autoAuxCopy: bool("auto-aux-copy", v("auto-aux-copy", "AUXO_AUTO_AUX_COPY") ?? true),
   };
   if (!levels.includes(cfg.logLevel)) throw new ConfigError(`--log-level: "${cfg.logLevel}" is not one of ${levels.join(", ")}`);
   if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(cfg.leaderElectionNamespace)) {

@@ -51,7 +51,7 @@ export async function runOperator(cfg: OperatorConfig, version: string): Promise
     probeAddress: cfg.probeAddress || undefined,
     metricsAddress: cfg.metricsAddress && cfg.metricsAddress !== cfg.probeAddress ? cfg.metricsAddress : undefined,
   });
-  registerControllers(manager, { agentImage: cfg.agentImage, probeLibraries: cfg.probeLibraries });
+  registerControllers(manager, { agentImage: cfg.agentImage, probeLibraries: cfg.probeLibraries, autoAuxCopy: cfg.autoAuxCopy });
   await manager.start();
   log.info({ identity, ports: manager.ports }, "operator started");
   await new Promise<void>((resolve) => {

@@ -196,7 +196,11 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
           continue;
         }
         const attempt = Math.max(prev.attempts ?? 0, 1);
-        const pName = podName(acj.metadata.name, name, String(attempt));
+        const pass = prev.pass ?? 1;
+        const pName = podName(acj.metadata.name, name, ...(pass > 1 ? [`p${pass}`] : []), String(attempt));
+        // Totals of this run: what pods that ended copied, plus the running pod's progress.
+        const settledJobs = prev.settledJobsCopied ?? 0;
+        const settledBytes = prev.settledBytesCopied ?? 0;
         const pod = mine.find((p) => p.metadata.name === pName);
         const r = pod && agentResult(pod);
         if (pod && !r) {
@@ -206,10 +210,10 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
           part.startTime ??= formatTime(now());
           const pr = pod.status?.phase === "Running" ? await podProgress(mgr, ns, pName) : undefined;
           if (pr) {
-            part.jobsSelected = pr.jobsTotal ?? part.jobsSelected;
-            part.jobsCopied = pr.jobsDone ?? part.jobsCopied;
-            part.bytesCopied = pr.bytesDone ?? part.bytesCopied;
-            part.bytesTotal = pr.bytesTotal ?? part.bytesTotal;
+            if (pr.jobsTotal !== undefined) part.jobsSelected = settledJobs + pr.jobsTotal;
+            if (pr.jobsDone !== undefined) part.jobsCopied = settledJobs + pr.jobsDone;
+            if (pr.bytesDone !== undefined) part.bytesCopied = settledBytes + pr.bytesDone;
+            if (pr.bytesTotal !== undefined) part.bytesTotal = settledBytes + pr.bytesTotal;
             part.currentJob = pr.job;
             const secs = (now() - (parseTime(part.startTime) ?? now())) / 1000;
             if (secs > 0 && pr.bytesDone) {
@@ -223,6 +227,7 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
         }
         if (pod && r) {
           const d = r.data as {
+            runCopied?: number;
             copied?: number;
             selected?: number;
             remaining?: number;
@@ -230,23 +235,43 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
             kind?: string;
             retryable?: boolean;
           };
-          part.jobsSelected = d.selected ?? part.jobsSelected;
+          // A pod that died without a result leaves only its last progress as the count of what it finished.
+          const copiedNow = d.copied ?? Math.max(0, (part.jobsCopied ?? settledJobs) - settledJobs);
+          const bytesNow = d.bytes ?? Math.max(0, (part.bytesCopied ?? settledBytes) - settledBytes);
+          // The job events beside the repository give the exact count, also after a killed pod.
+          part.settledJobsCopied = d.runCopied ?? settledJobs + copiedNow;
+          part.settledBytesCopied = settledBytes + bytesNow;
+          part.jobsCopied = part.settledJobsCopied;
+          part.bytesCopied = part.settledBytesCopied;
+          if (d.selected !== undefined) part.jobsSelected = settledJobs + d.selected;
           part.jobsRemaining = d.remaining;
           part.currentJob = undefined;
           part.etaSeconds = undefined;
           if (r.ok) {
+            // Scalable resource allocation: jobs that reached the source while this pass ran are picked up by another
+            // pass, until one finds nothing new (not with doNotPickNewBackups, nor past the job limit).
+            const again = copiedNow > 0 && !d.remaining && acj.spec.scalableResourceAllocation !== false && !acj.spec.doNotPickNewBackups;
+            if (again) {
+              Object.assign(part, {
+                phase: "Pending",
+                pass: pass + 1,
+                attempts: 0,
+                message: `pass ${pass} copied ${copiedNow} jobs; looking for new ones`,
+              });
+              soon(500);
+              continue;
+            }
             Object.assign(part, {
               phase: "Completed",
-              jobsCopied: d.copied ?? 0,
+              jobsSelected: part.settledJobsCopied,
               jobsFailed: 0,
-              bytesCopied: d.bytes ?? 0,
-              message: `copied ${d.copied ?? 0} jobs from "${sourceName}"`,
+              bytesTotal: part.settledBytesCopied,
+              message: `copied ${part.settledJobsCopied} jobs from "${sourceName}"`,
             });
             part.completionTime = r.at;
             mgr.events.event(acj, "Normal", "CopyCompleted", `copy "${name}": ${part.message}`);
             continue;
           }
-          part.jobsCopied = (d.copied as number | undefined) ?? part.jobsCopied;
           const retryable = d.retryable !== false;
           if (!retryable || attempt >= MAX_ATTEMPTS) {
             Object.assign(part, {
@@ -333,6 +358,7 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
           plan: {
             rules: rulesOf(copy, policy),
             cutoff: acj.spec.doNotPickNewBackups ? started : undefined,
+            runStart: started,
             skipVerificationFailed: acj.spec.skipVerificationFailedJobs,
             limit: acj.spec.jobLimit ?? 1000,
           },

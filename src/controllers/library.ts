@@ -48,6 +48,8 @@ export interface ControllerSettings {
   retryBaseMs?: number;
   /** How often a running copy's progress is read into status. Default: 2 s. */
   progressIntervalMs?: number;
+  /** Create the policies' automatic aux copy jobs (spec.auxCopySchedule). Default: true. */
+  autoAuxCopy?: boolean;
   now?: () => number;
 }
 

@@ -16,8 +16,23 @@ import { done, requeueAfter } from "../runtime/result.ts";
 import type { ControllerSettings, PodObj } from "./library.ts";
 import { type RepositoryStep, repositoryStep } from "./repository.ts";
 import { secretKeys } from "./library.ts";
-import { type CopyObj, Libraries, type LibraryObj, PolicyCopies, type PolicyObj, type SecretObj, StoragePolicies } from "./resources.ts";
+import {
+  AuxCopyJobs,
+  type CopyObj,
+  Libraries,
+  type LibraryObj,
+  PolicyCopies,
+  type PolicyObj,
+  type SecretObj,
+  StoragePolicies,
+} from "./resources.ts";
 import { writeStatus } from "./status.ts";
+import type { AcjObj } from "./auxcopyjob.ts";
+import { autoCopy, overHistory, slotName } from "../policy/schedule.ts";
+import { parseDuration } from "../policy/duration.ts";
+import { controllerRef } from "../runtime/objects.ts";
+import { isConflict, isNotFound } from "../kube/errors.ts";
+import { formatTime, parseTime } from "../kube/resources.ts";
 
 const key = (ns: string | undefined, name: string) => `${ns}/${name}`;
 
@@ -40,6 +55,7 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
   const copies = mgr.informer<CopyObj>(PolicyCopies);
   const libraries = mgr.informer<LibraryObj>(Libraries);
   const secrets = mgr.informer(Secrets);
+  const acjs = mgr.informer<AcjObj>(AuxCopyJobs);
   const agentPods = mgr.informer<PodObj>(Pods, { labelSelector: "app.kubernetes.io/managed-by=auxo,auxo.dev/task in (init,scan)" });
   copies.addIndexer("policy", (c) => [key(c.metadata.namespace, c.spec.storagePolicy)]);
   copies.addIndexer("library", (c) => [key(c.metadata.namespace, c.spec.library)]);
@@ -56,6 +72,8 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
     // a policy by naming it, or stop naming it).
     watches: [
       { informer: copies as never, map: (c) => policies.list(c.metadata.namespace).map((p) => key(p.metadata.namespace, p.metadata.name)) },
+      // An automatic job that ends lets the next one start, and trims the history.
+      { informer: acjs as never, map: (j) => [key(j.metadata.namespace, (j as AcjObj).spec.storagePolicy)] },
     ],
     reconcile: async (req) => {
       const policy = policies.get(req.namespace, req.name);
@@ -79,6 +97,13 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
           ready: ready.get(c.name) ?? false,
         }))
         .sort((a, b) => a.precedence - b.precedence);
+      const auto = await automaticAuxCopy(
+        mgr,
+        settings,
+        policy,
+        list.some((c) => !c.primary && c.active),
+        acjs.list(req.namespace),
+      );
       await writeStatus(
         mgr,
         StoragePolicies,
@@ -90,9 +115,9 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
             message: `primary copy "${pf.primaryCopy}" and ${list.length - 1} secondary cop${list.length === 2 ? "y" : "ies"}`,
           },
         },
-        { copies: list.slice(0, 64), copyCount: list.length },
+        { copies: list.slice(0, 64), copyCount: list.length, lastAuxCopyTime: auto.lastAuxCopyTime },
       );
-      return done();
+      return auto.recheckMs !== undefined ? requeueAfter(Math.max(auto.recheckMs, 1000)) : done();
     },
   });
 
@@ -159,4 +184,60 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
       return repo.requeueMs !== undefined ? requeueAfter(Math.max(repo.requeueMs, 1000)) : done();
     },
   });
+}
+
+/**
+ * The policy's automatic aux copy: creates the AuxCopyJob of each due slot (owned by the policy, labelled
+ * auxo.dev/trigger=schedule) and deletes finished automatic jobs beyond the history limits.
+ */
+async function automaticAuxCopy(
+  mgr: Manager,
+  settings: ControllerSettings,
+  policy: PolicyObj,
+  hasTargets: boolean,
+  jobs: AcjObj[],
+): Promise<{ lastAuxCopyTime?: string; recheckMs?: number }> {
+  const sched = policy.spec.auxCopySchedule ?? {};
+  const ns = policy.metadata.namespace as string;
+  const now = (settings.now ?? Date.now)();
+  const mine = jobs.filter(
+    (j) => j.metadata.labels?.["auxo.dev/trigger"] === "schedule" && j.metadata.ownerReferences?.some((o) => o.uid === policy.metadata.uid),
+  );
+  for (const name of overHistory(
+    mine.map((j) => ({ name: j.metadata.name, createdAt: j.metadata.creationTimestamp ?? "", phase: j.status?.phase })),
+    sched.successfulJobsHistoryLimit ?? 3,
+    sched.failedJobsHistoryLimit ?? 1,
+  ))
+    await mgr.client.delete(AuxCopyJobs, ns, name).catch((err) => {
+      if (!isNotFound(err)) throw err;
+    });
+  const last = policy.status?.lastAuxCopyTime;
+  const d = autoCopy({
+    enabled: sched.enabled !== false && settings.autoAuxCopy !== false,
+    everyMs: parseDuration("auxCopySchedule.every", sched.every ?? "30m"),
+    createdAt: parseTime(policy.metadata.creationTimestamp) ?? now,
+    lastRun: parseTime(last),
+    now,
+    running: mine.some((j) => !["Completed", "CompletedWithErrors", "Failed", "Killed"].includes(j.status?.phase ?? "")),
+    hasTargets,
+  });
+  if (!d.create) return { lastAuxCopyTime: last, recheckMs: d.recheckMs };
+  const name = slotName(policy.metadata.name, d.slot);
+  await mgr.client
+    .create(AuxCopyJobs, {
+      apiVersion: "auxo.dev/v1alpha1",
+      kind: "AuxCopyJob",
+      metadata: {
+        name,
+        namespace: ns,
+        labels: { "auxo.dev/storage-policy": policy.metadata.name, "auxo.dev/trigger": "schedule" },
+        ownerReferences: [controllerRef(policy, StoragePolicies)],
+      },
+      spec: { storagePolicy: policy.metadata.name },
+    } as never)
+    .catch((err) => {
+      if (!isConflict(err)) throw err;
+    });
+  mgr.events.event(policy, "Normal", "AuxCopyScheduled", `automatic aux copy ${name}`);
+  return { lastAuxCopyTime: formatTime(now), recheckMs: d.recheckMs };
 }

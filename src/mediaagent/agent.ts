@@ -176,6 +176,21 @@ export async function runTask(task: AgentTask, spec: TaskSpec, env: NodeJS.Proce
           await engine.catalog(target, timeoutMs),
         );
       }
+      // Jobs copied to the target since the run started, by every pod of the run (a killed one included), from the
+      // job events beside the repository: the exact count for the run's status.
+      const runCopied = async (): Promise<Record<string, number>> => {
+        const store = metadataStore(spec.target.metadata, env, spec.target);
+        if (!store || !spec.plan?.runStart) return {};
+        try {
+          const since = new Date(spec.plan.runStart).toISOString();
+          const jobs = new Set(
+            (await store.list()).filter((e) => e.kind === "copy" && e.result === "ok" && e.at >= since).map((e) => e.jobId),
+          );
+          return { runCopied: jobs.size };
+        } catch {
+          return {};
+        }
+      };
       const bytesTotal = todo.reduce((n, e) => n + (e.bytes ?? 0), 0);
       let bytesDone = 0;
       const copied = new Set<string>();
@@ -191,13 +206,13 @@ export async function runTask(task: AgentTask, spec: TaskSpec, env: NodeJS.Proce
           },
         });
         await events.flush();
-        return { ok: true, task, copied: todo.length, bytes: bytesTotal, ...planned, ...events.problem() };
+        return { ok: true, task, copied: todo.length, bytes: bytesTotal, ...planned, ...(await runCopied()), ...events.problem() };
       } catch (err) {
         // Every job this attempt did not finish counts one failed attempt (the next run finds the finished ones).
         for (const job of todo.filter((j) => !copied.has(j.snapshotId)))
           events.add({ jobId: job.jobId, snapshotId: job.snapshotId, kind: "copy", result: "failed", message: messageOf(err) });
         await events.flush();
-        if (err instanceof EngineError) err.details = { copied: copied.size, bytes: bytesDone, ...planned };
+        if (err instanceof EngineError) err.details = { copied: copied.size, bytes: bytesDone, ...planned, ...(await runCopied()) };
         throw err;
       }
     }

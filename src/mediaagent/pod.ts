@@ -26,6 +26,8 @@ export interface CopyTaskPlan {
   rules: CopyRules;
   /** Do not pick new backups: the run's start time. */
   cutoff?: string;
+  /** When the run started: the agent counts the run's copied jobs from the job events since then. */
+  runStart?: string;
   skipVerificationFailed?: boolean;
   limit?: number;
 }

@@ -72,7 +72,14 @@ const CopyProgress = Obj(
     currentJob: Type.Optional(Str("The job being copied now.")),
     throughput: Type.Optional(Int("Bytes per second so far.")),
     etaSeconds: Type.Optional(Int("Estimated seconds to go.")),
-    attempts: Type.Optional(Int("Copy pods started for this copy (a killed or failed one is retried with back-off).")),
+    attempts: Type.Optional(Int("Copy pods started for this copy in the current pass (a killed or failed one is retried with back-off).")),
+    pass: Type.Optional(
+      Int(
+        "Copy pass: with scalable resource allocation a pass that copied jobs is followed by one that takes jobs that arrived meanwhile.",
+      ),
+    ),
+    settledJobsCopied: Type.Optional(Int("Jobs copied by this copy's pods that have ended.")),
+    settledBytesCopied: Type.Optional(Int("Bytes copied by this copy's pods that have ended.")),
     nextAttemptTime: Type.Optional(Str("When the next attempt starts, while retrying.")),
     startTime: Type.Optional(Str("When copying to this copy started.")),
     completionTime: Type.Optional(Str("When this copy's part ended.")),

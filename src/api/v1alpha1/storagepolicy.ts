@@ -64,6 +64,12 @@ export const StoragePolicySpec = Obj(
         {
           enabled: Type.Optional(Bool("Run automatic aux copies. Default: true.", { default: true })),
           every: Type.Optional(Duration("Interval between automatic aux copies. Default: 30m.", { default: "30m" })),
+          successfulJobsHistoryLimit: Type.Optional(
+            Int("Completed automatic AuxCopyJobs to keep. Default: 3.", { minimum: 0, maximum: 100, default: 3 }),
+          ),
+          failedJobsHistoryLimit: Type.Optional(
+            Int("Failed, killed or partly failed automatic AuxCopyJobs to keep. Default: 1.", { minimum: 0, maximum: 100, default: 1 }),
+          ),
         },
         "The automatic aux copy for every active secondary copy.",
         { default: {} },
