@@ -19,6 +19,7 @@ import { done, requeueAfter } from "../runtime/result.ts";
 import type { AuxCopyJobSpec, AuxCopyJobStatus, Typed } from "../api/v1alpha1/index.ts";
 import { agentResult, type ControllerSettings, type PodObj } from "./library.ts";
 import { podProgress } from "./progress.ts";
+import { RESCAN_ANNOTATION } from "./repository.ts";
 import { AuxCopyJobs, type CopyObj, Libraries, type LibraryObj, PolicyCopies, type PolicyObj, StoragePolicies } from "./resources.ts";
 import { writeFields } from "./status.ts";
 
@@ -243,6 +244,12 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
           part.settledBytesCopied = settledBytes + bytesNow;
           part.jobsCopied = part.settledJobsCopied;
           part.bytesCopied = part.settledBytesCopied;
+          const labels = { namespace: ns, policy: policy.metadata.name, copy: name };
+          mgr.metrics.copiedJobs.inc(labels, copiedNow);
+          mgr.metrics.copiedBytes.inc(labels, bytesNow);
+          mgr.metrics.copyBacklog.set(labels, d.remaining ?? 0);
+          // The copy's catalog changed: its status should show it now, not at its next scan.
+          if (copiedNow > 0) await requestRescan(mgr, copy);
           if (d.selected !== undefined) part.jobsSelected = settledJobs + d.selected;
           part.jobsRemaining = d.remaining;
           part.currentJob = undefined;
@@ -418,6 +425,11 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
         mgr.events.event(acj, "Normal", "FollowUpCreated", `${more.join(", ")}: jobs beyond jobLimit go to auxcopyjob ${followUpJob}`);
       }
       if (terminal)
+        mgr.metrics.auxCopyRuns.observe(
+          { namespace: ns, policy: policy.metadata.name, phase: overall.phase },
+          (now() - (parseTime(started) ?? now())) / 1000,
+        );
+      if (terminal)
         mgr.events.event(
           acj,
           overall.phase === "Completed" ? "Normal" : "Warning",
@@ -444,6 +456,17 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
       return requeueMs !== undefined ? requeueAfter(requeueMs) : done();
     },
   });
+}
+
+/** Asks the PolicyCopy controller for a catalog scan now (repository.ts honours the annotation). */
+async function requestRescan(mgr: Manager, copy: CopyObj): Promise<void> {
+  await mgr.client
+    .mergePatch(PolicyCopies, copy.metadata.namespace as string, copy.metadata.name, {
+      metadata: { annotations: { [RESCAN_ANNOTATION]: new Date().toISOString() } },
+    })
+    .catch((err) => {
+      if (!isNotFound(err)) throw err;
+    });
 }
 
 /** Creation order, then name: which of two conflicting jobs goes first. */

@@ -181,6 +181,16 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
         },
         { primary, ...(prec !== undefined ? { precedence: prec } : {}), ...repo.fields },
       );
+      // Lag: how far the copy's newest job is behind its source's, from their latest scans.
+      const srcName = policy && !primary ? effectiveSource(facts(copy), policyFacts(policy)) : undefined;
+      const srcNewest = parseTime(srcName ? copies.get(ns, srcName)?.status?.newestJob : undefined);
+      if (srcNewest !== undefined && policy) {
+        const mineNewest = parseTime(copy.status?.newestJob) ?? 0;
+        mgr.metrics.copyLag.set(
+          { namespace: ns, policy: policy.metadata.name, copy: copy.metadata.name },
+          Math.max(0, (srcNewest - mineNewest) / 1000),
+        );
+      }
       return repo.requeueMs !== undefined ? requeueAfter(Math.max(repo.requeueMs, 1000)) : done();
     },
   });

@@ -15,6 +15,9 @@ import { agentResult, type ControllerSettings, type PodObj } from "./library.ts"
 import { type CopyObj, type LibraryObj, PolicyCopies } from "./resources.ts";
 import type { Informer } from "../kube/informer.ts";
 
+/** Set by the aux copy controller after it copied jobs to a copy: a scan is due now, not at the next interval. */
+export const RESCAN_ANNOTATION = "auxo.dev/rescan-requested";
+
 export interface RepositoryStep {
   fields: Record<string, unknown>;
   problems: Problem[];
@@ -171,7 +174,8 @@ export async function repositoryStep(
     return { fields, problems: [] };
   }
   if (scan) return { fields, problems: [] };
-  const due = (last ?? 0) + (last === undefined ? 0 : interval);
+  const requested = parseTime(copy.metadata.annotations?.[RESCAN_ANNOTATION]);
+  const due = requested !== undefined && (last === undefined || requested > last) ? 0 : (last ?? 0) + (last === undefined ? 0 : interval);
   if (due > now()) return { fields, problems: [], requeueMs: due - now() };
   await start("scan", podName(copy.metadata.name, "scan", String(last ?? 0)));
   return { fields, problems: [] };

@@ -20,6 +20,11 @@ export class Metrics {
   readonly leaderElectionMasterStatus: Gauge<"name">;
   readonly restClientRequests: Counter<"code" | "method" | "host">;
   readonly restClientLatency: Histogram<"verb">;
+  readonly copiedJobs: Counter<"namespace" | "policy" | "copy">;
+  readonly copiedBytes: Counter<"namespace" | "policy" | "copy">;
+  readonly auxCopyRuns: Histogram<"namespace" | "policy" | "phase">;
+  readonly copyBacklog: Gauge<"namespace" | "policy" | "copy">;
+  readonly copyLag: Gauge<"namespace" | "policy" | "copy">;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const r = [this.registry];
@@ -110,6 +115,38 @@ export class Metrics {
       help: "Request latency in seconds, broken down by verb",
       labelNames: ["verb"],
       buckets: latencyBuckets,
+      registers: r,
+    });
+    const copyLabels = ["namespace", "policy", "copy"] as const;
+    this.copiedJobs = new Counter({
+      name: "auxo_auxcopy_copied_jobs_total",
+      help: "Backup jobs copied to a copy by aux copy",
+      labelNames: copyLabels,
+      registers: r,
+    });
+    this.copiedBytes = new Counter({
+      name: "auxo_auxcopy_copied_bytes_total",
+      help: "Bytes (as backed up) of the jobs copied to a copy by aux copy",
+      labelNames: copyLabels,
+      registers: r,
+    });
+    this.auxCopyRuns = new Histogram({
+      name: "auxo_auxcopy_run_duration_seconds",
+      help: "Duration of finished AuxCopyJobs, by final phase",
+      labelNames: ["namespace", "policy", "phase"],
+      buckets: [1, 5, 15, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600],
+      registers: r,
+    });
+    this.copyBacklog = new Gauge({
+      name: "auxo_copy_backlog_jobs",
+      help: "Jobs selected for a copy and not copied yet, as of the latest aux copy",
+      labelNames: copyLabels,
+      registers: r,
+    });
+    this.copyLag = new Gauge({
+      name: "auxo_copy_lag_seconds",
+      help: "How far the newest job on a copy is behind the newest job on its source, as of their latest scans",
+      labelNames: copyLabels,
       registers: r,
     });
   }

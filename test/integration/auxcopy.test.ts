@@ -239,6 +239,17 @@ describe("aux copy", () => {
     const listed = await s3Client().send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${ns}/gold/offsite.auxo/jobs/` }));
     expect((listed.Contents ?? []).filter((o) => o.Key?.includes("-copy-ok-")).length).toBe(valid.length);
 
+    // The copies' catalogs are rescanned after the run, so their status shows the new jobs without waiting an interval.
+    await waitFor(
+      "offsite status to show the copied jobs",
+      async () => ((await kube.get(api("policycopies", "offsite"))).status?.jobs?.available === valid.length ? true : undefined),
+      { timeoutMs: 60_000, intervalMs: 300 },
+    );
+    const metrics = await mgr.metrics.registry.metrics();
+    expect(metrics).toContain(`auxo_auxcopy_copied_jobs_total{namespace="${ns}",policy="gold",copy="offsite"} ${valid.length}`);
+    expect(metrics).toContain(`auxo_copy_backlog_jobs{namespace="${ns}",policy="gold",copy="monthly"} 0`);
+    expect(metrics).toMatch(/auxo_auxcopy_run_duration_seconds_count\{namespace="[^"]+",policy="gold",phase="Completed"\} 1/);
+
     // A second run finds everything in place and copies nothing.
     await kube.create(api("auxcopyjobs"), auxo("AuxCopyJob", "run-2", { storagePolicy: "gold" }));
     const again = await acjStatus("run-2", (s) => s.phase === "Completed", "to complete");
