@@ -10,6 +10,7 @@ import { formatTime, parseTime, Pods } from "../kube/resources.ts";
 import { buildAgentPod, podName } from "../mediaagent/pod.ts";
 import { parseDuration } from "../policy/duration.ts";
 import { probeBackoffMs } from "../policy/probe.ts";
+import { allocateStream, queuePosition } from "../policy/streams.ts";
 import { effectiveSource } from "../policy/references.ts";
 import { defaultRepositoryPath, repositoryAccess } from "../policy/repository.ts";
 import type { CopyRules } from "../policy/selection.ts";
@@ -65,6 +66,13 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
   // Every Auxo pod: a copy pod may clear every lock on a repository only when no other Auxo pod works on it.
   const agentPods = mgr.informer<PodObj>(Pods, { labelSelector: "app.kubernetes.io/managed-by=auxo" });
   const now = settings.now ?? Date.now;
+  const counted = new Set<string>();
+  const once = (id: string) => {
+    if (counted.has(id)) return false;
+    counted.add(id);
+    if (counted.size > 10_000) counted.delete(counted.values().next().value as string);
+    return true;
+  };
   const jobsOf = (o: { metadata: { namespace?: string } }) =>
     jobs.list(o.metadata.namespace).map((j) => key(j.metadata.namespace, j.metadata.name));
 
@@ -141,6 +149,8 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
         all.filter((c) => c.metadata.name !== policy.spec.primaryCopy && c.spec.active !== false).map((c) => c.metadata.name)
       ).sort();
       const previous = new Map((st.copies ?? []).map((p) => [p.name, p]));
+      // Pods this reconcile creates, with their libraries: the cache does not show them yet.
+      const createdHere: string[][] = [];
       const parts: CopyPart[] = [];
       let requeueMs: number | undefined;
       const soon = (ms: number) => (requeueMs = Math.min(requeueMs ?? ms, ms));
@@ -228,6 +238,7 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
         }
         if (pod && r) {
           const d = r.data as {
+            lagSeconds?: number;
             runCopied?: number;
             copied?: number;
             selected?: number;
@@ -245,9 +256,16 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
           part.jobsCopied = part.settledJobsCopied;
           part.bytesCopied = part.settledBytesCopied;
           const labels = { namespace: ns, policy: policy.metadata.name, copy: name };
-          mgr.metrics.copiedJobs.inc(labels, copiedNow);
-          mgr.metrics.copiedBytes.inc(labels, bytesNow);
+          // A reconcile on a cache that does not show this result in status yet sees the pod again: count it once.
+          if (once(pod.metadata.uid ?? pName)) {
+            mgr.metrics.copiedJobs.inc(labels, copiedNow);
+            mgr.metrics.copiedBytes.inc(labels, bytesNow);
+          }
           mgr.metrics.copyBacklog.set(labels, d.remaining ?? 0);
+          if (d.lagSeconds !== undefined) {
+            part.lagSeconds = d.lagSeconds;
+            mgr.metrics.copyLag.set(labels, d.lagSeconds);
+          }
           // The copy's catalog changed: its status should show it now, not at its next scan.
           if (copiedNow > 0) await requestRescan(mgr, copy);
           if (d.selected !== undefined) part.jobsSelected = settledJobs + d.selected;
@@ -328,6 +346,43 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
           soon(retryAt - now());
           continue;
         }
+        // A stream: under the job's cap and every library's maxStreams, counting all copy pods of the namespace.
+        const active = (p: PodObj) => !p.status?.phase || p.status.phase === "Pending" || p.status.phase === "Running";
+        const streams = agentPods.list(ns).filter((p) => active(p) && p.metadata.labels?.["auxo.dev/task"] === "copy");
+        const verdict = allocateStream({
+          jobStreams: acj.spec.streams,
+          jobInUse: streams.filter((p) => mine.includes(p)).length + createdHere.length,
+          libraries: [...new Set([lib, srcLib])].map((l) => ({
+            name: l.metadata.name,
+            maxStreams: l.spec.maxStreams ?? 10,
+            inUse:
+              createdHere.filter((c) => c.includes(l.metadata.name)).length +
+              streams.filter(
+                (p) =>
+                  p.metadata.labels?.["auxo.dev/target-library"] === l.metadata.name ||
+                  p.metadata.labels?.["auxo.dev/source-library"] === l.metadata.name,
+              ).length,
+          })),
+        });
+        if (!verdict.ok) {
+          const waitingJobs = jobs
+            .list(ns)
+            .filter(
+              (o) =>
+                o.metadata.uid !== acj.metadata.uid &&
+                (o.status?.copies ?? []).some((c) => c.phase === "Waiting" && c.queuePosition !== undefined),
+            )
+            .map((o) => ({ createdAt: o.metadata.creationTimestamp ?? "", name: o.metadata.name }));
+          const position = queuePosition({ createdAt: acj.metadata.creationTimestamp ?? "", name: acj.metadata.name }, waitingJobs);
+          Object.assign(part, {
+            phase: "Waiting",
+            queuePosition: position,
+            message: `waiting for a stream: ${verdict.message}; position ${position} in the queue`,
+          });
+          soon(5000); // a freed stream also wakes it (the other job's status changes)
+          continue;
+        }
+        part.queuePosition = undefined;
         if ((prev.attempts ?? 0) < attempt) {
           // Record the attempt before its pod exists: a stale cache after a restart must not start another.
           Object.assign(part, { phase: "Pending", attempts: attempt, message: `starting attempt ${attempt}` });
@@ -344,16 +399,16 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
           );
         };
         const busy = (repoCopy: string) =>
-          agentPods
-            .list(ns)
-            .some(
-              (p) =>
-                p.metadata.name !== pName &&
-                (p.status?.phase === "Pending" || p.status?.phase === "Running" || !p.status?.phase) &&
-                (p.metadata.labels?.["auxo.dev/copy"] === repoCopy ||
-                  p.metadata.labels?.["auxo.dev/source"] === repoCopy ||
-                  p.metadata.ownerReferences?.some((o) => o.kind === "PolicyCopy" && o.name === repoCopy)),
-            );
+          agentPods.list(ns).some(
+            (p) =>
+              p.metadata.name !== pName &&
+              // Scans and probes read without a lock (restic --no-lock): they cannot own a lock left behind.
+              !["scan", "probe"].includes(p.metadata.labels?.["auxo.dev/task"] ?? "") &&
+              (p.status?.phase === "Pending" || p.status?.phase === "Running" || !p.status?.phase) &&
+              (p.metadata.labels?.["auxo.dev/copy"] === repoCopy ||
+                p.metadata.labels?.["auxo.dev/source"] === repoCopy ||
+                p.metadata.ownerReferences?.some((o) => o.kind === "PolicyCopy" && o.name === repoCopy)),
+          );
         const podObj = buildAgentPod({
           task: "copy",
           namespace: ns,
@@ -374,6 +429,8 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
           deadlineSeconds: 6 * 3600,
           placement: copy.spec.mediaAgent as never,
           labels: {
+            "auxo.dev/target-library": lib.metadata.name,
+            "auxo.dev/source-library": srcLib.metadata.name,
             "auxo.dev/copy": name,
             "auxo.dev/source": sourceName,
             "auxo.dev/auxcopyjob": acj.metadata.name,
@@ -383,6 +440,7 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
         await mgr.client.create(Pods, podObj as never).catch((err) => {
           if (!isConflict(err)) throw err;
         });
+        createdHere.push([lib.metadata.name, srcLib.metadata.name]);
         Object.assign(part, {
           phase: "Running",
           message: `copying from "${sourceName}" (attempt ${attempt})`,
@@ -424,7 +482,7 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
           });
         mgr.events.event(acj, "Normal", "FollowUpCreated", `${more.join(", ")}: jobs beyond jobLimit go to auxcopyjob ${followUpJob}`);
       }
-      if (terminal)
+      if (terminal && once(`run/${acj.metadata.uid}`))
         mgr.metrics.auxCopyRuns.observe(
           { namespace: ns, policy: policy.metadata.name, phase: overall.phase },
           (now() - (parseTime(started) ?? now())) / 1000,

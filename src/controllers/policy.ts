@@ -87,15 +87,29 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
           .byIndex("policy", key(req.namespace, pf.name))
           .map((c) => [c.metadata.name, (c.status?.conditions ?? []).some((x) => x.type === "Ready" && x.status === "True")]),
       );
+      const runs = acjs.list(req.namespace).filter((j) => j.spec.storagePolicy === pf.name);
       const list = mine
-        .map((c) => ({
-          name: c.name,
-          copyType: c.copyType,
-          precedence: prec.get(c.name) ?? 0,
-          active: c.active,
-          primary: c.name === pf.primaryCopy,
-          ready: ready.get(c.name) ?? false,
-        }))
+        .map((c) => {
+          const obj = copies.get(req.namespace, c.name);
+          // The latest aux copy that reached this copy: when it ended, and what it left to copy.
+          const parts = runs
+            .flatMap((j) => (j.status?.copies ?? []).filter((p) => p.name === c.name))
+            .sort((a, b) => (b.completionTime ?? b.startTime ?? "").localeCompare(a.completionTime ?? a.startTime ?? ""));
+          const lastDone = parts.find((p) => p.phase === "Completed");
+          const latest = parts[0];
+          return {
+            name: c.name,
+            copyType: c.copyType,
+            precedence: prec.get(c.name) ?? 0,
+            active: c.active,
+            primary: c.name === pf.primaryCopy,
+            ready: ready.get(c.name) ?? false,
+            jobs: obj?.status?.jobs?.available,
+            backlog: latest ? Math.max(0, (latest.jobsSelected ?? 0) - (latest.jobsCopied ?? 0)) + (latest.jobsRemaining ?? 0) : undefined,
+            lagSeconds: parts.find((p) => p.lagSeconds !== undefined)?.lagSeconds,
+            lastCopyTime: lastDone?.completionTime,
+          };
+        })
         .sort((a, b) => a.precedence - b.precedence);
       const auto = await automaticAuxCopy(
         mgr,
@@ -181,16 +195,6 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
         },
         { primary, ...(prec !== undefined ? { precedence: prec } : {}), ...repo.fields },
       );
-      // Lag: how far the copy's newest job is behind its source's, from their latest scans.
-      const srcName = policy && !primary ? effectiveSource(facts(copy), policyFacts(policy)) : undefined;
-      const srcNewest = parseTime(srcName ? copies.get(ns, srcName)?.status?.newestJob : undefined);
-      if (srcNewest !== undefined && policy) {
-        const mineNewest = parseTime(copy.status?.newestJob) ?? 0;
-        mgr.metrics.copyLag.set(
-          { namespace: ns, policy: policy.metadata.name, copy: copy.metadata.name },
-          Math.max(0, (srcNewest - mineNewest) / 1000),
-        );
-      }
       return repo.requeueMs !== undefined ? requeueAfter(Math.max(repo.requeueMs, 1000)) : done();
     },
   });

@@ -159,9 +159,18 @@ export async function runTask(task: AgentTask, spec: TaskSpec, env: NodeJS.Proce
       const events = new EventWriter(metadataStore(spec.target.metadata, env, spec.target), env.AUXO_POD_NAME);
       let todo: CatalogEntry[];
       let planned: Record<string, unknown> = {};
+      const sourceCatalog = await engine.catalog(source, timeoutMs);
+      const targetCatalog = await engine.catalog(target, timeoutMs);
+      // Lag after this pod: the newest valid source job against the newest job the target holds (or now gets).
+      const lag = (copiedJobs: CatalogEntry[]): Record<string, number> => {
+        const newest = (es: CatalogEntry[]) => Math.max(0, ...es.map((e) => Date.parse(e.startTime)).filter((t) => !Number.isNaN(t)));
+        const src = newest(sourceCatalog.filter((e) => e.status === "completed" || e.status === "completedWithErrors"));
+        if (!src) return {};
+        return { lagSeconds: Math.max(0, Math.round((src - newest([...targetCatalog, ...copiedJobs])) / 1000)) };
+      };
       if (spec.plan) {
         const skipJobs = spec.plan.skipVerificationFailed ? await failedVerification(spec.source, env) : undefined;
-        const plan = planCopy(await engine.catalog(source, timeoutMs), await engine.catalog(target, timeoutMs), spec.plan.rules, {
+        const plan = planCopy(sourceCatalog, targetCatalog, spec.plan.rules, {
           now: Date.now(),
           cutoff: spec.plan.cutoff ? Date.parse(spec.plan.cutoff) : undefined,
           skipJobs,
@@ -172,8 +181,8 @@ export async function runTask(task: AgentTask, spec: TaskSpec, env: NodeJS.Proce
       } else {
         const wanted = new Set(spec.snapshotIds ?? []);
         todo = missingOn(
-          (await engine.catalog(source, timeoutMs)).filter((e) => wanted.has(e.snapshotId)),
-          await engine.catalog(target, timeoutMs),
+          sourceCatalog.filter((e) => wanted.has(e.snapshotId)),
+          targetCatalog,
         );
       }
       // Jobs copied to the target since the run started, by every pod of the run (a killed one included), from the
@@ -206,7 +215,16 @@ export async function runTask(task: AgentTask, spec: TaskSpec, env: NodeJS.Proce
           },
         });
         await events.flush();
-        return { ok: true, task, copied: todo.length, bytes: bytesTotal, ...planned, ...(await runCopied()), ...events.problem() };
+        return {
+          ok: true,
+          task,
+          copied: todo.length,
+          bytes: bytesTotal,
+          ...planned,
+          ...lag(todo),
+          ...(await runCopied()),
+          ...events.problem(),
+        };
       } catch (err) {
         // Every job this attempt did not finish counts one failed attempt (the next run finds the finished ones).
         for (const job of todo.filter((j) => !copied.has(j.snapshotId)))

@@ -145,7 +145,7 @@ export class Metrics {
     });
     this.copyLag = new Gauge({
       name: "auxo_copy_lag_seconds",
-      help: "How far the newest job on a copy is behind the newest job on its source, as of their latest scans",
+      help: "How far the newest job on a copy is behind the newest valid job on its source, as of the latest aux copy",
       labelNames: copyLabels,
       registers: r,
     });

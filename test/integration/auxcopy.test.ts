@@ -15,7 +15,7 @@ import { installCrds } from "../harness/crds.ts";
 import type { KubeRest, Obj } from "../harness/kube-rest.ts";
 import { waitFor } from "../harness/net.ts";
 import { testManager } from "../harness/operator-testing.ts";
-import { admin, createBucket, freshNamespace, hostPid, s3Client, world } from "../harness/testing.ts";
+import { admin, createBucket, freshNamespace, hostPid, phaseIs, s3Client, waitForPod, world } from "../harness/testing.ts";
 
 let kube: KubeRest;
 let ns: string;
@@ -71,14 +71,19 @@ async function hostRepo(...p: string[]): Promise<string> {
 }
 
 async function acjStatus(name: string, check: (s: Obj) => boolean, what: string, timeoutMs = 180_000): Promise<Obj> {
-  return await waitFor(
-    `auxcopyjob ${name} ${what}`,
-    async () => {
-      const j = await kube.get(api("auxcopyjobs", name));
-      return j.status && check(j.status) ? j.status : undefined;
-    },
-    { timeoutMs, intervalMs: 200 },
-  );
+  let last: Obj | undefined;
+  try {
+    return await waitFor(
+      `auxcopyjob ${name} ${what}`,
+      async () => {
+        last = (await kube.get(api("auxcopyjobs", name))).status;
+        return last && check(last) ? last : undefined;
+      },
+      { timeoutMs, intervalMs: 200 },
+    );
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; last status: ${JSON.stringify(last)}`, { cause: err });
+  }
 }
 
 const fed: Fed[] = [];
@@ -245,14 +250,37 @@ describe("aux copy", () => {
       async () => ((await kube.get(api("policycopies", "offsite"))).status?.jobs?.available === valid.length ? true : undefined),
       { timeoutMs: 60_000, intervalMs: 300 },
     );
+    const summary = await waitFor(
+      "the policy's status to sum up its copies",
+      async () => {
+        const p = await kube.get(api("storagepolicies", "gold"));
+        const o = (p.status?.copies ?? []).find((c: Obj) => c.name === "offsite");
+        return o?.jobs === valid.length && o.lagSeconds === 0 ? p.status : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 300 },
+    );
+    const offsiteSummary = summary.copies.find((c: Obj) => c.name === "offsite");
+    expect(offsiteSummary).toMatchObject({ backlog: 0, primary: false, copyType: "Synchronous" });
+    expect(Date.parse(offsiteSummary.lastCopyTime)).toBeGreaterThan(Date.now() - 300_000);
     const metrics = await mgr.metrics.registry.metrics();
     expect(metrics).toContain(`auxo_auxcopy_copied_jobs_total{namespace="${ns}",policy="gold",copy="offsite"} ${valid.length}`);
     expect(metrics).toContain(`auxo_copy_backlog_jobs{namespace="${ns}",policy="gold",copy="monthly"} 0`);
     expect(metrics).toMatch(/auxo_auxcopy_run_duration_seconds_count\{namespace="[^"]+",policy="gold",phase="Completed"\} 1/);
 
     // A second run finds everything in place and copies nothing.
-    await kube.create(api("auxcopyjobs"), auxo("AuxCopyJob", "run-2", { storagePolicy: "gold" }));
-    const again = await acjStatus("run-2", (s) => s.phase === "Completed", "to complete");
+    // With one stream, its copies take turns: the others wait for a stream.
+    await kube.create(api("auxcopyjobs"), auxo("AuxCopyJob", "run-2", { storagePolicy: "gold", streams: 1 }));
+    const waits = new Set<string>();
+    const again = await acjStatus(
+      "run-2",
+      (s) => {
+        for (const c of s.copies ?? [])
+          if (c.phase === "Waiting" && /all 1 streams of this job are in use/.test(c.message)) waits.add(c.name);
+        return s.phase === "Completed";
+      },
+      "to complete",
+    );
+    expect(waits.size).toBeGreaterThanOrEqual(1);
     expect(again.jobsCopied).toBe(0);
     expect(jobsOn(offsite, s3env())).toEqual(valid);
   }, 600_000);
@@ -294,8 +322,8 @@ describe("aux copy", () => {
     // SIGKILL the whole MediaAgent (agent and restic): no clean-up runs, its restic locks stay behind.
     const pod = await kube.get(`/api/v1/namespaces/${ns}/pods/run-3-offsite-1`);
     process.kill(-hostPid(pod), "SIGKILL");
-    const retrying = await acjStatus("run-3", (s) => s.copies?.[0]?.phase === "Retrying", "retrying");
-    expect(retrying.copies[0].message).toContain("was killed");
+    // The retry waits 4 s (retryBaseMs): time to see the lock the killed copy left.
+    await waitForPod(kube, ns, "run-3-offsite-1", "to fail", phaseIs("Failed"), 30_000);
     const offsite = `s3:${world().s3.endpoint}/${bucket}/${ns}/gold/offsite`;
     expect(restic(offsite, s3env(), "list", "locks", "--no-lock").trim()).not.toBe(""); // the killed copy's lock
 
@@ -305,7 +333,9 @@ describe("aux copy", () => {
     // the killed pod never reported its last jobs; then a second pass found nothing new.
     expect(st.copies[0]).toMatchObject({ phase: "Completed", jobsCopied: 16, pass: 2 });
     const events = await kube.get(`/api/v1/namespaces/${ns}/events?fieldSelector=involvedObject.name=run-3`);
-    expect(events.items.filter((e: Obj) => e.reason === "CopyRetrying")).toHaveLength(1);
+    const retries = events.items.filter((e: Obj) => e.reason === "CopyRetrying");
+    expect(retries).toHaveLength(1);
+    expect(retries[0].message).toContain("agent pod run-3-offsite-1 was killed (exit code 137)");
     const onOffsite = jobsOn(offsite, s3env());
     expect(onOffsite.filter((j) => j.startsWith("big-")).sort()).toEqual([...big].sort()); // each exactly once
     expect(restic(offsite, s3env(), "list", "locks", "--no-lock").trim()).toBe("");

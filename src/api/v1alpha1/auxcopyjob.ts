@@ -72,6 +72,8 @@ const CopyProgress = Obj(
     currentJob: Type.Optional(Str("The job being copied now.")),
     throughput: Type.Optional(Int("Bytes per second so far.")),
     etaSeconds: Type.Optional(Int("Estimated seconds to go.")),
+    queuePosition: Type.Optional(Int("While waiting for a stream: the place in the namespace's queue.")),
+    lagSeconds: Type.Optional(Int("After the latest pod: how far the copy's newest job is behind the newest valid job of its source.")),
     attempts: Type.Optional(Int("Copy pods started for this copy in the current pass (a killed or failed one is retried with back-off).")),
     pass: Type.Optional(
       Int(

@@ -123,6 +123,10 @@ const CopySummary = Obj(
     active: Bool("Whether the copy takes part in aux copies."),
     primary: Bool("Whether this is the primary copy."),
     ready: Bool("Whether the copy is Ready."),
+    jobs: Type.Optional(Int("Valid jobs on the copy, as of its latest scan.")),
+    backlog: Type.Optional(Int("Jobs selected for the copy and not copied yet, as of the latest aux copy that reached it.")),
+    lagSeconds: Type.Optional(Int("How far the copy's newest job is behind its source's newest valid job, as of the latest aux copy.")),
+    lastCopyTime: Type.Optional(Str("When an aux copy last completed for this copy.")),
   },
   "One copy of the policy.",
 );
