@@ -11,6 +11,7 @@ import { buildAgentPod, podName } from "../mediaagent/pod.ts";
 import { parseDuration } from "../policy/duration.ts";
 import { probeBackoffMs } from "../policy/probe.ts";
 import { allocateStream, queuePosition } from "../policy/streams.ts";
+import { blockingWindow, type Window } from "../policy/windows.ts";
 import { effectiveSource } from "../policy/references.ts";
 import { defaultRepositoryPath, repositoryAccess } from "../policy/repository.ts";
 import type { CopyRules } from "../policy/selection.ts";
@@ -52,7 +53,11 @@ export function overallPhase(parts: CopyPart[]): { phase: string; reason?: strin
   if (phases.some((p) => p === "Pending" || p === "Retrying"))
     return { phase: "Pending", reason: phases.includes("Retrying") ? "Retrying" : undefined };
   if (phases.some((p) => p === "Waiting")) return { phase: "Waiting", reason: "ResourcesUnavailable" };
-  if (phases.some((p) => p === "Queued")) return { phase: "Queued", reason: "ConflictingJob" };
+  if (phases.some((p) => p === "Queued"))
+    return {
+      phase: "Queued",
+      reason: parts.some((p) => p.phase === "Queued" && p.message?.startsWith("operation window")) ? "OperationWindow" : "ConflictingJob",
+    };
   if (phases.every((p) => p === "Completed")) return { phase: "Completed" };
   if (phases.every((p) => p === "Failed")) return { phase: "Failed" };
   return { phase: "CompletedWithErrors" };
@@ -82,6 +87,8 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
     owns: [agentPods as never],
     // A job waits on its copies' repositories and libraries.
     watches: [
+      // Windows, time zone and the primary copy live on the policy.
+      { informer: policies as never, map: jobsOf },
       { informer: copies as never, map: jobsOf },
       { informer: libraries as never, map: jobsOf },
       // A job queued behind another for the same copy goes on when that one finishes its part.
@@ -344,6 +351,21 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
         if (retryAt !== undefined && retryAt > now()) {
           part.phase = "Retrying";
           soon(retryAt - now());
+          continue;
+        }
+        // An operation window: no new copy pod starts inside it; running ones go on (reference §5.4).
+        const blocked = blockingWindow(
+          policy.spec.operationWindows as Window[] | undefined,
+          "AuxCopy",
+          now(),
+          policy.spec.timeZone ?? "UTC",
+        );
+        if (blocked) {
+          Object.assign(part, {
+            phase: "Queued",
+            message: `operation window "${blocked.window.name}" until ${formatTime(blocked.endsAt)}`,
+          });
+          soon(Math.max(blocked.endsAt - now(), 1000));
           continue;
         }
         // A stream: under the job's cap and every library's maxStreams, counting all copy pods of the namespace.

@@ -29,6 +29,7 @@ import {
 import { writeStatus } from "./status.ts";
 import type { AcjObj } from "./auxcopyjob.ts";
 import { autoCopy, overHistory, slotName } from "../policy/schedule.ts";
+import { blockingWindow, type Window } from "../policy/windows.ts";
 import { parseDuration } from "../policy/duration.ts";
 import { controllerRef } from "../runtime/objects.ts";
 import { isConflict, isNotFound } from "../kube/errors.ts";
@@ -236,6 +237,12 @@ async function automaticAuxCopy(
     hasTargets,
   });
   if (!d.create) return { lastAuxCopyTime: last, recheckMs: d.recheckMs };
+  // A window with doNotSubmitJob skips the slot; other windows let the job queue until they end (reference §5.1).
+  const blocked = blockingWindow(policy.spec.operationWindows as Window[] | undefined, "AuxCopy", now, policy.spec.timeZone ?? "UTC");
+  if (blocked?.window.doNotSubmitJob) {
+    mgr.events.event(policy, "Normal", "AuxCopySkipped", `automatic aux copy skipped: operation window "${blocked.window.name}"`);
+    return { lastAuxCopyTime: formatTime(now), recheckMs: d.recheckMs };
+  }
   const name = slotName(policy.metadata.name, d.slot);
   await mgr.client
     .create(AuxCopyJobs, {

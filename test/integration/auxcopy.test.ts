@@ -429,4 +429,23 @@ describe("aux copy", () => {
     const policy = await kube.get(api("storagepolicies", "gold"));
     expect(Date.parse(policy.status.lastAuxCopyTime)).toBeGreaterThan(Date.now() - 120_000);
   }, 300_000);
+  it("queues a run inside an operation window and starts it when the window is gone", async () => {
+    const h = new Date().getUTCHours();
+    const hhmm = (x: number) => `${String((x + 24) % 24).padStart(2, "0")}:00`;
+    const window = { name: "business-hours", operations: ["AuxCopy"], days: [], start: hhmm(h - 1), end: hhmm(h + 2) };
+    await kube.request(
+      "PATCH",
+      api("storagepolicies", "gold"),
+      { spec: { timeZone: "UTC", operationWindows: [window] } },
+      "application/merge-patch+json",
+    );
+    await kube.create(api("auxcopyjobs"), auxo("AuxCopyJob", "run-5", { storagePolicy: "gold", copies: ["offsite"] }));
+    const queued = await acjStatus("run-5", (s) => s.phase === "Queued", "queued");
+    expect(queued.reason).toBe("OperationWindow");
+    expect(queued.copies[0].message).toContain('operation window "business-hours" until');
+    const pods = await kube.get(`/api/v1/namespaces/${ns}/pods?labelSelector=auxo.dev/auxcopyjob%3Drun-5`);
+    expect(pods.items).toHaveLength(0);
+    await kube.request("PATCH", api("storagepolicies", "gold"), { spec: { operationWindows: [] } }, "application/merge-patch+json");
+    expect((await acjStatus("run-5", (s) => s.phase === "Completed", "to complete")).phase).toBe("Completed");
+  }, 300_000);
 });
