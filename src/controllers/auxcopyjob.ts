@@ -209,6 +209,11 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
           waiting(`library "${down.metadata.name}" is ${down.status?.phase ?? "not probed yet"}`);
           continue;
         }
+        const hold = (copy.status?.conditions ?? []).find((c) => c.type === "Ready" && c.reason === "BackupsRequired");
+        if (hold) {
+          waiting(hold.message);
+          continue;
+        }
         if (!copy.status?.repositoryReady || !source.status?.repositoryReady) {
           waiting(`repository of "${copy.status?.repositoryReady ? sourceName : name}" is not initialised yet`);
           continue;

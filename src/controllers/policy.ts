@@ -30,6 +30,7 @@ import { writeStatus } from "./status.ts";
 import type { AcjObj } from "./auxcopyjob.ts";
 import { autoCopy, overHistory, slotName } from "../policy/schedule.ts";
 import { blockingWindow, type Window } from "../policy/windows.ts";
+import { largeSourceHold } from "../policy/selection.ts";
 import { parseDuration } from "../policy/duration.ts";
 import { controllerRef } from "../runtime/objects.ts";
 import { isConflict, isNotFound } from "../kube/errors.ts";
@@ -180,6 +181,9 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
           pods: agentPods,
         });
         problems.push(...repo.problems);
+        const source = sourceName ? copies.get(ns, sourceName) : undefined;
+        const hold = largeSourceHold(copy.spec.backups, source?.status, (settings.now ?? Date.now)());
+        if (hold) problems.push({ reason: "BackupsRequired", message: `aux copy holds: ${hold}` });
       }
       await writeStatus(
         mgr,

@@ -205,3 +205,25 @@ export function planCopy(source: CatalogEntry[], target: CatalogEntry[], rules: 
   const limit = opts.limit ?? Number.POSITIVE_INFINITY;
   return { toCopy: todo.slice(0, limit), remaining: Math.max(0, todo.length - limit), counts };
 }
+
+/** Reference §3.1: a source with data older than 14 days or more than 10 TB. */
+export const LARGE_SOURCE = { days: 14, bytes: 10 * 1024 ** 4 };
+
+/**
+ * A new secondary copy waits for an explicit spec.backups (All, or on and after a date) when its source is large
+ * (reference §3.1), so that nobody copies years of data by accident. The message says why, or undefined: no hold.
+ */
+export function largeSourceHold(
+  backups: CopyRules["backups"],
+  source: { oldestJob?: string; bytes?: number } | undefined,
+  now: number,
+): string | undefined {
+  if (backups || !source) return undefined;
+  const oldest = source.oldestJob ? Date.parse(source.oldestJob) : Number.NaN;
+  const days = Math.floor((now - oldest) / 86_400_000);
+  if (!Number.isNaN(oldest) && days > LARGE_SOURCE.days)
+    return `the source holds jobs from ${days} days ago (more than ${LARGE_SOURCE.days}): set spec.backups to mode All, or OnAndAfter a date`;
+  if ((source.bytes ?? 0) > LARGE_SOURCE.bytes)
+    return `the source holds ${((source.bytes ?? 0) / 1024 ** 4).toFixed(1)} TiB (more than 10 TiB): set spec.backups to mode All, or OnAndAfter a date`;
+  return undefined;
+}

@@ -448,4 +448,48 @@ describe("aux copy", () => {
     await kube.request("PATCH", api("storagepolicies", "gold"), { spec: { operationWindows: [] } }, "application/merge-patch+json");
     expect((await acjStatus("run-5", (s) => s.phase === "Completed", "to complete")).phase).toBe("Completed");
   }, 300_000);
+  it("holds a new copy of a large source until spec.backups says which backups it takes", async () => {
+    // A scan on request, so that the primary's status knows its oldest job (the test's scan interval is an hour).
+    await kube.request(
+      "PATCH",
+      api("policycopies", "primary"),
+      { metadata: { annotations: { "auxo.dev/rescan-requested": new Date().toISOString() } } },
+      "application/merge-patch+json",
+    );
+    await waitFor(
+      "the primary's oldest job in status",
+      async () => ((await kube.get(api("policycopies", "primary"))).status?.oldestJob?.startsWith("2025-09") ? true : undefined),
+      { timeoutMs: 60_000, intervalMs: 300 },
+    );
+    await kube.create(api("policycopies"), auxo("PolicyCopy", "late", { storagePolicy: "gold", library: "disk", encryption: enc }));
+    const held = await waitFor(
+      "late to hold",
+      async () => {
+        const c = await kube.get(api("policycopies", "late"));
+        const ready = (c.status?.conditions ?? []).find((x: Obj) => x.type === "Ready");
+        return c.status?.repositoryReady && ready?.reason === "BackupsRequired" ? ready : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 300 },
+    );
+    expect(held.message).toMatch(/the source holds jobs from \d+ days ago \(more than 14\)/);
+    const events = await kube.get(`/api/v1/namespaces/${ns}/events?fieldSelector=involvedObject.name=late`);
+    expect(events.items.map((e: Obj) => e.reason)).toContain("BackupsRequired");
+    await kube.create(api("auxcopyjobs"), auxo("AuxCopyJob", "run-6", { storagePolicy: "gold", copies: ["late"] }));
+    const waiting = await acjStatus("run-6", (s) => s.phase === "Waiting", "waiting");
+    expect(waiting.copies[0].message).toContain("set spec.backups");
+
+    // Only what started today (UTC, the policy's zone since the window test) goes to the late copy.
+    const today = new Date().toISOString().slice(0, 10);
+    await kube.request(
+      "PATCH",
+      api("policycopies", "late"),
+      { spec: { backups: { mode: "OnAndAfter", date: today } } },
+      "application/merge-patch+json",
+    );
+    const st = await acjStatus("run-6", (s) => s.phase === "Completed", "to complete");
+    const late = jobsOn(await hostRepo(ns, "gold", "late"));
+    expect(late.length).toBe(st.copies[0].jobsCopied);
+    expect(late.filter((j) => j.startsWith("big-") || j.startsWith("restart-"))).toHaveLength(28);
+    expect(late.some((j) => j.startsWith("pg-") || j.startsWith("files-"))).toBe(false);
+  }, 300_000);
 });

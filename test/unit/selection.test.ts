@@ -2,7 +2,7 @@
 // calendars and time zones, carried incrementals, overrides, limits.
 import { describe, expect, it } from "vitest";
 import type { CatalogEntry, JobStatus, JobType } from "../../src/policy/catalog.ts";
-import { periodKey, planCopy, selectFulls } from "../../src/policy/selection.ts";
+import { largeSourceHold, periodKey, planCopy, selectFulls } from "../../src/policy/selection.ts";
 
 let n = 0;
 function job(startTime: string, type: JobType = "full", status: JobStatus = "completed", subclient = "pg"): CatalogEntry {
@@ -143,5 +143,16 @@ describe("selective copies", () => {
       jobOverrides: [{ jobId: src[1]?.jobId as string, action: "PickForCopy" as const }],
     };
     expect(ids(planCopy(src, [], rules, { now }).toCopy)).toEqual([src[1]?.jobId]);
+  });
+});
+
+describe("large-source hold", () => {
+  it("holds a new copy without spec.backups when its source has jobs older than 14 days or more than 10 TiB", () => {
+    const day = 86_400_000;
+    expect(largeSourceHold(undefined, { oldestJob: new Date(now - 15 * day).toISOString() }, now)).toContain("15 days ago");
+    expect(largeSourceHold(undefined, { oldestJob: new Date(now - 14 * day).toISOString() }, now)).toBeUndefined();
+    expect(largeSourceHold(undefined, { oldestJob: new Date(now).toISOString(), bytes: 11 * 1024 ** 4 }, now)).toContain("11.0 TiB");
+    expect(largeSourceHold({ mode: "All" }, { oldestJob: "2020-01-01T00:00:00Z" }, now)).toBeUndefined();
+    expect(largeSourceHold(undefined, {}, now)).toBeUndefined();
   });
 });
