@@ -278,8 +278,9 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
             part.lagSeconds = d.lagSeconds;
             mgr.metrics.copyLag.set(labels, d.lagSeconds);
           }
-          // The copy's catalog changed: its status should show it now, not at its next scan.
-          if (copiedNow > 0) await requestRescan(mgr, copy);
+          // The copy's catalog changed, and its source had new jobs: both statuses should show it now, not at their
+          // next scan.
+          if (copiedNow > 0) for (const c of [copy, source]) await requestRescan(mgr, c);
           if (d.selected !== undefined) part.jobsSelected = settledJobs + d.selected;
           part.jobsRemaining = d.remaining;
           part.currentJob = undefined;
