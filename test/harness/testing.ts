@@ -1,4 +1,7 @@
 // Helpers for integration tests: a client for the shared world, a fresh namespace per test file, waiting for pods.
+import { execFileSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { inject } from "vitest";
@@ -99,4 +102,22 @@ export async function createBucket(name: string): Promise<void> {
   } finally {
     client.destroy();
   }
+}
+
+/**
+ * A plain restic CLI as uid 65532, like the MediaAgent pods (repository files are private to their owner), using
+ * the world's copy of restic (the tool cache may sit in a home folder uid 65532 cannot enter). `scratch` must be a
+ * folder uid 65532 can write: it holds the password file and restic's HOME.
+ */
+export function resticAsAgent(scratch: string, password: string) {
+  return (repo: string, env: Record<string, string>, ...args: string[]): string => {
+    const pwFile = path.join(scratch, "pw");
+    writeFileSync(pwFile, password, { mode: 0o644 });
+    const restic = path.join(world().dir, "bin", "restic");
+    return execFileSync(
+      "setpriv",
+      ["--reuid=65532", "--regid=65532", "--clear-groups", "--", restic, "-r", repo, "--password-file", pwFile, "--no-cache", ...args],
+      { env: { ...process.env, ...env, HOME: scratch }, encoding: "utf8", maxBuffer: 64 << 20 },
+    );
+  };
 }

@@ -15,7 +15,7 @@ import { installCrds } from "../harness/crds.ts";
 import type { KubeRest, Obj } from "../harness/kube-rest.ts";
 import { waitFor } from "../harness/net.ts";
 import { testManager } from "../harness/operator-testing.ts";
-import { admin, createBucket, freshNamespace, hostPid, phaseIs, s3Client, waitForPod, world } from "../harness/testing.ts";
+import { admin, createBucket, freshNamespace, hostPid, phaseIs, s3Client, waitForPod, world, resticAsAgent } from "../harness/testing.ts";
 
 let kube: KubeRest;
 let ns: string;
@@ -29,27 +29,7 @@ const auxo = (kind: string, name: string, spec: Obj) => ({ apiVersion: "auxo.dev
 const enc = { passwordSecret: { name: "repo-password" } };
 const s3env = () => ({ AWS_ACCESS_KEY_ID: world().s3.accessKey, AWS_SECRET_ACCESS_KEY: world().s3.secretKey });
 
-function restic(repo: string, env: Record<string, string>, ...args: string[]): string {
-  const pwFile = path.join(scratch, "pw");
-  writeFileSync(pwFile, password, { mode: 0o644 });
-  return execFileSync(
-    "setpriv",
-    [
-      "--reuid=65532",
-      "--regid=65532",
-      "--clear-groups",
-      "--",
-      path.join(world().dir, "bin", "restic"),
-      "-r",
-      repo,
-      "--password-file",
-      pwFile,
-      "--no-cache",
-      ...args,
-    ],
-    { env: { ...process.env, ...env, HOME: scratch }, encoding: "utf8", maxBuffer: 64 << 20 },
-  );
-}
+const restic = resticAsAgent(scratch, password);
 
 interface Fed {
   jobId: string;

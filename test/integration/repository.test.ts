@@ -16,7 +16,7 @@ import { installCrds } from "../harness/crds.ts";
 import type { KubeRest, Obj } from "../harness/kube-rest.ts";
 import { waitFor } from "../harness/net.ts";
 import { testManager } from "../harness/operator-testing.ts";
-import { admin, createBucket, freshNamespace, phaseIs, waitForPod, world } from "../harness/testing.ts";
+import { admin, createBucket, freshNamespace, phaseIs, waitForPod, world, resticAsAgent } from "../harness/testing.ts";
 
 let kube: KubeRest;
 let ns: string;
@@ -39,32 +39,7 @@ async function copyStatus(name: string, check: (s: Obj) => boolean, what: string
   );
 }
 
-/** restic as uid 65532, like the MediaAgent pods (repository files are private to their owner). */
-function restic(repo: string, env: Record<string, string>, ...args: string[]): string {
-  const pwFile = path.join(scratch, "pw");
-  writeFileSync(pwFile, password, { mode: 0o644 });
-  // The world's copy of restic: the tool cache may sit in a home folder uid 65532 cannot enter.
-  return execFileSync(
-    "setpriv",
-    [
-      "--reuid=65532",
-      "--regid=65532",
-      "--clear-groups",
-      "--",
-      path.join(world().dir, "bin", "restic"),
-      "-r",
-      repo,
-      "--password-file",
-      pwFile,
-      "--no-cache",
-      ...args,
-    ],
-    {
-      env: { ...process.env, ...env, HOME: scratch },
-      encoding: "utf8",
-    },
-  );
-}
+const restic = resticAsAgent(scratch, password);
 
 const s3env = () => ({ AWS_ACCESS_KEY_ID: world().s3.accessKey, AWS_SECRET_ACCESS_KEY: world().s3.secretKey });
 
