@@ -22,7 +22,16 @@ import type { AuxCopyJobSpec, AuxCopyJobStatus, Typed } from "../api/v1alpha1/in
 import { agentResult, type ControllerSettings, type PodObj } from "./library.ts";
 import { podProgress } from "./progress.ts";
 import { RESCAN_ANNOTATION } from "./repository.ts";
-import { AuxCopyJobs, type CopyObj, Libraries, type LibraryObj, PolicyCopies, type PolicyObj, StoragePolicies } from "./resources.ts";
+import {
+  AuxCopyJobs,
+  type CopyObj,
+  Libraries,
+  type LibraryObj,
+  PolicyCopies,
+  policyFacts,
+  type PolicyObj,
+  StoragePolicies,
+} from "./resources.ts";
 import { writeFields } from "./status.ts";
 
 export type AcjObj = Typed<AuxCopyJobSpec, AuxCopyJobStatus>;
@@ -33,7 +42,7 @@ const key = (ns: string | undefined, name: string) => `${ns}/${name}`;
 const MAX_ATTEMPTS = 4;
 
 /** The copy's rules for the pod's selection, with the policy's time zone. */
-function rulesOf(copy: CopyObj, policy: PolicyObj): CopyRules {
+export function rulesOf(copy: CopyObj, policy: PolicyObj): CopyRules {
   const s = copy.spec;
   return {
     copyType: s.copyType,
@@ -153,7 +162,7 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
       const all = copies.list(ns).filter((c) => c.spec.storagePolicy === policy.metadata.name);
       const targets = (
         acj.spec.copies ??
-        all.filter((c) => c.metadata.name !== policy.spec.primaryCopy && c.spec.active !== false).map((c) => c.metadata.name)
+        all.filter((c) => c.metadata.name !== policyFacts(policy).primaryCopy && c.spec.active !== false).map((c) => c.metadata.name)
       ).sort();
       const previous = new Map((st.copies ?? []).map((p) => [p.name, p]));
       // Pods this reconcile creates, with their libraries: the cache does not show them yet.
@@ -167,7 +176,7 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
         parts.push(part);
         if (part.phase === "Completed" || part.phase === "Failed") continue;
         const copy = copies.get(ns, name);
-        if (!copy || copy.spec.storagePolicy !== policy.metadata.name || name === policy.spec.primaryCopy) {
+        if (!copy || copy.spec.storagePolicy !== policy.metadata.name || name === policyFacts(policy).primaryCopy) {
           Object.assign(part, {
             phase: "Failed",
             message: `"${name}" is not a secondary copy of storage policy "${policy.metadata.name}"`,
@@ -183,7 +192,7 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
             active: copy.spec.active ?? true,
             createdAt: "",
           },
-          { name: policy.metadata.name, primaryCopy: policy.spec.primaryCopy },
+          policyFacts(policy),
         ) as string;
         part.source = sourceName;
         const source = copies.get(ns, sourceName);
@@ -430,8 +439,8 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
           agentPods.list(ns).some(
             (p) =>
               p.metadata.name !== pName &&
-              // Scans and probes read without a lock (restic --no-lock): they cannot own a lock left behind.
-              !["scan", "probe"].includes(p.metadata.labels?.["auxo.dev/task"] ?? "") &&
+              // Scans, probes and plans read without a lock (restic --no-lock): they cannot own a lock left behind.
+              !["scan", "probe", "plan"].includes(p.metadata.labels?.["auxo.dev/task"] ?? "") &&
               (p.status?.phase === "Pending" || p.status?.phase === "Running" || !p.status?.phase) &&
               (p.metadata.labels?.["auxo.dev/copy"] === repoCopy ||
                 p.metadata.labels?.["auxo.dev/source"] === repoCopy ||

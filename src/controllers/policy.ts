@@ -7,7 +7,6 @@ import {
   checkSecrets,
   type CopyFacts,
   effectiveSource,
-  type PolicyFacts,
   precedences,
   type Problem,
 } from "../policy/references.ts";
@@ -22,11 +21,13 @@ import {
   Libraries,
   type LibraryObj,
   PolicyCopies,
+  policyFacts,
   type PolicyObj,
   type SecretObj,
   StoragePolicies,
 } from "./resources.ts";
 import { writeStatus } from "./status.ts";
+import { promotionStep } from "./promotion.ts";
 import type { AcjObj } from "./auxcopyjob.ts";
 import { autoCopy, overHistory, slotName } from "../policy/schedule.ts";
 import { blockingWindow, type Window } from "../policy/windows.ts";
@@ -50,15 +51,13 @@ function facts(c: CopyObj): CopyFacts {
   };
 }
 
-const policyFacts = (p: PolicyObj): PolicyFacts => ({ name: p.metadata.name, primaryCopy: p.spec.primaryCopy });
-
 export function registerPolicyControllers(mgr: Manager, settings: ControllerSettings): void {
   const policies = mgr.informer<PolicyObj>(StoragePolicies);
   const copies = mgr.informer<CopyObj>(PolicyCopies);
   const libraries = mgr.informer<LibraryObj>(Libraries);
   const secrets = mgr.informer(Secrets);
   const acjs = mgr.informer<AcjObj>(AuxCopyJobs);
-  const agentPods = mgr.informer<PodObj>(Pods, { labelSelector: "app.kubernetes.io/managed-by=auxo,auxo.dev/task in (init,scan)" });
+  const agentPods = mgr.informer<PodObj>(Pods, { labelSelector: "app.kubernetes.io/managed-by=auxo,auxo.dev/task in (init,scan,plan)" });
   copies.addIndexer("policy", (c) => [key(c.metadata.namespace, c.spec.storagePolicy)]);
   copies.addIndexer("library", (c) => [key(c.metadata.namespace, c.spec.library)]);
   copies.addIndexer("secret", (c) => [key(c.metadata.namespace, c.spec.encryption.passwordSecret.name)]);
@@ -70,6 +69,8 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
   mgr.addController({
     name: "storagepolicy",
     forType: policies as never,
+    // Promotion check pods.
+    owns: [agentPods as never],
     // A policy's status lists its copies; any copy change in the namespace may change it (a copy can also claim
     // a policy by naming it, or stop naming it).
     watches: [
@@ -81,7 +82,15 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
       const policy = policies.get(req.namespace, req.name);
       if (!policy) return done();
       const all = copyMap(req.namespace as string);
-      const pf = policyFacts(policy);
+      const promo = await promotionStep(mgr, settings, policy, {
+        copies: copies.list(req.namespace),
+        facts: all,
+        libraries,
+        jobs: acjs.list(req.namespace),
+        pods: agentPods,
+      });
+      // The rest of the status follows the primary in force after this step.
+      const pf = policyFacts({ ...policy, status: { ...policy.status, ...promo.fields } });
       const mine = [...all.values()].filter((c) => c.storagePolicy === pf.name);
       const prec = precedences(pf, mine);
       const ready = new Map(
@@ -119,6 +128,8 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
         policy,
         list.some((c) => !c.primary && c.active),
         acjs.list(req.namespace),
+        // No new automatic run while a promotion is pending: it waits for runs to end.
+        promo.fields.promotion !== undefined,
       );
       await writeStatus(
         mgr,
@@ -130,10 +141,19 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
             reason: "CopiesResolved",
             message: `primary copy "${pf.primaryCopy}" and ${list.length - 1} secondary cop${list.length === 2 ? "y" : "ies"}`,
           },
+          others: promo.condition ? [promo.condition] : [],
         },
-        { copies: list.slice(0, 64), copyCount: list.length, lastAuxCopyTime: auto.lastAuxCopyTime },
+        {
+          copies: list.slice(0, 64),
+          copyCount: list.length,
+          lastAuxCopyTime: auto.lastAuxCopyTime,
+          ...promo.fields,
+          // Where new backups go: a promotion moves it.
+          primaryRepository: copies.get(req.namespace, pf.primaryCopy)?.status?.repository,
+        },
       );
-      return auto.recheckMs !== undefined ? requeueAfter(Math.max(auto.recheckMs, 1000)) : done();
+      const after = [auto.recheckMs, promo.requeueMs].filter((x): x is number => x !== undefined);
+      return after.length ? requeueAfter(Math.max(Math.min(...after), 1000)) : done();
     },
   });
 
@@ -169,7 +189,7 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
           secretKeys(secrets.list(ns) as SecretObj[]),
         ),
       );
-      const primary = policy?.spec.primaryCopy === copy.metadata.name;
+      const primary = !!policy && policyFacts(policy).primaryCopy === copy.metadata.name;
       const prec = policy ? precedences(policyFacts(policy), [...all.values()]).get(copy.metadata.name) : undefined;
       let repo: RepositoryStep = { fields: {}, problems: [] };
       if (problems.length === 0 && policy) {
@@ -215,6 +235,7 @@ async function automaticAuxCopy(
   policy: PolicyObj,
   hasTargets: boolean,
   jobs: AcjObj[],
+  promotionPending: boolean,
 ): Promise<{ lastAuxCopyTime?: string; recheckMs?: number }> {
   const sched = policy.spec.auxCopySchedule ?? {};
   const ns = policy.metadata.namespace as string;
@@ -237,7 +258,8 @@ async function automaticAuxCopy(
     createdAt: parseTime(policy.metadata.creationTimestamp) ?? now,
     lastRun: parseTime(last),
     now,
-    running: mine.some((j) => !["Completed", "CompletedWithErrors", "Failed", "Killed"].includes(j.status?.phase ?? "")),
+    running:
+      promotionPending || mine.some((j) => !["Completed", "CompletedWithErrors", "Failed", "Killed"].includes(j.status?.phase ?? "")),
     hasTargets,
   });
   if (!d.create) return { lastAuxCopyTime: last, recheckMs: d.recheckMs };

@@ -12,6 +12,7 @@ import type {
   Typed,
 } from "../api/v1alpha1/index.ts";
 import type { ResourceType } from "../kube/resources.ts";
+import type { PolicyFacts } from "../policy/references.ts";
 
 export const Libraries: ResourceType = Library;
 export const StoragePolicies: ResourceType = StoragePolicy;
@@ -34,3 +35,17 @@ export type SecretObj = { metadata: { name: string; namespace?: string }; data?:
 
 /** The status field manager of the operator (one writer per status field). */
 export const statusManager = "auxo-operator";
+
+/**
+ * A policy as the rules see it: the primary in force is the one status records (a change of spec.primaryCopy is a
+ * promotion request until the policy controller carries it out), and the latest promotion re-points cascades.
+ */
+export function policyFacts(p: PolicyObj): PolicyFacts {
+  const last = p.status?.lastPromotion;
+  const primaryCopy = p.status?.primaryCopy ?? p.spec.primaryCopy;
+  return {
+    name: p.metadata.name,
+    primaryCopy,
+    ...(last && last.to === primaryCopy ? { promotedFrom: { name: last.from, precedence: last.fromPrecedence } } : {}),
+  };
+}

@@ -12,6 +12,8 @@ export interface ReadyInput {
   problems: Problem[];
   /** Reason and message when there is no problem. */
   ok: { reason: string; message: string };
+  /** Other conditions this writer owns (for example a StoragePolicy's Promotion). */
+  others?: { type: string; status: "True" | "False" | "Unknown"; reason: string; message: string }[];
 }
 
 /** Applies `status` (all the fields this writer owns) when it differs from what the object shows; true when written. */
@@ -39,7 +41,7 @@ export async function writeStatus(
 ): Promise<void> {
   const before = (obj.status?.conditions as Condition[] | undefined) ?? [];
   const first = ready.problems[0];
-  const conditions = setCondition(
+  let conditions = setCondition(
     before,
     first
       ? { type: "Ready", status: "False", reason: first.reason, message: ready.problems.map((p) => p.message).join("; ") }
@@ -47,6 +49,7 @@ export async function writeStatus(
     obj.metadata.generation,
     now,
   );
+  for (const c of ready.others ?? []) conditions = setCondition(conditions, c, obj.metadata.generation, now);
   if (!(await writeFields(mgr, type, obj, { ...fields, observedGeneration: obj.metadata.generation, conditions }))) return;
   const was = getCondition(before, "Ready");
   const is = getCondition(conditions, "Ready") as Condition;

@@ -234,6 +234,19 @@ export async function runTask(task: AgentTask, spec: TaskSpec, env: NodeJS.Proce
         throw err;
       }
     }
+    case "plan": {
+      // What a copy would take, without copying: a promotion counts the jobs of the primary its candidate lacks.
+      if (!spec.source || !spec.plan) throw new Error("plan needs a source and rules");
+      const plan = planCopy(
+        await engine.catalog(repo(spec.source), timeoutMs),
+        await engine.catalog(repo(spec.target), timeoutMs),
+        spec.plan.rules,
+        {
+          now: Date.now(),
+        },
+      );
+      return { ok: true, task, notCopied: plan.toCopy.length, sample: plan.toCopy.slice(0, 10).map((e) => e.jobId), counts: plan.counts };
+    }
     case "verify": {
       // Every job is read in full, also after one fails: the result names all the bad ones.
       const catalog = await engine.catalog(repo(spec.target), timeoutMs);
@@ -286,7 +299,7 @@ export function progressOf(m: Record<string, unknown>): Record<string, unknown> 
 
 /** The `auxo agent <task>` command. */
 export async function agentMain(task: string, env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const tasks: AgentTask[] = ["probe", "init", "scan", "copy", "verify", "prune"];
+  const tasks: AgentTask[] = ["probe", "init", "scan", "copy", "plan", "verify", "prune"];
   const write = (r: AgentResult) => {
     const text = JSON.stringify(r).slice(0, 4000);
     process.stdout.write(`${JSON.stringify({ level: r.ok ? "info" : "error", msg: "result", ...r })}\n`);

@@ -7,7 +7,7 @@ import type { OwnerReference } from "../kube/resources.ts";
 import type { RepositoryAccess } from "../policy/repository.ts";
 import type { CopyRules } from "../policy/selection.ts";
 
-export type AgentTask = "probe" | "init" | "scan" | "copy" | "verify" | "prune";
+export type AgentTask = "probe" | "init" | "scan" | "copy" | "plan" | "verify" | "prune";
 
 /** What the agent reads from AUXO_TASK (no secrets: passwords and keys are files and env from Secrets). */
 export interface TaskSpec {

@@ -42,12 +42,17 @@ export interface CopyFacts {
 
 export interface PolicyFacts {
   name: string;
+  /** The primary in force: status.primaryCopy once recorded, else spec.primaryCopy. */
   primaryCopy: string;
+  /** The latest promotion: the old primary and the precedence its successor had before (reference §7). */
+  promotedFrom?: { name: string; precedence?: number };
 }
 
 /** The source a copy is filled from: its sourceCopy, else its policy's primary (none for the primary itself). */
 export function effectiveSource(copy: CopyFacts, policy: PolicyFacts | undefined): string | undefined {
   if (policy && policy.primaryCopy === copy.name) return undefined;
+  // After a promotion, copies that were filled from the old primary are filled from the new one.
+  if (policy && copy.sourceCopy !== undefined && copy.sourceCopy === policy.promotedFrom?.name) return policy.primaryCopy;
   return copy.sourceCopy ?? policy?.primaryCopy;
 }
 
@@ -56,7 +61,8 @@ export function checkCopyPlacement(copy: CopyFacts, policy: PolicyFacts | undefi
   if (!policy)
     return [{ reason: "StoragePolicyNotFound", message: `storagePolicy "${copy.storagePolicy}" does not exist in this namespace` }];
   const primary = policy.primaryCopy === copy.name;
-  if (primary && copy.sourceCopy) {
+  // A promoted copy keeps the sourceCopy it had as a secondary in spec; as the primary it is not filled from anywhere.
+  if (primary && copy.sourceCopy && !policy.promotedFrom) {
     return [
       {
         reason: "PrimaryCopyHasSource",
@@ -135,8 +141,19 @@ export function precedences(policy: PolicyFacts, copies: CopyFacts[]): Map<strin
     out.set(policy.primaryCopy, 1);
     taken.add(1);
   }
+  // The old primary takes the precedence its successor had (the two swap).
+  const former = policy.promotedFrom;
+  if (
+    former?.precedence !== undefined &&
+    former.name !== policy.primaryCopy &&
+    mine.some((c) => c.name === former.name) &&
+    !taken.has(former.precedence)
+  ) {
+    out.set(former.name, former.precedence);
+    taken.add(former.precedence);
+  }
   for (const c of mine) {
-    if (c.name !== policy.primaryCopy && c.precedence !== undefined && !taken.has(c.precedence)) {
+    if (!out.has(c.name) && c.precedence !== undefined && !taken.has(c.precedence)) {
       out.set(c.name, c.precedence);
       taken.add(c.precedence);
     }

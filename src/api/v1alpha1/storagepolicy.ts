@@ -53,6 +53,11 @@ export const OperationWindow = Obj(
 export const StoragePolicySpec = Obj(
   {
     primaryCopy: Name("Name of the PolicyCopy that receives new backups (the primary copy). Changing it promotes another copy."),
+    forcePromotionTo: Type.Optional(
+      Name(
+        "Promote to this copy even when jobs of the current primary are not on it yet, or the current primary cannot be read. Applies only while spec.primaryCopy names the same copy. The jobs not copied stay restorable only from the old primary.",
+      ),
+    ),
     deviceStreams: Type.Optional(
       Int("Most concurrent streams each copy of the policy supports. Default: 50.", { minimum: 1, maximum: 1000, default: 50 }),
     ),
@@ -137,6 +142,47 @@ export const StoragePolicyStatus = Obj(
     conditions: Type.Optional(Conditions),
     copies: Type.Optional(Type.Array(CopySummary, { description: "The policy's copies, by precedence.", maxItems: 64 })),
     copyCount: Type.Optional(Int("Number of copies.")),
+    primaryCopy: Type.Optional(
+      Str(
+        "The primary copy in force. It differs from spec.primaryCopy while a promotion waits or is refused (see the Promotion condition).",
+      ),
+    ),
+    promotion: Type.Optional(
+      Obj(
+        {
+          phase: Enum(["Checking", "Waiting", "Refused"] as const, "Where the pending promotion request stands."),
+          to: Str("The copy spec.primaryCopy asks to promote."),
+          checks: Type.Optional(Int("Check pods started for this request.")),
+          lastCheck: Type.Optional(
+            Obj(
+              {
+                ok: Bool("Whether the check could read both repositories."),
+                notCopied: Type.Optional(Int("Jobs of the current primary the candidate does not have yet.")),
+                sample: Type.Optional(Type.Array(Str("A job id."), { maxItems: 10 })),
+                message: Type.Optional(Str("Why the check failed.")),
+                at: Str("When the check ran."),
+              },
+              "The latest count of the current primary's jobs not yet copied to the candidate.",
+            ),
+          ),
+          message: Type.Optional(Str("What the promotion waits for, or why it is refused.")),
+        },
+        "A promotion requested in spec.primaryCopy and not carried out yet (reference §7); absent when none is pending.",
+      ),
+    ),
+    lastPromotion: Type.Optional(
+      Obj(
+        {
+          from: Str("The primary before the promotion."),
+          to: Str("The copy promoted."),
+          time: Str("When the promotion took effect."),
+          forced: Bool("Whether spec.forcePromotionTo was needed."),
+          notCopied: Type.Optional(Int("Jobs of the old primary not on the new one when it took effect (0 unless forced).")),
+          fromPrecedence: Type.Optional(Int("The precedence the promoted copy had before; the old primary takes it.")),
+        },
+        "The latest promotion carried out. Copies that named the old primary as sourceCopy are filled from the new one.",
+      ),
+    ),
     primaryRepository: Type.Optional(Str("Where new backups go: the primary copy's restic repository.")),
     clientSecret: Type.Optional(Str("Name of the generated Secret that holds a restic client's environment for the primary copy.")),
     lastAuxCopyTime: Type.Optional(Str("When the last automatic aux copy started.")),
