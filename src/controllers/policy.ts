@@ -202,7 +202,7 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
         });
         problems.push(...repo.problems);
         const source = sourceName ? copies.get(ns, sourceName) : undefined;
-        const hold = largeSourceHold(copy.spec.backups, source?.status, (settings.now ?? Date.now)());
+        const hold = largeSourceHold(copy.spec.backups, source?.status, (settings.now ?? Date.now)(), copy.status?.jobs?.available);
         if (hold) problems.push({ reason: "BackupsRequired", message: `aux copy holds: ${hold}` });
       }
       await writeStatus(

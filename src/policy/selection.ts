@@ -211,14 +211,16 @@ export const LARGE_SOURCE = { days: 14, bytes: 10 * 1024 ** 4 };
 
 /**
  * A new secondary copy waits for an explicit spec.backups (All, or on and after a date) when its source is large
- * (reference §3.1), so that nobody copies years of data by accident. The message says why, or undefined: no hold.
+ * (reference §3.1), so that nobody copies years of data by accident. A copy that already holds jobs is not new (an
+ * old primary after a promotion, a copy whose spec.backups was removed later). The message says why, or undefined.
  */
 export function largeSourceHold(
   backups: CopyRules["backups"],
   source: { oldestJob?: string; bytes?: number } | undefined,
   now: number,
+  targetJobs = 0,
 ): string | undefined {
-  if (backups || !source) return undefined;
+  if (backups || !source || targetJobs > 0) return undefined;
   const oldest = source.oldestJob ? Date.parse(source.oldestJob) : Number.NaN;
   const days = Math.floor((now - oldest) / 86_400_000);
   if (!Number.isNaN(oldest) && days > LARGE_SOURCE.days)

@@ -154,5 +154,7 @@ describe("large-source hold", () => {
     expect(largeSourceHold(undefined, { oldestJob: new Date(now).toISOString(), bytes: 11 * 1024 ** 4 }, now)).toContain("11.0 TiB");
     expect(largeSourceHold({ mode: "All" }, { oldestJob: "2020-01-01T00:00:00Z" }, now)).toBeUndefined();
     expect(largeSourceHold(undefined, {}, now)).toBeUndefined();
+    // Not a new copy: it holds jobs already (an old primary after a promotion).
+    expect(largeSourceHold(undefined, { oldestJob: new Date(now - 15 * day).toISOString() }, now, 7)).toBeUndefined();
   });
 });

@@ -1,0 +1,249 @@
+// Promotion end to end (reference §7): changing spec.primaryCopy through the real control plane, with the operator,
+// the node runner's MediaAgent pods and real restic repositories on a filesystem library. The request waits while
+// jobs of the primary are not on the candidate, takes effect once an aux copy brings them, re-points the cascade,
+// swaps precedences and sends later aux copies from the new primary; a forced promotion names what it leaves behind.
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { registerControllers } from "../../src/controllers/index.ts";
+import { tagsFor } from "../../src/policy/catalog.ts";
+import type { Manager } from "../../src/runtime/manager.ts";
+import { installCrds } from "../harness/crds.ts";
+import type { KubeRest, Obj } from "../harness/kube-rest.ts";
+import { waitFor } from "../harness/net.ts";
+import { testManager } from "../harness/operator-testing.ts";
+import { admin, freshNamespace, resticAsAgent, world } from "../harness/testing.ts";
+
+let kube: KubeRest;
+let ns: string;
+let removeNs: () => Promise<void>;
+let mgr: Manager;
+const scratch = mkdtempSync(path.join(os.tmpdir(), "auxo-promotion-test-"));
+const password = "promotion-repository-passphrase";
+const api = (plural: string, name = "") => `/apis/auxo.dev/v1alpha1/namespaces/${ns}/${plural}${name ? `/${name}` : ""}`;
+const auxo = (kind: string, name: string, spec: Obj) => ({ apiVersion: "auxo.dev/v1alpha1", kind, metadata: { name }, spec });
+const enc = { passwordSecret: { name: "repo-password" } };
+const restic = resticAsAgent(scratch, password);
+
+async function hostRepo(copy: string): Promise<string> {
+  const pvc = await kube.get(`/api/v1/namespaces/${ns}/persistentvolumeclaims/disk`);
+  return path.join(world().controlPlaneDir, "node", "claims", ns, `disk-${pvc.metadata.uid}`, ns, "gold", copy);
+}
+
+function jobsOn(repo: string): string[] {
+  const snaps = JSON.parse(restic(repo, {}, "snapshots", "--json")) as { tags?: string[] }[];
+  return snaps.map((s) => (s.tags ?? []).find((t) => t.startsWith("auxo.dev/job="))?.slice("auxo.dev/job=".length) ?? "?").sort();
+}
+
+let fedCount = 0;
+/** A real backup, tagged as a job, into a copy's repository (as a backup producer writing to the primary would). */
+async function backup(copy: string, n: number): Promise<string[]> {
+  const data = path.join(scratch, "data");
+  mkdirSync(data, { recursive: true });
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const k = ++fedCount;
+    writeFileSync(path.join(data, `f${k}`), randomBytes(4096));
+    execFileSync("chown", ["-R", "65532:65532", data]);
+    const job = {
+      jobId: `job-${String(k).padStart(2, "0")}`,
+      type: k === 1 ? "full" : "incremental",
+      status: "completed",
+      client: "app",
+      subclient: "data",
+    } as const;
+    const time = new Date(Date.UTC(2026, 10, 1) + k * 3600_000).toISOString().slice(0, 19).replace("T", " ");
+    restic(await hostRepo(copy), {}, "backup", "-q", "--host", "app", "--time", time, ...tagsFor(job).flatMap((t) => ["--tag", t]), data);
+    ids.push(job.jobId);
+  }
+  return ids;
+}
+
+async function policyStatus(check: (s: Obj) => boolean, what: string, timeoutMs = 120_000): Promise<Obj> {
+  let last: Obj | undefined;
+  try {
+    return await waitFor(
+      `policy gold ${what}`,
+      async () => {
+        last = (await kube.get(api("storagepolicies", "gold"))).status;
+        return last && check(last) ? last : undefined;
+      },
+      { timeoutMs, intervalMs: 250 },
+    );
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; last status: ${JSON.stringify(last)}`, { cause: err });
+  }
+}
+
+async function runAuxCopy(name: string): Promise<Obj> {
+  await kube.create(api("auxcopyjobs"), auxo("AuxCopyJob", name, { storagePolicy: "gold" }));
+  return await waitFor(
+    `${name} to finish`,
+    async () => {
+      const s = (await kube.get(api("auxcopyjobs", name))).status;
+      return ["Completed", "CompletedWithErrors", "Failed", "Killed"].includes(s?.phase) ? s : undefined;
+    },
+    { timeoutMs: 180_000, intervalMs: 250 },
+  );
+}
+
+const promotionCondition = (s: Obj) => (s.conditions ?? []).find((c: Obj) => c.type === "Promotion");
+
+async function events(reason: string): Promise<string[]> {
+  const list = await kube.get(`/api/v1/namespaces/${ns}/events?fieldSelector=involvedObject.name=gold,reason=${reason}`);
+  return list.items.map((e: Obj) => e.message as string);
+}
+
+beforeAll(async () => {
+  execFileSync("chown", ["65532:65532", scratch]);
+  kube = admin();
+  await installCrds(kube);
+  ({ name: ns, remove: removeNs } = await freshNamespace(kube, "promotion"));
+  await kube.create(`/api/v1/namespaces/${ns}/secrets`, { metadata: { name: "repo-password" }, stringData: { password } });
+  await kube.create(`/api/v1/namespaces/${ns}/persistentvolumeclaims`, {
+    metadata: { name: "disk" },
+    spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } } },
+  });
+  mgr = testManager(world().kubeconfig);
+  registerControllers(mgr, {
+    agentImage: "auxo:dev",
+    probeTimeoutSeconds: 15,
+    scanIntervalSeconds: 3600,
+    retryBaseMs: 1000,
+    autoAuxCopy: false,
+  });
+  await mgr.start();
+  await kube.create(api("libraries"), auxo("Library", "disk", { filesystem: { persistentVolumeClaim: { claimName: "disk" } } }));
+  await kube.create(api("storagepolicies"), auxo("StoragePolicy", "gold", { primaryCopy: "primary" }));
+  await kube.create(api("policycopies"), auxo("PolicyCopy", "primary", { storagePolicy: "gold", library: "disk", encryption: enc }));
+  // offsite: the synchronous copy to promote, explicit precedence 3; vault: a cascade that names the primary.
+  await kube.create(
+    api("policycopies"),
+    auxo("PolicyCopy", "offsite", { storagePolicy: "gold", library: "disk", precedence: 3, backups: { mode: "All" }, encryption: enc }),
+  );
+  await kube.create(
+    api("policycopies"),
+    auxo("PolicyCopy", "vault", {
+      storagePolicy: "gold",
+      library: "disk",
+      sourceCopy: "primary",
+      backups: { mode: "All" },
+      encryption: enc,
+    }),
+  );
+  await kube.create(
+    api("policycopies"),
+    auxo("PolicyCopy", "monthly", {
+      storagePolicy: "gold",
+      library: "disk",
+      copyType: "Selective",
+      selection: { frequency: "Monthly" },
+      backups: { mode: "All" },
+      encryption: enc,
+    }),
+  );
+  for (const c of ["primary", "offsite", "vault", "monthly"])
+    await waitFor(`${c} initialised`, async () => ((await kube.get(api("policycopies", c))).status?.repositoryReady ? true : undefined), {
+      timeoutMs: 120_000,
+      intervalMs: 300,
+    });
+}, 300_000);
+
+afterAll(async () => {
+  await mgr?.stop();
+  await removeNs?.();
+  kube?.close();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+describe("promotion", () => {
+  it("waits for uncopied jobs, then promotes, re-points the cascade, swaps precedences and copies from the new primary", async () => {
+    const first = await backup("primary", 5);
+    expect((await runAuxCopy("run-1")).phase).toBe("Completed");
+    const late = await backup("primary", 2); // on the primary only
+
+    // A selective copy cannot become the primary: refused, and the primary in force does not change.
+    await kube.patch(api("storagepolicies", "gold"), { spec: { primaryCopy: "monthly" } });
+    let s = await policyStatus((x) => x.promotion?.phase === "Refused", "to refuse the selective copy");
+    expect(s.primaryCopy).toBe("primary");
+    expect(promotionCondition(s)).toMatchObject({ status: "False", reason: "PromotionRefused" });
+    expect(s.promotion.message).toContain("only an active Synchronous copy");
+
+    // The synchronous copy lacks the two late jobs: the plan pod counts them and the request waits.
+    await kube.patch(api("storagepolicies", "gold"), { spec: { primaryCopy: "offsite" } });
+    s = await policyStatus((x) => x.promotion?.to === "offsite" && x.promotion.phase === "Refused", "to refuse for uncopied jobs");
+    expect(s.primaryCopy).toBe("primary");
+    expect(promotionCondition(s)).toMatchObject({ status: "False", reason: "JobsNotCopied" });
+    expect(s.promotion.lastCheck).toMatchObject({ ok: true, notCopied: 2, sample: late });
+    expect(s.promotion.message).toContain('2 jobs of "primary" are not on "offsite" yet (job-06, job-07)');
+    expect((await events("JobsNotCopied")).length).toBeGreaterThan(0);
+    expect((await kube.get(api("policycopies", "primary"))).status.primary).toBe(true);
+
+    // An aux copy brings them; its end makes the count stale, the recount finds none, and the promotion takes effect.
+    expect((await runAuxCopy("run-2")).phase).toBe("Completed");
+    s = await policyStatus((x) => x.primaryCopy === "offsite", "to promote offsite");
+    expect(s.promotion).toBeUndefined();
+    expect(s.lastPromotion).toMatchObject({ from: "primary", to: "offsite", forced: false, notCopied: 0, fromPrecedence: 3 });
+    expect(promotionCondition(s)).toMatchObject({ status: "True", reason: "Promoted" });
+    expect((await events("Promoted"))[0]).toContain('"offsite" is the primary copy now; "primary" is a synchronous secondary');
+    s = await policyStatus(
+      (x) => x.copies?.[0]?.name === "offsite" && x.primaryRepository?.endsWith("/gold/offsite"),
+      "to list offsite first",
+    );
+    // Precedence: the promoted copy is 1 and the old primary takes its 3; nothing in spec was written.
+    expect(s.copies.map((c: Obj) => [c.name, c.precedence, c.primary])).toEqual([
+      ["offsite", 1, true],
+      ["monthly", 2, false], // created in the same second as vault: by name
+      ["primary", 3, false],
+      ["vault", 4, false],
+    ]);
+    expect((await kube.get(api("policycopies", "vault"))).spec.sourceCopy).toBe("primary");
+    await waitFor(
+      "copy statuses to follow",
+      async () => {
+        const [p, o] = [(await kube.get(api("policycopies", "primary"))).status, (await kube.get(api("policycopies", "offsite"))).status];
+        return p.primary === false && o.primary === true && o.conditions.find((c: Obj) => c.type === "Ready")?.status === "True"
+          ? true
+          : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 250 },
+    );
+
+    // New backups go to the new primary; the next aux copy fills the old primary and the re-pointed cascade from it.
+    const after = await backup("offsite", 3);
+    const run3 = await runAuxCopy("run-3");
+    expect(run3.phase).toBe("Completed");
+    const parts = Object.fromEntries(run3.copies.map((c: Obj) => [c.name, c]));
+    expect(Object.keys(parts).sort()).toEqual(["monthly", "primary", "vault"]);
+    expect(parts.primary).toMatchObject({ source: "offsite", jobsCopied: 3 });
+    expect(parts.vault).toMatchObject({ source: "offsite", jobsCopied: 3 });
+    const all = [...first, ...late, ...after].sort();
+    for (const c of ["offsite", "primary", "vault"]) expect(jobsOn(await hostRepo(c))).toEqual(all);
+  }, 300_000);
+
+  it("promotes back only with force while a job of the current primary is not copied, and records what it left behind", async () => {
+    const [orphan] = await backup("offsite", 1);
+    await kube.patch(api("storagepolicies", "gold"), { spec: { primaryCopy: "primary" } });
+    let s = await policyStatus((x) => x.promotion?.phase === "Refused" && x.promotion.to === "primary", "to refuse without force");
+    expect(s.promotion.lastCheck).toMatchObject({ notCopied: 1, sample: [orphan] });
+    expect(s.primaryCopy).toBe("offsite");
+
+    await kube.patch(api("storagepolicies", "gold"), { spec: { forcePromotionTo: "primary" } });
+    s = await policyStatus((x) => x.primaryCopy === "primary", "to promote primary with force");
+    expect(s.lastPromotion).toMatchObject({ from: "offsite", to: "primary", forced: true, notCopied: 1 });
+    const warning = (await kube.get(`/api/v1/namespaces/${ns}/events?fieldSelector=involvedObject.name=gold,reason=Promoted,type=Warning`))
+      .items;
+    expect(warning.map((e: Obj) => e.message)).toEqual([expect.stringContaining('forced: 1 jobs of "offsite" are not on it')]);
+    // The job left behind is still on the old primary, which now receives it by aux copy like any secondary.
+    expect(jobsOn(await hostRepo("offsite"))).toContain(orphan);
+    expect(jobsOn(await hostRepo("primary"))).not.toContain(orphan);
+    // Aux copies flow from the primary again: offsite is a target now, and keeps the job it alone holds.
+    const run4 = await runAuxCopy("run-4");
+    expect(run4.copies.find((c: Obj) => c.name === "offsite")).toMatchObject({ phase: "Completed", source: "primary", jobsCopied: 0 });
+    expect(jobsOn(await hostRepo("offsite"))).toContain(orphan);
+    expect(jobsOn(await hostRepo("primary"))).not.toContain(orphan);
+  }, 300_000);
+});
