@@ -3,7 +3,10 @@ import { describe, expect, it } from "vitest";
 import { decidePromotion, type PromotionInput } from "../../src/policy/promotion.ts";
 import { checkCopyPlacement, type CopyFacts, effectiveSource, type PolicyFacts, precedences } from "../../src/policy/references.ts";
 
-const copy = (name: string, extra: Partial<CopyFacts> = {}): CopyFacts & { libraryReady: boolean; repositoryReady: boolean } => ({
+const copy = (
+  name: string,
+  extra: Partial<CopyFacts & { libraryReady: boolean; repositoryReady: boolean }> = {},
+): CopyFacts & { libraryReady: boolean; repositoryReady: boolean } => ({
   name,
   storagePolicy: "gold",
   copyType: "Synchronous",
