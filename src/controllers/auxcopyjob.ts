@@ -49,7 +49,7 @@ export function rulesOf(copy: CopyObj, policy: PolicyObj): CopyRules {
     backups: s.backups,
     deferDays: s.deferDays,
     selection: s.selection as CopyRules["selection"],
-    jobOverrides: s.jobOverrides?.map((o) => ({ jobId: o.jobId, action: o.action })),
+    jobOverrides: s.jobOverrides?.map((o) => ({ jobId: o.jobId, action: o.action, ...(o.at ? { at: o.at } : {}) })),
     timeZone: policy.spec.timeZone ?? "UTC",
   };
 }
@@ -460,6 +460,7 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
             runStart: started,
             skipVerificationFailed: acj.spec.skipVerificationFailedJobs,
             limit: acj.spec.jobLimit ?? 1000,
+            mostRecentFull: acj.spec.useMostRecentFull,
           },
           // After a killed attempt its locks stay behind; every lock goes only when no other Auxo pod uses the repository.
           unlock: attempt > 1 ? { target: busy(name) ? "stale" : "all", source: busy(sourceName) ? "stale" : "all" } : undefined,

@@ -83,6 +83,15 @@ async function failedVerification(a: TaskSpec["target"], env: NodeJS.ProcessEnv)
   return out;
 }
 
+/** When each job was last copied to a copy, from the job events beside it; undefined when the library keeps none. */
+async function lastCopied(a: TaskSpec["target"], env: NodeJS.ProcessEnv): Promise<Map<string, string> | undefined> {
+  const store = metadataStore(a.metadata, env, a);
+  if (!store) return undefined;
+  const out = new Map<string, string>();
+  for (const [job, r] of jobRecords(await store.list())) if (r.lastCopy?.result === "ok") out.set(job, r.lastCopy.at);
+  return out;
+}
+
 const progress = (p: Record<string, unknown>) => process.stdout.write(`${JSON.stringify({ level: "info", msg: "progress", ...p })}\n`);
 
 export async function runTask(task: AgentTask, spec: TaskSpec, env: NodeJS.ProcessEnv, engine: ResticEngine): Promise<AgentResult> {
@@ -175,9 +184,22 @@ export async function runTask(task: AgentTask, spec: TaskSpec, env: NodeJS.Proce
           cutoff: spec.plan.cutoff ? Date.parse(spec.plan.cutoff) : undefined,
           skipJobs,
           limit: spec.plan.limit,
+          mostRecentFull: spec.plan.mostRecentFull,
+          lastCopied: spec.plan.rules.jobOverrides?.some((o) => o.action === "Recopy") ? await lastCopied(spec.target, env) : undefined,
         });
         todo = plan.toCopy;
         planned = { selected: todo.length, remaining: plan.remaining, counts: plan.counts };
+        if (plan.recopy.length) {
+          // Recopy: the job's snapshot on the target goes first (forget only; its data stays until a prune), then the
+          // copy writes it again. Should the copy fail now, the job is simply missing and the retry copies it.
+          const again = new Set(plan.recopy);
+          const originals = new Set(todo.filter((e) => again.has(e.jobId)).map((e) => e.originalId));
+          await engine.forget(
+            target,
+            targetCatalog.filter((e) => originals.has(e.originalId)).map((e) => e.snapshotId),
+          );
+          planned.recopied = plan.recopy.length;
+        }
       } else {
         const wanted = new Set(spec.snapshotIds ?? []);
         todo = missingOn(

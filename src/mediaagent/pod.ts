@@ -30,6 +30,8 @@ export interface CopyTaskPlan {
   runStart?: string;
   skipVerificationFailed?: boolean;
   limit?: number;
+  /** Use Most Recent Full: the latest successful full of each subclient goes to a selective copy. */
+  mostRecentFull?: boolean;
 }
 
 export interface PodPlacement {

@@ -33,7 +33,8 @@ export interface CopyRules {
   backups?: { mode: "All" | "OnAndAfter"; date?: string };
   deferDays?: number;
   selection?: SelectionRules;
-  jobOverrides?: { jobId: string; action: OverrideAction }[];
+  /** `at` (RFC 3339) dates a Recopy request: the job is copied again once, by the first aux copy after it. */
+  jobOverrides?: { jobId: string; action: OverrideAction; at?: string }[];
   /** The policy's IANA time zone: calendars and "on and after" dates are read in it. */
   timeZone?: string;
 }
@@ -46,6 +47,13 @@ export interface PlanOptions {
   skipJobs?: ReadonlySet<string>;
   /** Most jobs this run copies; the rest are left for a follow-up run. */
   limit?: number;
+  /** Use Most Recent Full (reference §3.3): the latest successful full of each subclient goes to a selective copy. */
+  mostRecentFull?: boolean;
+  /**
+   * When each job was last copied to the target (from the job events beside it). A Recopy request is done once the
+   * job was copied at or after its time; without this (no job events on the library) a job on the copy is not recopied.
+   */
+  lastCopied?: ReadonlyMap<string, string>;
 }
 
 export type JobCopyState = "ToBeCopied" | "Available" | "DoNotCopy" | "Bad";
@@ -55,6 +63,8 @@ export interface CopyPlan {
   toCopy: CatalogEntry[];
   /** To Be Copied jobs beyond the limit. */
   remaining: number;
+  /** Jobs in toCopy that are on the target already and are copied again (Recopy): forget them there first. */
+  recopy: string[];
   counts: Record<JobCopyState, number>;
 }
 
@@ -167,6 +177,7 @@ function carried(sorted: CatalogEntry[], fulls: Set<string>): Set<string> {
 export function planCopy(source: CatalogEntry[], target: CatalogEntry[], rules: CopyRules, opts: PlanOptions): CopyPlan {
   const tz = rules.timeZone ?? "UTC";
   const overrides = new Map((rules.jobOverrides ?? []).map((o) => [o.jobId, o.action]));
+  const recopyAt = new Map((rules.jobOverrides ?? []).filter((o) => o.action === "Recopy" && o.at).map((o) => [o.jobId, o.at as string]));
   const onTarget = new Set(target.map((e) => e.originalId));
   const sorted = source.filter(valid).sort((a, b) => a.startTime.localeCompare(b.startTime) || a.jobId.localeCompare(b.jobId));
   const from =
@@ -184,14 +195,27 @@ export function planCopy(source: CatalogEntry[], target: CatalogEntry[], rules: 
   if (rules.copyType === "Selective") {
     const manual = rules.selection?.mode === "Manual";
     const fulls = manual ? new Set<string>() : selectFulls(sorted.filter(isFull).filter(inWindow), rules.selection ?? {}, tz, opts.now);
+    if (opts.mostRecentFull) {
+      // The newest full of each subclient that completed without errors, whatever the frequency rules say.
+      const newest = new Map<string, CatalogEntry>();
+      for (const e of sorted) if (isFull(e) && e.status === "completed" && inWindow(e)) newest.set(subclientOf(e), e);
+      for (const e of newest.values()) fulls.add(e.jobId);
+    }
     selected = new Set([...fulls, ...carried(sorted, fulls)]);
   }
   const counts: Record<JobCopyState, number> = { ToBeCopied: 0, Available: 0, DoNotCopy: 0, Bad: 0 };
   const todo: CatalogEntry[] = [];
+  const recopy: string[] = [];
   for (const e of sorted) {
     const action = overrides.get(e.jobId);
     if (onTarget.has(e.originalId)) {
-      counts.Available++;
+      const asked = recopyAt.get(e.jobId);
+      const last = opts.lastCopied?.get(e.jobId);
+      if (asked && opts.lastCopied && !(last !== undefined && Date.parse(last) >= Date.parse(asked))) {
+        counts.ToBeCopied++;
+        todo.push(e);
+        recopy.push(e.jobId);
+      } else counts.Available++;
       continue;
     }
     if (action === "DoNotCopy") counts.DoNotCopy++;
@@ -203,7 +227,9 @@ export function planCopy(source: CatalogEntry[], target: CatalogEntry[], rules: 
     }
   }
   const limit = opts.limit ?? Number.POSITIVE_INFINITY;
-  return { toCopy: todo.slice(0, limit), remaining: Math.max(0, todo.length - limit), counts };
+  const toCopy = todo.slice(0, limit);
+  const taken = new Set(toCopy.map((e) => e.jobId));
+  return { toCopy, remaining: Math.max(0, todo.length - limit), counts, recopy: recopy.filter((j) => taken.has(j)) };
 }
 
 /** Reference §3.1: a source with data older than 14 days or more than 10 TB. */

@@ -71,6 +71,28 @@ describe("synchronous copies", () => {
     expect(ids(plan.toCopy)).toEqual([src[0]?.jobId]);
     expect(plan.remaining).toBe(2);
   });
+
+  it("copy a Recopy job again once, even when the copy holds it: done once it was copied at or after the request", () => {
+    const src = [job("2026-03-01T00:00:00Z"), job("2026-03-02T00:00:00Z", "incremental"), job("2026-03-03T00:00:00Z", "incremental")];
+    const [a, b, c] = ids(src) as [string, string, string];
+    const rules = { jobOverrides: [{ jobId: b, action: "Recopy" as const, at: "2026-11-20T10:00:00Z" }] };
+    const target = src.slice(0, 2); // a and b are on the copy, c is not
+    const before = new Map([
+      [a, "2026-03-05T00:00:00Z"],
+      [b, "2026-03-05T00:00:00Z"],
+    ]);
+    const plan = planCopy(src, target, rules, { now, lastCopied: before });
+    expect(ids(plan.toCopy)).toEqual([b, c]);
+    expect(plan.recopy).toEqual([b]);
+    expect(plan.counts).toMatchObject({ ToBeCopied: 2, Available: 1 });
+    // Copied after the request: done, however long the override stays in spec.
+    const after = new Map(before).set(b, "2026-11-20T10:00:00Z");
+    expect(planCopy(src, target, rules, { now, lastCopied: after })).toMatchObject({ recopy: [], counts: { Available: 2 } });
+    // Without job events (a REST server library) a held job is never forgotten on a guess.
+    expect(planCopy(src, target, rules, { now }).recopy).toEqual([]);
+    // A job limit that leaves the recopy out leaves it for the follow-up.
+    expect(planCopy(src, target, rules, { now, lastCopied: before, limit: 0 }).recopy).toEqual([]);
+  });
 });
 
 describe("selective copies", () => {
@@ -133,6 +155,21 @@ describe("selective copies", () => {
     ];
     const plan = planCopy(src, [], { copyType: "Selective", selection: { frequency: "Monthly", full: "First" } }, { now });
     expect(ids(plan.toCopy)).toEqual(ids(src.slice(0, 3)));
+  });
+
+  it("send the latest successful full of each subclient with Use Most Recent Full, with the incrementals it carries", () => {
+    const src = [
+      job("2026-11-01T00:00:00Z", "full"),
+      job("2026-11-08T00:00:00Z", "full"),
+      job("2026-11-09T00:00:00Z", "incremental"),
+      job("2026-11-15T00:00:00Z", "full", "completedWithErrors"),
+      job("2026-11-10T00:00:00Z", "full", "completed", "mysql"),
+    ];
+    const [nov1, nov8, inc9, , mysql] = ids(src) as string[];
+    const rules = { copyType: "Selective" as const, selection: { frequency: "Monthly" as const, full: "First" as const } };
+    expect(ids(planCopy(src, [], rules, { now }).toCopy)).toEqual([nov1, mysql]);
+    // The Nov 15 full completed with errors: the latest successful one is Nov 8.
+    expect(ids(planCopy(src, [], rules, { now, mostRecentFull: true }).toCopy)).toEqual([nov1, nov8, inc9, mysql]);
   });
 
   it("copy only picked jobs in manual mode", () => {

@@ -3,6 +3,7 @@ import {
   Bool,
   Conditions,
   DateOnly,
+  DateTime,
   Enum,
   Int,
   Name,
@@ -159,9 +160,20 @@ export const JobOverride = Obj(
       "What to do with the job on this copy.",
     ),
     until: Type.Optional(DateOnly("For RetainUntil: the date until which the job is kept.")),
+    at: Type.Optional(
+      DateTime(
+        "For Recopy: when it was asked. The job is copied again once, by the first aux copy after this time, even if it is on the copy; a later time asks again.",
+      ),
+    ),
   },
   "A manual override for one job on this copy.",
-  cel({ rule: "(self.action == 'RetainUntil') == has(self.until)", message: "until is required for RetainUntil and allowed only there" }),
+  cel(
+    { rule: "(self.action == 'RetainUntil') == has(self.until)", message: "until is required for RetainUntil and allowed only there" },
+    {
+      rule: "(self.action == 'Recopy') == has(self.at)",
+      message: "at (the time of the request) is required for Recopy and allowed only there",
+    },
+  ),
 );
 
 export const PolicyCopySpec = Obj(

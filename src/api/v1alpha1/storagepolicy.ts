@@ -158,7 +158,7 @@ export const StoragePolicyStatus = Obj(
               {
                 ok: Bool("Whether the check could read both repositories."),
                 notCopied: Type.Optional(Int("Jobs of the current primary the candidate does not have yet.")),
-                sample: Type.Optional(Type.Array(Str("A job id."), { maxItems: 10 })),
+                sample: Type.Optional(Type.Array(Str("A job id."), { description: "Some of those jobs (at most 10).", maxItems: 10 })),
                 message: Type.Optional(Str("Why the check failed.")),
                 at: Str("When the check ran."),
               },
