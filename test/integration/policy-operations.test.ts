@@ -1,10 +1,11 @@
-// Promotion end to end (reference §7): changing spec.primaryCopy through the real control plane, with the operator,
-// the node runner's MediaAgent pods and real restic repositories on a filesystem library. The request waits while
+// Policy operations end to end: promotion (reference §7), Recopy and Use Most Recent Full (§3.3), through the real
+// control plane, with the operator, the node runner's MediaAgent pods and real restic repositories on a filesystem library. The request waits while
 // jobs of the primary are not on the candidate, takes effect once an aux copy brings them, re-points the cascade,
 // swaps precedences and sends later aux copies from the new primary; a forced promotion names what it leaves behind.
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { readdir } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -40,7 +41,7 @@ function jobsOn(repo: string): string[] {
 
 let fedCount = 0;
 /** A real backup, tagged as a job, into a copy's repository (as a backup producer writing to the primary would). */
-async function backup(copy: string, n: number): Promise<string[]> {
+async function backup(copy: string, n: number, type: "full" | "incremental" = "incremental"): Promise<string[]> {
   const data = path.join(scratch, "data");
   mkdirSync(data, { recursive: true });
   const ids: string[] = [];
@@ -50,7 +51,7 @@ async function backup(copy: string, n: number): Promise<string[]> {
     execFileSync("chown", ["-R", "65532:65532", data]);
     const job = {
       jobId: `job-${String(k).padStart(2, "0")}`,
-      type: k === 1 ? "full" : "incremental",
+      type: k === 1 ? "full" : type,
       status: "completed",
       client: "app",
       subclient: "data",
@@ -78,8 +79,8 @@ async function policyStatus(check: (s: Obj) => boolean, what: string, timeoutMs 
   }
 }
 
-async function runAuxCopy(name: string): Promise<Obj> {
-  await kube.create(api("auxcopyjobs"), auxo("AuxCopyJob", name, { storagePolicy: "gold" }));
+async function runAuxCopy(name: string, spec: Obj = {}): Promise<Obj> {
+  await kube.create(api("auxcopyjobs"), auxo("AuxCopyJob", name, { storagePolicy: "gold", ...spec }));
   return await waitFor(
     `${name} to finish`,
     async () => {
@@ -140,7 +141,7 @@ beforeAll(async () => {
       storagePolicy: "gold",
       library: "disk",
       copyType: "Selective",
-      selection: { frequency: "Monthly" },
+      selection: { frequency: "Monthly", full: "First" },
       backups: { mode: "All" },
       encryption: enc,
     }),
@@ -245,5 +246,41 @@ describe("promotion", () => {
     expect(run4.copies.find((c: Obj) => c.name === "offsite")).toMatchObject({ phase: "Completed", source: "primary", jobsCopied: 0 });
     expect(jobsOn(await hostRepo("offsite"))).toContain(orphan);
     expect(jobsOn(await hostRepo("primary"))).not.toContain(orphan);
+  }, 300_000);
+});
+
+describe("job overrides and run options", () => {
+  it("Recopy copies a job again once; Use Most Recent Full sends the newest full to a selective copy", async () => {
+    // Left by the promotion tests: primary is the primary again, every copy holds the jobs of the first month.
+    const onVault = jobsOn(await hostRepo("vault"));
+    expect(onVault).toContain("job-03");
+    const events = async () =>
+      (await readdir(path.join(`${await hostRepo("vault")}.auxo`, "jobs", "job-03"))).filter((f) => f.includes("-copy-ok-")).length;
+    const before = await events();
+
+    // A Recopy needs the time it was asked: the API server says so.
+    await expect(
+      kube.patch(api("policycopies", "vault"), { spec: { jobOverrides: [{ jobId: "job-03", action: "Recopy" }] } }),
+    ).rejects.toThrow(/at \(the time of the request\) is required for Recopy/);
+    await kube.patch(api("policycopies", "vault"), {
+      spec: { jobOverrides: [{ jobId: "job-03", action: "Recopy", at: new Date().toISOString() }] },
+    });
+    // A new full in the same month: monthly (first full of the month) would not take it, unless the run asks.
+    const [full] = await backup("primary", 1, "full");
+    const run = await runAuxCopy("run-5", { copies: ["monthly", "vault"], useMostRecentFull: true });
+    expect(run.phase).toBe("Completed");
+    const parts = Object.fromEntries(run.copies.map((c: Obj) => [c.name, c]));
+    expect(parts.vault).toMatchObject({ jobsCopied: 2 }); // job-03 again, and the new full
+    expect(parts.monthly).toMatchObject({ jobsCopied: 1 });
+    expect(jobsOn(await hostRepo("monthly"))).toContain(full);
+    // Still one snapshot of job-03 on the copy, and one more copy event for it.
+    expect(jobsOn(await hostRepo("vault"))).toEqual([...onVault, full].sort());
+    expect(await events()).toBe(before + 1);
+    restic(await hostRepo("vault"), {}, "check");
+
+    // The request is done: the override can stay in spec without copying the job over and over.
+    const again = await runAuxCopy("run-6", { copies: ["vault"] });
+    expect(again.copies[0]).toMatchObject({ name: "vault", phase: "Completed", jobsCopied: 0 });
+    expect(await events()).toBe(before + 1);
   }, 300_000);
 });
