@@ -1,7 +1,8 @@
 // Policy operations end to end: promotion (reference §7), Recopy and Use Most Recent Full (§3.3), through the real
-// control plane, with the operator, the node runner's MediaAgent pods and real restic repositories on a filesystem library. The request waits while
-// jobs of the primary are not on the candidate, takes effect once an aux copy brings them, re-points the cascade,
-// swaps precedences and sends later aux copies from the new primary; a forced promotion names what it leaves behind.
+// control plane, with the operator, the node runner's MediaAgent pods and real restic repositories on a filesystem
+// library. A promotion waits while jobs of the primary are not on the candidate, takes effect once an aux copy brings
+// them, re-points the cascade, swaps precedences and sends later aux copies from the new primary; a forced promotion
+// names what it leaves behind.
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
