@@ -28,6 +28,9 @@ import {
 } from "./resources.ts";
 import { writeStatus } from "./status.ts";
 import { promotionStep } from "./promotion.ts";
+import { isDeepStrictEqual } from "node:util";
+import type { Informer } from "../kube/informer.ts";
+import { clientEnvironment, defaultRepositoryPath } from "../policy/repository.ts";
 import type { AcjObj } from "./auxcopyjob.ts";
 import { autoCopy, overHistory, slotName } from "../policy/schedule.ts";
 import { blockingWindow, type Window } from "../policy/windows.ts";
@@ -77,6 +80,12 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
       { informer: copies as never, map: (c) => policies.list(c.metadata.namespace).map((p) => key(p.metadata.namespace, p.metadata.name)) },
       // An automatic job that ends lets the next one start, and trims the history.
       { informer: acjs as never, map: (j) => [key(j.metadata.namespace, (j as AcjObj).spec.storagePolicy)] },
+      // The client Secret copies the primary's password and its library's credentials.
+      { informer: secrets, map: (o) => policies.list(o.metadata.namespace).map((p) => key(p.metadata.namespace, p.metadata.name)) },
+      {
+        informer: libraries as never,
+        map: (o) => policies.list(o.metadata.namespace).map((p) => key(p.metadata.namespace, p.metadata.name)),
+      },
     ],
     reconcile: async (req) => {
       const policy = policies.get(req.namespace, req.name);
@@ -150,6 +159,7 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
           ...promo.fields,
           // Where new backups go: a promotion moves it.
           primaryRepository: copies.get(req.namespace, pf.primaryCopy)?.status?.repository,
+          clientSecret: await writeClientSecret(mgr, policy, copies.get(req.namespace, pf.primaryCopy), libraries, secrets as never),
         },
       );
       const after = [auto.recheckMs, promo.requeueMs].filter((x): x is number => x !== undefined);
@@ -223,6 +233,61 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
       return repo.requeueMs !== undefined ? requeueAfter(Math.max(repo.requeueMs, 1000)) : done();
     },
   });
+}
+
+/** Name of a policy's generated client Secret. */
+export const clientSecretName = (policy: string): string => `${policy}-auxo-client`;
+
+/**
+ * The policy's client Secret: a restic client's environment for the primary copy in force (DESIGN: producers mount
+ * one stable handle, and a promotion redirects new backups without touching them). Written only when its content
+ * changes; kept as it was while the primary's library or a Secret is missing (backups go on where they went).
+ * Returns the Secret's name when it exists.
+ */
+async function writeClientSecret(
+  mgr: Manager,
+  policy: PolicyObj,
+  primary: CopyObj | undefined,
+  libraries: Informer<LibraryObj>,
+  secrets: Informer<SecretObj>,
+): Promise<string | undefined> {
+  const ns = policy.metadata.namespace as string;
+  const name = clientSecretName(policy.metadata.name);
+  const existing = secrets.get(ns, name);
+  const lib = primary && libraries.get(ns, primary.spec.library);
+  if (!primary || !lib) return existing ? name : undefined;
+  const pw = primary.spec.encryption.passwordSecret;
+  const env = clientEnvironment(
+    lib.spec,
+    primary.spec.repositoryPath ?? defaultRepositoryPath(ns, policy.metadata.name, primary.metadata.name),
+    { secret: pw.name, key: pw.key ?? "password" },
+    (s, k) => {
+      const v = secrets.get(ns, s)?.data?.[k];
+      return v === undefined ? undefined : Buffer.from(v, "base64").toString("utf8");
+    },
+  );
+  if ("missing" in env) return existing ? name : undefined;
+  const data = Object.fromEntries(Object.entries(env.data).map(([k, v]) => [k, Buffer.from(v).toString("base64")]));
+  if (existing && isDeepStrictEqual(existing.data ?? {}, data)) return name;
+  await mgr.client.apply(
+    Secrets,
+    {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: {
+        name,
+        namespace: ns,
+        labels: { "app.kubernetes.io/managed-by": "auxo", "auxo.dev/storage-policy": policy.metadata.name },
+        annotations: { "auxo.dev/primary-copy": primary.metadata.name },
+        ownerReferences: [controllerRef(policy, StoragePolicies)],
+      },
+      type: "Opaque",
+      data,
+    } as never,
+    "auxo-operator",
+  );
+  mgr.events.event(policy, "Normal", "ClientSecretUpdated", `Secret ${name} points at the primary copy "${primary.metadata.name}"`);
+  return name;
 }
 
 /**

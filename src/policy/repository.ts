@@ -143,3 +143,28 @@ export function repositoryAccess(
   }
   return { repository, metadata, passwordFile, caFile, insecureTls, options, volumes, env };
 }
+
+/** Where a backup producer mounts a filesystem library's volume to use the policy's client Secret. */
+export const CLIENT_LIBRARY_MOUNT = "/libraries/client";
+
+/**
+ * A restic client's environment for a repository (the StoragePolicy's client Secret): RESTIC_REPOSITORY and
+ * RESTIC_PASSWORD plus the backend's credentials, read through `secret(name, key)`. A filesystem repository is a path
+ * under CLIENT_LIBRARY_MOUNT. Returns the missing Secret key instead when one is absent. Pure.
+ */
+export function clientEnvironment(
+  library: LibrarySpec,
+  repoPath: string,
+  password: { secret: string; key: string },
+  secret: (name: string, key: string) => string | undefined,
+): { data: Record<string, string> } | { missing: string } {
+  const a = repositoryAccess(library, repoPath, password, "client");
+  const data: Record<string, string> = { RESTIC_REPOSITORY: a.repository };
+  for (const e of [{ name: "RESTIC_PASSWORD", secret: password.secret, key: password.key }, ...a.env]) {
+    const v = secret(e.secret, e.key);
+    if (v === undefined) return { missing: `${e.secret}/${e.key}` };
+    data[e.name] = v;
+  }
+  if (a.options["s3.region"]) data.AWS_DEFAULT_REGION = a.options["s3.region"];
+  return { data };
+}

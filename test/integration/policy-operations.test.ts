@@ -40,6 +40,54 @@ function jobsOn(repo: string): string[] {
   return snaps.map((s) => (s.tags ?? []).find((t) => t.startsWith("auxo.dev/job="))?.slice("auxo.dev/job=".length) ?? "?").sort();
 }
 
+/** The policy's client Secret, once it points at `copy`, as environment variables. */
+async function clientEnv(copy: string): Promise<Record<string, string>> {
+  return await waitFor(
+    `the client Secret to point at ${copy}`,
+    async () => {
+      const sec = await kube.get(`/api/v1/namespaces/${ns}/secrets/gold-auxo-client`).catch(() => undefined);
+      const env = Object.fromEntries(Object.entries(sec?.data ?? {}).map(([k, v]) => [k, Buffer.from(v as string, "base64").toString()]));
+      return env.RESTIC_REPOSITORY?.endsWith(`/gold/${copy}`) ? env : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 250 },
+  );
+}
+
+/**
+ * Job ids listed by a plain restic client configured only by a client Secret's environment (RESTIC_REPOSITORY and
+ * RESTIC_PASSWORD; no -r, no password file), with the library's volume where the Secret expects it.
+ */
+async function jobsOnWith(env: Record<string, string>): Promise<string[]> {
+  const mount = "/libraries/client/";
+  expect(env.RESTIC_REPOSITORY?.startsWith(mount)).toBe(true);
+  const pvc = await kube.get(`/api/v1/namespaces/${ns}/persistentvolumeclaims/disk`);
+  const host = path.join(
+    world().controlPlaneDir,
+    "node",
+    "claims",
+    ns,
+    `disk-${pvc.metadata.uid}`,
+    (env.RESTIC_REPOSITORY as string).slice(mount.length),
+  );
+  const out = execFileSync(
+    "setpriv",
+    [
+      "--reuid=65532",
+      "--regid=65532",
+      "--clear-groups",
+      "--",
+      path.join(world().dir, "bin", "restic"),
+      "--no-cache",
+      "snapshots",
+      "--json",
+    ],
+    { env: { PATH: process.env.PATH, HOME: scratch, RESTIC_REPOSITORY: host, RESTIC_PASSWORD: env.RESTIC_PASSWORD }, encoding: "utf8" },
+  );
+  return (JSON.parse(out) as { tags?: string[] }[])
+    .map((x) => (x.tags ?? []).find((t) => t.startsWith("auxo.dev/job="))?.slice("auxo.dev/job=".length) ?? "?")
+    .sort();
+}
+
 let fedCount = 0;
 /** A real backup, tagged as a job, into a copy's repository (as a backup producer writing to the primary would). */
 async function backup(copy: string, n: number, type: "full" | "incremental" = "incremental"): Promise<string[]> {
@@ -203,6 +251,12 @@ describe("promotion", () => {
       ["vault", 4, false],
     ]);
     expect((await kube.get(api("policycopies", "vault"))).spec.sourceCopy).toBe("primary");
+    // The client Secret a backup producer mounts now points at the new primary; a restic client with its
+    // environment (the library's volume at /libraries/client) lists the promoted copy's jobs.
+    expect(s.clientSecret).toBe("gold-auxo-client");
+    const env = await clientEnv("offsite");
+    expect(env.RESTIC_PASSWORD).toBe(password);
+    expect(await jobsOnWith(env)).toEqual([...first, ...late].sort());
     await waitFor(
       "copy statuses to follow",
       async () => {
@@ -236,6 +290,7 @@ describe("promotion", () => {
     await kube.patch(api("storagepolicies", "gold"), { spec: { forcePromotionTo: "primary" } });
     s = await policyStatus((x) => x.primaryCopy === "primary", "to promote primary with force");
     expect(s.lastPromotion).toMatchObject({ from: "offsite", to: "primary", forced: true, notCopied: 1 });
+    expect(await jobsOnWith(await clientEnv("primary"))).not.toContain(orphan);
     const warning = (await kube.get(`/api/v1/namespaces/${ns}/events?fieldSelector=involvedObject.name=gold,reason=Promoted,type=Warning`))
       .items;
     expect(warning.map((e: Obj) => e.message)).toEqual([expect.stringContaining('forced: 1 jobs of "offsite" are not on it')]);

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { buildAgentPod, podName } from "../../src/mediaagent/pod.ts";
 import { nextProbeAt, probeBackoffMs } from "../../src/policy/probe.ts";
-import { defaultRepositoryPath, repositoryAccess } from "../../src/policy/repository.ts";
+import { clientEnvironment, defaultRepositoryPath, repositoryAccess } from "../../src/policy/repository.ts";
 
 const pw = { secret: "repo-password", key: "password" };
 
@@ -54,6 +54,36 @@ describe("repository access", () => {
     expect(rest.repository).toBe("rest:https://rest:8000/ns/p/c");
     expect(rest.env.map((e) => e.name)).toEqual(["RESTIC_REST_USERNAME", "RESTIC_REST_PASSWORD"]);
     expect(rest.metadata).toBeUndefined();
+  });
+});
+
+describe("client environment (the policy's client Secret)", () => {
+  const secrets: Record<string, Record<string, string>> = {
+    pw: { password: "s3cret" },
+    s3: { AWS_ACCESS_KEY_ID: "AK", AWS_SECRET_ACCESS_KEY: "SK" },
+  };
+  const read = (n: string, k: string) => secrets[n]?.[k];
+
+  it("gives a restic client the repository, password and backend credentials", () => {
+    const s3 = { s3: { endpoint: "https://s3.example", bucket: "b", prefix: "p", credentialsSecret: { name: "s3" } } };
+    expect(clientEnvironment(s3 as never, "ns/gold/offsite", { secret: "pw", key: "password" }, read)).toEqual({
+      data: {
+        RESTIC_REPOSITORY: "s3:https://s3.example/b/p/ns/gold/offsite",
+        RESTIC_PASSWORD: "s3cret",
+        AWS_ACCESS_KEY_ID: "AK",
+        AWS_SECRET_ACCESS_KEY: "SK",
+        AWS_DEFAULT_REGION: "us-east-1",
+      },
+    });
+    const fs = { filesystem: { persistentVolumeClaim: { claimName: "disk" }, path: "repos" } };
+    expect(clientEnvironment(fs as never, "ns/gold/primary", { secret: "pw", key: "password" }, read)).toEqual({
+      data: { RESTIC_REPOSITORY: "/libraries/client/repos/ns/gold/primary", RESTIC_PASSWORD: "s3cret" },
+    });
+  });
+
+  it("names the missing Secret key instead of writing half an environment", () => {
+    const s3 = { s3: { endpoint: "https://s3.example", bucket: "b", credentialsSecret: { name: "gone" } } };
+    expect(clientEnvironment(s3 as never, "x", { secret: "pw", key: "password" }, read)).toEqual({ missing: "gone/AWS_ACCESS_KEY_ID" });
   });
 });
 
