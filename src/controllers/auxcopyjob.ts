@@ -7,7 +7,7 @@
 // target of the run (a cascade) starts once its source's part is done.
 import { isConflict, isNotFound } from "../kube/errors.ts";
 import { formatTime, parseTime, Pods } from "../kube/resources.ts";
-import { buildAgentPod, podName } from "../mediaagent/pod.ts";
+import { buildAgentPod, podName, type PodPlacement } from "../mediaagent/pod.ts";
 import { parseDuration } from "../policy/duration.ts";
 import { probeBackoffMs } from "../policy/probe.ts";
 import { allocateStream, queuePosition } from "../policy/streams.ts";
@@ -54,6 +54,14 @@ export function rulesOf(copy: CopyObj, policy: PolicyObj): CopyRules {
   };
 }
 
+/** Where a copy pod runs: the chosen copy's mediaAgent settings, with the job's node selector on top. */
+function placementOf(acj: AcjObj, by: CopyObj): PodPlacement | undefined {
+  const base = by.spec.mediaAgent as PodPlacement | undefined;
+  const extra = acj.spec.mediaAgent?.nodeSelector;
+  if (!extra) return base;
+  return { ...base, nodeSelector: { ...base?.nodeSelector, ...extra } };
+}
+
 /** The overall phase from the copies' parts. */
 export function overallPhase(parts: CopyPart[]): { phase: string; reason?: string } {
   const phases = parts.map((p) => p.phase ?? "Pending");
@@ -87,6 +95,9 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
     if (counted.size > 10_000) counted.delete(counted.values().next().value as string);
     return true;
   };
+  // Why each job was last announced as Queued: a reconcile on a cache that does not show the new status yet must not
+  // announce it again.
+  const announcedQueued = new Map<string, string>();
   const jobsOf = (o: { metadata: { namespace?: string } }) =>
     jobs.list(o.metadata.namespace).map((j) => key(j.metadata.namespace, j.metadata.name));
 
@@ -465,7 +476,7 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
           // After a killed attempt its locks stay behind; every lock goes only when no other Auxo pod uses the repository.
           unlock: attempt > 1 ? { target: busy(name) ? "stale" : "all", source: busy(sourceName) ? "stale" : "all" } : undefined,
           deadlineSeconds: 6 * 3600,
-          placement: copy.spec.mediaAgent as never,
+          placement: placementOf(acj, acj.spec.mediaAgent?.from === "Source" ? source : copy),
           labels: {
             "auxo.dev/target-library": lib.metadata.name,
             "auxo.dev/source-library": srcLib.metadata.name,

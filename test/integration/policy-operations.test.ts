@@ -339,4 +339,36 @@ describe("job overrides and run options", () => {
     expect(again.copies[0]).toMatchObject({ name: "vault", phase: "Completed", jobsCopied: 0 });
     expect(await events()).toBe(before + 1);
   }, 300_000);
+
+  it("places copy pods by the source copy's MediaAgent settings plus the job's node selector", async () => {
+    await kube.patch(api("policycopies", "primary"), { spec: { mediaAgent: { nodeSelector: { "kubernetes.io/os": "linux" } } } });
+    await backup("primary", 1);
+    // No node has rack r9: the pod is created with both selectors and stays Pending, unscheduled.
+    await kube.create(
+      api("auxcopyjobs"),
+      auxo("AuxCopyJob", "run-7", {
+        storagePolicy: "gold",
+        copies: ["vault"],
+        mediaAgent: { from: "Source", nodeSelector: { "auxo.dev/rack": "r9" } },
+      }),
+    );
+    const pod = await waitFor(
+      "the copy pod",
+      async () => (await kube.get(`/api/v1/namespaces/${ns}/pods/run-7-vault-1`).catch(() => undefined)) ?? undefined,
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
+    expect(pod.spec.nodeSelector).toEqual({ "kubernetes.io/os": "linux", "auxo.dev/rack": "r9" });
+    expect(pod.spec.nodeName).toBeUndefined();
+    // Cancel ends it as Killed and removes the pod.
+    await kube.patch(api("auxcopyjobs", "run-7"), { spec: { cancel: true } });
+    await waitFor(
+      "run-7 killed and its pod gone",
+      async () => {
+        const st = (await kube.get(api("auxcopyjobs", "run-7"))).status;
+        const p = await kube.get(`/api/v1/namespaces/${ns}/pods/run-7-vault-1`).catch(() => undefined);
+        return st?.phase === "Killed" && !p ? true : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
+  }, 120_000);
 });

@@ -1,5 +1,5 @@
 import { type Static, Type } from "@sinclair/typebox";
-import { Bool, Conditions, DateTime, Duration, Enum, Int, Name, Obj, ObservedGeneration, Str, cel } from "./schema-helpers.ts";
+import { Bool, Conditions, DateTime, Duration, Enum, Int, Name, Obj, ObservedGeneration, Str, StringMap, cel } from "./schema-helpers.ts";
 
 export const AuxCopyPhases = [
   "Pending",
@@ -51,6 +51,23 @@ export const AuxCopyJobSpec = Obj(
     ),
     killWhenMaxRunningTimeExpires: Type.Optional(
       Bool("Also kill a Running job when maxRunningTime expires. Default: false.", { default: false }),
+    ),
+    mediaAgent: Type.Optional(
+      Obj(
+        {
+          from: Type.Optional(
+            Enum(
+              ["Target", "Source"] as const,
+              "Whose mediaAgent settings (node selector, tolerations, resources, priority class) place the copy pods: each target copy's, or its source copy's (the MediaAgent that reads). Default: Target.",
+              { default: "Target" },
+            ),
+          ),
+          nodeSelector: Type.Optional(
+            StringMap("Added to the chosen node selector, for example kubernetes.io/hostname of one MediaAgent node."),
+          ),
+        },
+        "Where the copy pods run (the reference's Source MediaAgent). Default: by each target copy's mediaAgent settings.",
+      ),
     ),
     suspend: Type.Optional(Bool("Suspend the job (running MediaAgent pods stop; progress is kept). Default: false.", { default: false })),
     cancel: Type.Optional(Bool("Kill the job. Cannot be undone. Default: false.", { default: false })),
