@@ -275,6 +275,7 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
             copied?: number;
             selected?: number;
             remaining?: number;
+            counts?: { ToBeCopied: number; PartiallyCopied: number; Available: number; DoNotCopy: number; Bad: number };
             bytes?: number;
             kind?: string;
             retryable?: boolean;
@@ -302,6 +303,16 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
           // next scan.
           if (copiedNow > 0) for (const c of [copy, source]) await requestRescan(mgr, c);
           if (d.selected !== undefined) part.jobsSelected = settledJobs + d.selected;
+          // States as the pod's selection saw them, before it copied: what it copied is Available now.
+          if (d.counts && r.ok) {
+            const moved = d.selected ?? 0;
+            part.jobStates = {
+              ...d.counts,
+              Available: d.counts.Available + moved,
+              ToBeCopied: Math.max(0, d.counts.ToBeCopied + d.counts.PartiallyCopied - moved),
+              PartiallyCopied: 0,
+            };
+          } else if (d.counts) part.jobStates = d.counts;
           part.jobsRemaining = d.remaining;
           part.currentJob = undefined;
           part.etaSeconds = undefined;

@@ -127,6 +127,7 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
             jobs: obj?.status?.jobs?.available,
             backlog: latest ? Math.max(0, (latest.jobsSelected ?? 0) - (latest.jobsCopied ?? 0)) + (latest.jobsRemaining ?? 0) : undefined,
             lagSeconds: parts.find((p) => p.lagSeconds !== undefined)?.lagSeconds,
+            jobStates: parts.find((p) => p.jobStates !== undefined)?.jobStates,
             lastCopyTime: lastDone?.completionTime,
           };
         })

@@ -83,13 +83,27 @@ async function failedVerification(a: TaskSpec["target"], env: NodeJS.ProcessEnv)
   return out;
 }
 
-/** When each job was last copied to a copy, from the job events beside it; undefined when the library keeps none. */
-async function lastCopied(a: TaskSpec["target"], env: NodeJS.ProcessEnv): Promise<Map<string, string> | undefined> {
+/**
+ * From the job events beside a copy: when each job was last copied to it, and which jobs' latest attempt failed.
+ * Nothing when the library keeps no events or they cannot be read (selection then goes by the catalogs alone).
+ */
+async function copyHistory(
+  a: TaskSpec["target"],
+  env: NodeJS.ProcessEnv,
+): Promise<{ lastCopied?: Map<string, string>; partial?: Set<string> }> {
   const store = metadataStore(a.metadata, env, a);
-  if (!store) return undefined;
-  const out = new Map<string, string>();
-  for (const [job, r] of jobRecords(await store.list())) if (r.lastCopy?.result === "ok") out.set(job, r.lastCopy.at);
-  return out;
+  if (!store) return {};
+  try {
+    const lastCopied = new Map<string, string>();
+    const partial = new Set<string>();
+    for (const [job, r] of jobRecords(await store.list())) {
+      if (r.lastCopy?.result === "ok") lastCopied.set(job, r.lastCopy.at);
+      else if (r.lastCopy) partial.add(job);
+    }
+    return { lastCopied, partial };
+  } catch {
+    return {};
+  }
 }
 
 const progress = (p: Record<string, unknown>) => process.stdout.write(`${JSON.stringify({ level: "info", msg: "progress", ...p })}\n`);
@@ -185,7 +199,7 @@ export async function runTask(task: AgentTask, spec: TaskSpec, env: NodeJS.Proce
           skipJobs,
           limit: spec.plan.limit,
           mostRecentFull: spec.plan.mostRecentFull,
-          lastCopied: spec.plan.rules.jobOverrides?.some((o) => o.action === "Recopy") ? await lastCopied(spec.target, env) : undefined,
+          ...(await copyHistory(spec.target, env)),
         });
         todo = plan.toCopy;
         planned = { selected: todo.length, remaining: plan.remaining, counts: plan.counts };

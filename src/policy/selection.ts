@@ -54,14 +54,16 @@ export interface PlanOptions {
    * job was copied at or after its time; without this (no job events on the library) a job on the copy is not recopied.
    */
   lastCopied?: ReadonlyMap<string, string>;
+  /** Jobs whose latest copy attempt to the target failed: Partially Copied rather than To Be Copied (reference §4.10). */
+  partial?: ReadonlySet<string>;
 }
 
-export type JobCopyState = "ToBeCopied" | "Available" | "DoNotCopy" | "Bad";
+export type JobCopyState = "ToBeCopied" | "PartiallyCopied" | "Available" | "DoNotCopy" | "Bad";
 
 export interface CopyPlan {
   /** What this run copies, oldest first. */
   toCopy: CatalogEntry[];
-  /** To Be Copied jobs beyond the limit. */
+  /** To Be Copied (or Partially Copied) jobs beyond the limit. */
   remaining: number;
   /** Jobs in toCopy that are on the target already and are copied again (Recopy): forget them there first. */
   recopy: string[];
@@ -203,7 +205,8 @@ export function planCopy(source: CatalogEntry[], target: CatalogEntry[], rules: 
     }
     selected = new Set([...fulls, ...carried(sorted, fulls)]);
   }
-  const counts: Record<JobCopyState, number> = { ToBeCopied: 0, Available: 0, DoNotCopy: 0, Bad: 0 };
+  const counts: Record<JobCopyState, number> = { ToBeCopied: 0, PartiallyCopied: 0, Available: 0, DoNotCopy: 0, Bad: 0 };
+  const pending = (e: CatalogEntry) => (opts.partial?.has(e.jobId) ? counts.PartiallyCopied++ : counts.ToBeCopied++);
   const todo: CatalogEntry[] = [];
   const recopy: string[] = [];
   for (const e of sorted) {
@@ -212,7 +215,7 @@ export function planCopy(source: CatalogEntry[], target: CatalogEntry[], rules: 
       const asked = recopyAt.get(e.jobId);
       const last = opts.lastCopied?.get(e.jobId);
       if (asked && opts.lastCopied && !(last !== undefined && Date.parse(last) >= Date.parse(asked))) {
-        counts.ToBeCopied++;
+        pending(e);
         todo.push(e);
         recopy.push(e.jobId);
       } else counts.Available++;
@@ -222,7 +225,7 @@ export function planCopy(source: CatalogEntry[], target: CatalogEntry[], rules: 
     else if (action === "MarkBad") counts.Bad++;
     else if (opts.skipJobs?.has(e.jobId)) counts.Bad++;
     else if (action === "PickForCopy" || action === "Recopy" || ((!selected || selected.has(e.jobId)) && inWindow(e))) {
-      counts.ToBeCopied++;
+      pending(e);
       todo.push(e);
     }
   }

@@ -67,7 +67,11 @@ describe("synchronous copies", () => {
       },
       { now, skipJobs: new Set([src[3]?.jobId as string]), limit: 1 },
     );
-    expect(plan.counts).toEqual({ ToBeCopied: 3, Available: 0, DoNotCopy: 1, Bad: 2 });
+    expect(plan.counts).toEqual({ ToBeCopied: 3, PartiallyCopied: 0, Available: 0, DoNotCopy: 1, Bad: 2 });
+    // A job whose latest copy attempt failed is Partially Copied, and still copied.
+    const partial = planCopy(src, [], {}, { now, partial: new Set([src[4]?.jobId as string]) });
+    expect(partial.counts).toMatchObject({ ToBeCopied: 5, PartiallyCopied: 1 });
+    expect(partial.toCopy).toHaveLength(6);
     expect(ids(plan.toCopy)).toEqual([src[0]?.jobId]);
     expect(plan.remaining).toBe(2);
   });

@@ -76,6 +76,18 @@ export const AuxCopyJobSpec = Obj(
   cel({ rule: "!oldSelf.cancel || self.cancel", message: "a cancelled job cannot be un-cancelled; create a new AuxCopyJob" }),
 );
 
+/** Source jobs by their state on a copy (reference §4.10), as the copy pod's selection saw them. */
+export const JobStates = Obj(
+  {
+    ToBeCopied: Int("Eligible and not copied yet."),
+    PartiallyCopied: Int("Eligible; the latest attempt to copy it failed."),
+    Available: Int("On the copy."),
+    DoNotCopy: Int("Excluded by a DoNotCopy override."),
+    Bad: Int("Marked bad, or skipped for failed verification."),
+  },
+  "Valid source jobs by their state on the copy, when the run looked (selective copies leave out the jobs their rules do not take).",
+);
+
 const CopyProgress = Obj(
   {
     name: Str("The secondary copy."),
@@ -90,6 +102,7 @@ const CopyProgress = Obj(
     throughput: Type.Optional(Int("Bytes per second so far.")),
     etaSeconds: Type.Optional(Int("Estimated seconds to go.")),
     queuePosition: Type.Optional(Int("While waiting for a stream: the place in the namespace's queue.")),
+    jobStates: Type.Optional(JobStates),
     lagSeconds: Type.Optional(Int("After the latest pod: how far the copy's newest job is behind the newest valid job of its source.")),
     attempts: Type.Optional(Int("Copy pods started for this copy in the current pass (a killed or failed one is retried with back-off).")),
     pass: Type.Optional(

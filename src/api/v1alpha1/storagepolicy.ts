@@ -1,4 +1,5 @@
 import { type Static, Type } from "@sinclair/typebox";
+import { JobStates } from "./auxcopyjob.ts";
 import {
   Bool,
   Conditions,
@@ -130,6 +131,7 @@ const CopySummary = Obj(
     ready: Bool("Whether the copy is Ready."),
     jobs: Type.Optional(Int("Valid jobs on the copy, as of its latest scan.")),
     backlog: Type.Optional(Int("Jobs selected for the copy and not copied yet, as of the latest aux copy that reached it.")),
+    jobStates: Type.Optional(JobStates),
     lagSeconds: Type.Optional(Int("How far the copy's newest job is behind its source's newest valid job, as of the latest aux copy.")),
     lastCopyTime: Type.Optional(Str("When an aux copy last completed for this copy.")),
   },
