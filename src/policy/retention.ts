@@ -135,6 +135,8 @@ const isFullType = (e: CatalogEntry) => e.type === "full" || e.type === "synthfu
 const valid = (e: CatalogEntry) => e.status === "completed" || e.status === "completedWithErrors";
 const subclientOf = (e: CatalogEntry) => `${e.client}\u0000${e.subclient}`;
 const startOf = (e: CatalogEntry) => Date.parse(e.startTime);
+const DAY = 86_400_000;
+const HOUR = 3_600_000;
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 // Days are calendar days in the policy's time zone, so a DST change never shifts the hour a job ages.
@@ -152,33 +154,50 @@ const Months = ["January", "February", "March", "April", "May", "June", "July", 
  * retention agree on what "the last full of August" is. AllFulls: every instant is its own period.
  */
 export function periodStart(ms: number, frequency: Period, calendar: Calendar = {}, timeZone = "UTC", everyHours = 1): number {
-  if (frequency === "AllFulls") return ms;
+  return periodBounds(ms, frequency, calendar, timeZone, everyHours)[0];
+}
+
+// Calendar arithmetic on a civil date (no time zone): day overflow rolls into the next month or year.
+function civil(year: number, month: number, day: number): [number, number, number] {
+  const d = new Date(Date.UTC(year, month - 1, day));
+  return [d.getUTCFullYear(), d.getUTCMonth() + 1, d.getUTCDate()];
+}
+
+/** The period holding `ms` as [start, end): its start, and the start of the next period. */
+export function periodBounds(ms: number, frequency: Period, calendar: Calendar = {}, timeZone = "UTC", everyHours = 1): [number, number] {
+  if (frequency === "AllFulls") return [ms, ms + 1];
   const [h, m] = (calendar.dayStartsAt ?? "00:00").split(":").map(Number) as [number, number];
-  const t = DateTime.fromMillis(ms, { zone: timeZone }).minus({ hours: h, minutes: m });
-  let s: DateTime;
+  // A day that starts at 06:00 runs 06:00 to 06:00: shift by the start, cut at local midnight, shift back. Each zoned
+  // luxon call costs tens of microseconds, so the rest is plain date arithmetic with one lookup per bound.
+  const shift = (h * 60 + m) * 60_000;
+  const t = DateTime.fromMillis(ms - shift, { zone: timeZone });
+  const at = ([year, month, day]: [number, number, number], hour = 0) =>
+    DateTime.fromObject({ year, month, day, hour }, { zone: timeZone }).toMillis() + shift;
+  const today: [number, number, number] = [t.year, t.month, t.day];
   switch (frequency) {
-    case "Hourly":
-      s = t.startOf("day").set({ hour: Math.floor(t.hour / everyHours) * everyHours });
-      break;
+    case "Hourly": {
+      const block = Math.floor(t.hour / everyHours) * everyHours;
+      // The day's last block may be shorter (24 is not always a multiple of everyHours).
+      return [at(today, block), block + everyHours >= 24 ? at(civil(t.year, t.month, t.day + 1)) : at(today, block + everyHours)];
+    }
     case "Daily":
-      s = t.startOf("day");
-      break;
+      return [at(today), at(civil(t.year, t.month, t.day + 1))];
     case "Weekly": {
       const first = Weekdays.indexOf(calendar.weekStartsOn ?? "Friday") + 1; // luxon: Monday = 1
-      s = t.startOf("day").minus({ days: (t.weekday - first + 7) % 7 });
-      break;
+      const back = (t.weekday - first + 7) % 7;
+      return [at(civil(t.year, t.month, t.day - back)), at(civil(t.year, t.month, t.day - back + 7))];
     }
     default: {
       const monthStart = calendar.monthStartsOn ?? 1;
       const yearStart = Months.indexOf(calendar.yearStartsOn ?? "January");
-      const shifted = t.day < monthStart ? t.minus({ months: 1 }) : t;
       const size = { Monthly: 1, Quarterly: 3, HalfYearly: 6, Yearly: 12 }[frequency];
-      const index = shifted.year * 12 + shifted.month - 1 - yearStart;
+      // Month index from year 0, counted from the month a day before monthStartsOn belongs to.
+      const index = t.year * 12 + t.month - 1 - (t.day < monthStart ? 1 : 0) - yearStart;
       const first = Math.floor(index / size) * size + yearStart;
-      s = DateTime.fromObject({ year: Math.floor(first / 12), month: (first % 12) + 1, day: monthStart }, { zone: timeZone });
+      const month = (i: number): [number, number, number] => [Math.floor(i / 12), (i % 12) + 1, monthStart];
+      return [at(month(first)), at(month(first + size))];
     }
   }
-  return s.plus({ hours: h, minutes: m }).toMillis();
 }
 
 /** The next data aging run strictly after `now`, at a daily time of day ("12:00") in the policy's time zone. */
@@ -252,29 +271,29 @@ function extendedHolds(jobs: Job[], spec: RetentionSpec, eligible: (j: Job) => b
   const firstJob = jobs[0] as Job;
   (spec.extended ?? []).forEach((rule, n) => {
     const every = rule.everyHours ?? 1;
-    const startOfPeriod = (ms: number) => periodStart(ms, rule.period, spec.calendar, zone, every);
-    // Periods with fulls in them, by start; a job belongs to the period its start time falls in.
+    const bounds = (ms: number) => periodBounds(ms, rule.period, spec.calendar, zone, every);
+    // Periods with fulls in them, by start; a job belongs to the period its start time falls in. Candidates are in
+    // start order, so each period's bounds are computed once (luxon with a time zone is the cost here).
     const periods = new Map<number, Job[]>();
+    let current: [number, number] | undefined;
     for (const c of candidates) {
-      const p = startOfPeriod(c.start);
-      periods.set(p, [...(periods.get(p) ?? []), c]);
+      if (!current || c.start >= current[1]) current = bounds(c.start);
+      const list = periods.get(current[0]);
+      if (list) list.push(c);
+      else periods.set(current[0], [c]);
     }
     const kept = new Map<Job, string>();
     for (const [p, list] of periods) {
       const chosen = rule.select === "First" ? (list[0] as Job) : (list.at(-1) as Job);
       const label = rule.period === "AllFulls" ? "a full" : `the ${rule.select === "First" ? "first" : "last"} full of its period`;
       kept.set(chosen, label);
-      // Grace days: a period with no full is served by the first full that starts within graceDays after it ends.
+      // Grace days: a period with no full (after the subclient's first job) is served by the first full that starts
+      // within graceDays after it ends. If any such period precedes this one, the one just before it is such a period.
       const grace = rule.graceDays ?? 0;
       if (!grace || rule.period === "AllFulls") continue;
       const first = list[0] as Job;
-      let end = p;
-      for (let guard = 0; guard < 10_000; guard++) {
-        const prev = startOfPeriod(end - 1);
-        if (first.start >= plusDays(end, grace, zone) || periods.has(prev) || end <= firstJob.start) break;
+      if (!periods.has(bounds(p - 1)[0]) && p > firstJob.start && first.start < plusDays(p, grace, zone))
         kept.set(first, kept.get(first) ?? `the first full after a period without one, within ${plural(grace, "grace day")}`);
-        end = prev;
-      }
     }
     for (const [j, label] of kept) {
       if (holds.has(j)) continue;
@@ -296,7 +315,10 @@ export function decideRetention(input: RetentionInput): RetentionDecision {
   const overrides = new Map((input.jobOverrides ?? []).map((o) => [o.jobId, o]));
   const bad = (e: CatalogEntry) => overrides.get(e.jobId)?.action === "MarkBad" || (input.badJobs?.has(e.jobId) ?? false);
   const considered = (input.downstream ?? []).filter((c) => (c.active ?? true) || (input.considerInactiveCopies ?? true));
-  const exceeded = (start: number) => plusDays(start, days, zone) < now;
+  // Calendar days differ from 24-hour days by a DST shift at most, so luxon is asked only near the cutoff.
+  const cutoff = now - days * DAY;
+  const exceeded = (start: number) =>
+    start < cutoff - 3 * HOUR ? true : start > cutoff + 3 * HOUR ? false : plusDays(start, days, zone) < now;
 
   const all: Job[] = input.catalog
     .map((e) => ({
@@ -313,7 +335,11 @@ export function decideRetention(input: RetentionInput): RetentionDecision {
   for (const j of all) {
     // Without a start time no rule can place the job: keep it, and let it count for nothing (not a newer cycle).
     if (Number.isNaN(j.start)) j.message = `its start time "${j.e.startTime}" cannot be read`;
-    else bySubclient.set(subclientOf(j.e), [...(bySubclient.get(subclientOf(j.e)) ?? []), j]);
+    else {
+      const list = bySubclient.get(subclientOf(j.e));
+      if (list) list.push(j);
+      else bySubclient.set(subclientOf(j.e), [j]);
+    }
   }
 
   const set = (j: Job, action: "keep" | "age", reason: KeepReason | AgeReason, message: string) => {
@@ -345,30 +371,23 @@ export function decideRetention(input: RetentionInput): RetentionDecision {
       cycles.forEach((cycle, k) => {
         const newer = cycles.length - 2 - k; // complete cycles newer than this one; the newest cycle is still open
         const newest = Math.max(...cycle.map((j) => j.start));
-        for (const j of cycle) {
-          if (k === cycles.length - 1) set(j, "keep", "CycleOpen", "in the newest cycle, which stays open until a newer full exists");
-          else if (newer < cyclesToKeep)
-            set(
-              j,
-              "keep",
-              "CyclesNotExceeded",
-              `${plural(newer, "newer complete cycle")}; retention keeps ${plural(cyclesToKeep, "cycle")}`,
-            );
-          else if (!exceeded(newest))
-            set(
-              j,
-              "keep",
-              "DaysNotExceeded",
-              `the newest job of its cycle started on ${day(newest, zone)}, not more than ${plural(days, "day")} ago`,
-            );
-          else
-            set(
-              j,
-              "age",
-              "RetentionMet",
-              `its cycle has ${plural(newer, "newer complete cycle")} (retention keeps ${cyclesToKeep}) and every job of it started more than ${plural(days, "day")} ago`,
-            );
-        }
+        const [action, reason, message]: ["keep" | "age", KeepReason | AgeReason, string] =
+          k === cycles.length - 1
+            ? ["keep", "CycleOpen", "in the newest cycle, which stays open until a newer full exists"]
+            : newer < cyclesToKeep
+              ? ["keep", "CyclesNotExceeded", `${plural(newer, "newer complete cycle")}; retention keeps ${plural(cyclesToKeep, "cycle")}`]
+              : !exceeded(newest)
+                ? [
+                    "keep",
+                    "DaysNotExceeded",
+                    `the newest job of its cycle started on ${day(newest, zone)}, not more than ${plural(days, "day")} ago`,
+                  ]
+                : [
+                    "age",
+                    "RetentionMet",
+                    `its cycle has ${plural(newer, "newer complete cycle")} (retention keeps ${cyclesToKeep}) and every job of it started more than ${plural(days, "day")} ago`,
+                  ];
+        for (const j of cycle) set(j, action, reason, message);
       });
       if (spec.doNotRetainIntermediateIncrementals)
         for (const j of jobs)
