@@ -214,6 +214,12 @@ export class ResticEngine {
     await this.run("forget", repo, ["forget", "--json", ...snapshotIds]);
   }
 
+  /** Bytes the repository stores (restic stats --mode raw-data: packs after deduplication and compression). */
+  async storedBytes(repo: Repo, timeoutMs?: number): Promise<number> {
+    const { stdout } = await this.run("stats", repo, ["stats", "--json", "--mode", "raw-data", "--no-lock"], { timeoutMs });
+    return Number((JSON.parse(stdout) as { total_size?: number }).total_size ?? 0);
+  }
+
   async prune(repo: Repo, timeoutMs?: number): Promise<void> {
     await this.run("prune", repo, ["prune"], { timeoutMs });
   }

@@ -9,6 +9,7 @@ import { EngineError } from "../engine/errors.ts";
 import { type Repo, ResticEngine } from "../engine/restic.ts";
 import { type CatalogEntry, missingOn } from "../policy/catalog.ts";
 import { planCopy } from "../policy/selection.ts";
+import { decideRetention, type DownstreamCopy, massDeletionBreaker } from "../policy/retention.ts";
 import { type JobEvent, jobRecords, verificationSummary } from "../policy/jobevents.ts";
 import { type MetadataStore, metadataStore } from "./metadata.ts";
 import type { AgentTask, TaskSpec } from "./pod.ts";
@@ -283,6 +284,74 @@ export async function runTask(task: AgentTask, spec: TaskSpec, env: NodeJS.Proce
       );
       return { ok: true, task, notCopied: plan.toCopy.length, sample: plan.toCopy.slice(0, 10).map((e) => e.jobId), counts: plan.counts };
     }
+    case "age": {
+      // Data aging of the target copy: decide by its retention with what the copies after it still need, stop at
+      // the mass-deletion breaker, then forget the aged jobs and prune (restic's exclusive lock).
+      if (!spec.aging) throw new Error("age needs the copy's retention");
+      const a = spec.aging;
+      const target = repo(spec.target);
+      const catalog = await engine.catalog(target, timeoutMs);
+      const now = Date.now();
+      const downstream: DownstreamCopy[] = [];
+      const notes: string[] = [];
+      for (const d of spec.downstream ?? []) {
+        const all = new Set(catalog.map((e) => e.jobId));
+        let theirs: CatalogEntry[] | undefined;
+        if (!d.unreachable)
+          try {
+            theirs = await engine.catalog(repo(d.access), timeoutMs);
+          } catch (err) {
+            notes.push(`${d.name}: ${messageOf(err)}`);
+          }
+        if (!theirs) {
+          // Cannot be read: it may need any job, so every job waits for it.
+          downstream.push({ name: d.name, active: d.active, copyType: d.rules.copyType, needs: all, has: new Set() });
+          continue;
+        }
+        // What it takes now, and later (deferred jobs, periods still open): far enough ahead that every period closed.
+        const plan = planCopy(catalog, theirs, { ...d.rules, deferDays: 0 }, { now: now + 400 * 86_400_000 });
+        const on = new Set(theirs.map((e) => e.originalId));
+        downstream.push({
+          name: d.name,
+          active: d.active,
+          copyType: d.rules.copyType,
+          needs: new Set(plan.toCopy.map((e) => e.jobId)),
+          has: new Set(catalog.filter((e) => on.has(e.originalId)).map((e) => e.jobId)),
+        });
+      }
+      const decision = decideRetention({
+        catalog,
+        retention: a.retention,
+        jobOverrides: a.overrides,
+        now,
+        timeZone: a.timeZone,
+        downstream,
+        badJobs: await failedVerification(spec.target, env).catch(() => undefined),
+      });
+      const breaker = massDeletionBreaker(decision, a.maxSharePercent);
+      const aged = decision.verdicts.filter((v) => v.action === "age");
+      const report = {
+        jobs: catalog.length,
+        aged: aged.length,
+        agedBytes: decision.summary.agedBytes,
+        agedJobs: aged.slice(0, 20).map((v) => v.jobId),
+        byReason: decision.summary.byReason,
+        breaker: { stop: breaker.stop, share: Math.round(breaker.share * 10) / 10, message: breaker.message },
+        ...(notes.length ? { downstreamUnread: notes.slice(0, 5) } : {}),
+      };
+      if (a.dryRun) return { ok: true, task, dryRun: true, ...report };
+      if (breaker.stop) return { ok: false, task, kind: "MassDeletion", retryable: false, message: breaker.message, ...report };
+      if (aged.length === 0) return { ok: true, task, ...report, reclaimedBytes: 0 };
+      const before = await engine.storedBytes(target, timeoutMs);
+      await engine.forget(
+        target,
+        aged.map((v) => v.snapshotId),
+      );
+      progress({ task, aged: aged.length, phase: "prune" });
+      await engine.prune(target, timeoutMs);
+      const after = await engine.storedBytes(target, timeoutMs);
+      return { ok: true, task, ...report, reclaimedBytes: Math.max(0, before - after), storedBytes: after };
+    }
     case "verify": {
       // Every job is read in full, also after one fails: the result names all the bad ones.
       const catalog = await engine.catalog(repo(spec.target), timeoutMs);
@@ -335,7 +404,7 @@ export function progressOf(m: Record<string, unknown>): Record<string, unknown> 
 
 /** The `auxo agent <task>` command. */
 export async function agentMain(task: string, env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const tasks: AgentTask[] = ["probe", "init", "scan", "copy", "plan", "verify", "prune"];
+  const tasks: AgentTask[] = ["probe", "init", "scan", "copy", "plan", "age", "verify", "prune"];
   const write = (r: AgentResult) => {
     const text = JSON.stringify(r).slice(0, 4000);
     process.stdout.write(`${JSON.stringify({ level: r.ok ? "info" : "error", msg: "result", ...r })}\n`);

@@ -6,8 +6,9 @@ import { createHash } from "node:crypto";
 import type { OwnerReference } from "../kube/resources.ts";
 import type { RepositoryAccess } from "../policy/repository.ts";
 import type { CopyRules } from "../policy/selection.ts";
+import type { RetentionOverride, RetentionSpec } from "../policy/retention.ts";
 
-export type AgentTask = "probe" | "init" | "scan" | "copy" | "plan" | "verify" | "prune";
+export type AgentTask = "probe" | "init" | "scan" | "copy" | "plan" | "age" | "verify" | "prune";
 
 /** What the agent reads from AUXO_TASK (no secrets: passwords and keys are files and env from Secrets). */
 export interface TaskSpec {
@@ -17,6 +18,10 @@ export interface TaskSpec {
   snapshotIds?: string[];
   /** For copy: select the jobs in the pod, from both catalogs, by the copy's rules (policy/selection.ts). */
   plan?: CopyTaskPlan;
+  /** For age: the copies that source from the target, whose needs hold its jobs (read-only). */
+  downstream?: DownstreamTask[];
+  /** For age: the target copy's retention. */
+  aging?: AgingTask;
   /** For copy: clear locks first; "all" only when no other Auxo pod works on that repository. */
   unlock?: { target?: "all" | "stale"; source?: "all" | "stale" };
   timeoutSeconds?: number;
@@ -32,6 +37,26 @@ export interface CopyTaskPlan {
   limit?: number;
   /** Use Most Recent Full: the latest successful full of each subclient goes to a selective copy. */
   mostRecentFull?: boolean;
+}
+
+export interface DownstreamTask {
+  name: string;
+  access: Omit<RepositoryAccess, "volumes" | "env">;
+  /** Its selection rules: what it will take from the target decides what it still needs. */
+  rules: CopyRules;
+  active: boolean;
+  /** Its library is not Ready: it cannot be read, so it needs every job (hold until copied). */
+  unreachable?: boolean;
+}
+
+export interface AgingTask {
+  retention?: RetentionSpec;
+  overrides?: RetentionOverride[];
+  timeZone?: string;
+  /** The mass-deletion breaker: most percent of the copy's jobs one run may age. */
+  maxSharePercent: number;
+  /** Only report what would age. */
+  dryRun?: boolean;
 }
 
 export interface PodPlacement {
@@ -54,6 +79,8 @@ export interface AgentPodInput {
   snapshotIds?: string[];
   plan?: CopyTaskPlan;
   unlock?: TaskSpec["unlock"];
+  downstream?: (Omit<DownstreamTask, "access"> & { access: RepositoryAccess })[];
+  aging?: AgingTask;
   placement?: PodPlacement;
   deadlineSeconds: number;
   labels?: Record<string, string>;
@@ -88,7 +115,10 @@ export function buildAgentPod(i: AgentPodInput): Record<string, unknown> {
   if (i.snapshotIds) spec.snapshotIds = i.snapshotIds;
   if (i.plan) spec.plan = i.plan;
   if (i.unlock) spec.unlock = i.unlock;
-  const accesses = [i.target, ...(i.source ? [i.source] : [])];
+  if (i.aging) spec.aging = i.aging;
+  if (i.downstream) spec.downstream = i.downstream.map((d) => ({ ...d, access: strip(d.access) }));
+  // Unreachable downstream copies are not mounted: nothing reads them.
+  const accesses = [i.target, ...(i.source ? [i.source] : []), ...(i.downstream ?? []).filter((d) => !d.unreachable).map((d) => d.access)];
   const volumes = [{ name: "tmp", emptyDir: {} }, ...accesses.flatMap((a) => a.volumes.map((v) => ({ name: v.name, ...v.source })))];
   // One env var per secret key; the same variable twice (a copy within one S3 account) is set once.
   const env = new Map<string, Record<string, unknown>>();
