@@ -136,7 +136,6 @@ const valid = (e: CatalogEntry) => e.status === "completed" || e.status === "com
 const subclientOf = (e: CatalogEntry) => `${e.client}\u0000${e.subclient}`;
 const startOf = (e: CatalogEntry) => Date.parse(e.startTime);
 const DAY = 86_400_000;
-const HOUR = 3_600_000;
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 // Days are calendar days in the policy's time zone, so a DST change never shifts the hour a job ages.
@@ -315,10 +314,11 @@ export function decideRetention(input: RetentionInput): RetentionDecision {
   const overrides = new Map((input.jobOverrides ?? []).map((o) => [o.jobId, o]));
   const bad = (e: CatalogEntry) => overrides.get(e.jobId)?.action === "MarkBad" || (input.badJobs?.has(e.jobId) ?? false);
   const considered = (input.downstream ?? []).filter((c) => (c.active ?? true) || (input.considerInactiveCopies ?? true));
-  // Calendar days differ from 24-hour days by a DST shift at most, so luxon is asked only near the cutoff.
+  // Calendar days differ from 24-hour days only by the zone's clock changes (DST, rarely a skipped day), so luxon is
+  // asked only for jobs within two days of the cutoff.
   const cutoff = now - days * DAY;
   const exceeded = (start: number) =>
-    start < cutoff - 3 * HOUR ? true : start > cutoff + 3 * HOUR ? false : plusDays(start, days, zone) < now;
+    start < cutoff - 2 * DAY ? true : start > cutoff + 2 * DAY ? false : plusDays(start, days, zone) < now;
 
   const all: Job[] = input.catalog
     .map((e) => ({
