@@ -525,6 +525,22 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
           "Started",
           `aux copy to ${targets.length} cop${targets.length === 1 ? "y" : "ies"}: ${targets.join(", ")}`,
         );
+      // Reference §5.4: an event when the job goes to Queued, or is queued for another reason; not on every reconcile.
+      const uid = acj.metadata.uid ?? req.name;
+      if (overall.phase !== "Queued") announcedQueued.delete(uid);
+      else if ((st.phase !== "Queued" || st.reason !== overall.reason) && announcedQueued.get(uid) !== overall.reason) {
+        announcedQueued.set(uid, overall.reason ?? "");
+        if (announcedQueued.size > 10_000) announcedQueued.delete(announcedQueued.keys().next().value as string);
+        mgr.events.event(
+          acj,
+          "Normal",
+          overall.reason === "OperationWindow" ? "OperationWindow" : "Queued",
+          parts
+            .filter((p) => p.phase === "Queued")
+            .map((p) => `copy "${p.name}": ${p.message}`)
+            .join("; "),
+        );
+      }
       let followUpJob = st.followUpJob;
       const more = parts.filter((p) => (p.jobsRemaining ?? 0) > 0).map((p) => p.name);
       if (terminal && more.length > 0 && !followUpJob) {
