@@ -132,10 +132,16 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
           };
         })
         .sort((a, b) => a.precedence - b.precedence);
+      // The newest job a scan found on a copy that fills an active secondary: continuous copying starts on it.
+      const sources = new Set(mine.filter((c) => c.active && c.name !== pf.primaryCopy).map((c) => effectiveSource(c, pf)));
+      const newest = [...sources]
+        .map((n) => parseTime(n === undefined ? undefined : copies.get(req.namespace, n)?.status?.newestJob))
+        .filter((t): t is number => t !== undefined);
       const auto = await automaticAuxCopy(
         mgr,
         settings,
         policy,
+        newest.length ? Math.max(...newest) : undefined,
         list.some((c) => !c.primary && c.active),
         acjs.list(req.namespace),
         // No new automatic run while a promotion is pending: it waits for runs to end.
@@ -299,6 +305,7 @@ async function automaticAuxCopy(
   mgr: Manager,
   settings: ControllerSettings,
   policy: PolicyObj,
+  newestSourceJob: number | undefined,
   hasTargets: boolean,
   jobs: AcjObj[],
   promotionPending: boolean,
@@ -327,6 +334,7 @@ async function automaticAuxCopy(
     running:
       promotionPending || mine.some((j) => !["Completed", "CompletedWithErrors", "Failed", "Killed"].includes(j.status?.phase ?? "")),
     hasTargets,
+    newestSourceJob: sched.continuous === false ? undefined : newestSourceJob,
   });
   if (!d.create) return { lastAuxCopyTime: last, recheckMs: d.recheckMs };
   // A window with doNotSubmitJob skips the slot; other windows let the job queue until they end (reference §5.1).

@@ -12,6 +12,11 @@ export interface AutoCopyInput {
   running: boolean;
   /** The policy has an active secondary copy to fill. */
   hasTargets: boolean;
+  /**
+   * Continuous copying (scalable resource allocation): the start time of the newest job a scan found on a source
+   * copy. A job newer than the last run starts one now instead of at the next slot.
+   */
+  newestSourceJob?: number;
 }
 
 export type AutoCopyDecision = { create: false; recheckMs?: number } | { create: true; slot: number; recheckMs: number };
@@ -19,8 +24,11 @@ export type AutoCopyDecision = { create: false; recheckMs?: number } | { create:
 export function autoCopy(i: AutoCopyInput): AutoCopyDecision {
   if (!i.enabled || !i.hasTargets) return { create: false };
   const due = (i.lastRun ?? i.createdAt) + i.everyMs;
-  if (due > i.now) return { create: false, recheckMs: due - i.now };
+  const fresh = i.newestSourceJob !== undefined && i.newestSourceJob > (i.lastRun ?? i.createdAt) && i.newestSourceJob <= i.now;
+  if (due > i.now && !fresh) return { create: false, recheckMs: due - i.now };
   if (i.running) return { create: false }; // the running job's end wakes the policy
+  // Named by the job that triggered it: a reconcile on a stale cache names the same AuxCopyJob, never a second one.
+  if (due > i.now) return { create: true, slot: i.newestSourceJob as number, recheckMs: i.everyMs };
   return { create: true, slot: due, recheckMs: i.everyMs };
 }
 

@@ -22,6 +22,22 @@ describe("automatic aux copy", () => {
     expect(autoCopy({ ...base, hasTargets: false, now: 1e9 })).toEqual({ create: false });
   });
 
+  it("starts at once when a scan finds a source job newer than the last run (continuous copying)", () => {
+    const last = { ...base, lastRun: 1_800_000 };
+    // A job that started after the last run: a run now, named by that job, then the interval again.
+    expect(autoCopy({ ...last, newestSourceJob: 1_900_000, now: 2_000_000 })).toEqual({
+      create: true,
+      slot: 1_900_000,
+      recheckMs: 1_800_000,
+    });
+    // Older than the last run (that run took it, or its pass will): wait for the slot.
+    expect(autoCopy({ ...last, newestSourceJob: 1_700_000, now: 2_000_000 })).toEqual({ create: false, recheckMs: 1_600_000 });
+    // Never two at once: a running job takes new jobs by its passes; its end wakes the policy.
+    expect(autoCopy({ ...last, newestSourceJob: 1_900_000, now: 2_000_000, running: true })).toEqual({ create: false });
+    // A clock in the future on a job is no reason to run.
+    expect(autoCopy({ ...last, newestSourceJob: 9e9, now: 2_000_000 })).toEqual({ create: false, recheckMs: 1_600_000 });
+  });
+
   it("keeps the newest finished jobs within the limits and never touches running ones", () => {
     const jobs = [
       { name: "a", createdAt: "2026-01-01T00:00:00Z", phase: "Completed" },

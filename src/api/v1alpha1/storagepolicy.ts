@@ -70,6 +70,12 @@ export const StoragePolicySpec = Obj(
         {
           enabled: Type.Optional(Bool("Run automatic aux copies. Default: true.", { default: true })),
           every: Type.Optional(Duration("Interval between automatic aux copies. Default: 30m.", { default: "30m" })),
+          continuous: Type.Optional(
+            Bool(
+              "Also start an automatic aux copy as soon as a scan finds a job on a source copy newer than the last run, instead of waiting for the interval (scalable resource allocation's continuous copying). Default: true.",
+              { default: true },
+            ),
+          ),
           successfulJobsHistoryLimit: Type.Optional(
             Int("Completed automatic AuxCopyJobs to keep. Default: 3.", { minimum: 0, maximum: 100, default: 3 }),
           ),
