@@ -1,7 +1,7 @@
 // The only code that runs restic. Every call spawns restic with --json where restic has it, passes credentials
 // through the environment and password files (never arguments), enforces a deadline (restic itself retries an
 // unreachable backend for many minutes), and turns failures into EngineErrors with secrets scrubbed.
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { type CatalogEntry, type ResticSnapshot, missingOn, toCatalogEntry } from "../policy/catalog.ts";
 import { EngineError, classify, lastWords } from "./errors.ts";
 
@@ -36,6 +36,7 @@ interface RunResult {
 
 export class ResticEngine {
   private readonly opts: EngineOptions;
+  private readonly running = new Set<ChildProcess>();
 
   constructor(opts: EngineOptions = {}) {
     this.opts = opts;
@@ -86,6 +87,7 @@ export class ResticEngine {
     const timeoutMs = opts.timeoutMs ?? this.opts.timeoutMs ?? 6 * 3600_000;
     return await new Promise<RunResult>((resolve, reject) => {
       const child = spawn(this.opts.binary ?? "restic", argv, { env, stdio: ["ignore", "pipe", "pipe"] });
+      this.running.add(child);
       const out: Buffer[] = [];
       let err = "";
       let timedOut = false;
@@ -119,6 +121,7 @@ export class ResticEngine {
         reject(new EngineError("Failed", operation, null, this.scrub(e.message, secrets)));
       });
       child.on("close", (code, signal) => {
+        this.running.delete(child);
         clearTimeout(timer);
         const stdout = Buffer.concat(out).toString("utf8");
         if (code === 0 && !timedOut) return resolve({ stdout, stderr: err });
@@ -129,6 +132,11 @@ export class ResticEngine {
         );
       });
     });
+  }
+
+  /** Asks every running restic to stop (SIGTERM: restic removes its lock and exits); their calls then fail. */
+  terminate(): void {
+    for (const c of this.running) c.kill("SIGTERM");
   }
 
   private progress(line: string): void {

@@ -263,6 +263,18 @@ export async function runTask(task: AgentTask, spec: TaskSpec, env: NodeJS.Proce
           ...events.problem(),
         };
       } catch (err) {
+        // A job restic saved just before it stopped (suspend, cancel, a deleted pod) may have no "saved" line: the
+        // target's catalog says which are there, so every finished job gets its event and the run's count is exact.
+        try {
+          const landed = new Set((await engine.catalog(target, 60_000)).map((e) => e.originalId));
+          for (const job of todo)
+            if (!copied.has(job.snapshotId) && landed.has(job.originalId)) {
+              copied.add(job.snapshotId);
+              events.add({ jobId: job.jobId, snapshotId: job.snapshotId, kind: "copy", result: "ok" });
+            }
+        } catch {
+          // the target cannot be read now; the next attempt's catalog finds those jobs anyway
+        }
         // Every job this attempt did not finish counts one failed attempt (the next run finds the finished ones).
         for (const job of todo.filter((j) => !copied.has(j.snapshotId)))
           events.add({ jobId: job.jobId, snapshotId: job.snapshotId, kind: "copy", result: "failed", message: messageOf(err) });
@@ -430,6 +442,9 @@ export async function agentMain(task: string, env: NodeJS.ProcessEnv = process.e
     cacheDir: env.RESTIC_CACHE_DIR,
     onProgress: (m) => progress({ task, ...progressOf(m) }),
   });
+  // Pod deletion (suspend, cancel) sends SIGTERM: stop restic cleanly and let the task record what it finished and
+  // write its result within the grace period, instead of exiting mid-write.
+  process.on("SIGTERM", () => engine.terminate());
   try {
     const result = await runTask(task as AgentTask, spec, env, engine);
     write(result);
