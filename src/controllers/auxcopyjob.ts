@@ -131,11 +131,19 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
         await writeFields(mgr, AuxCopyJobs, acj, { observedGeneration: acj.metadata.generation, ...fields } as Record<string, unknown>);
       };
       const started = st.startTime ?? formatTime(now());
+      // Parts still under way when the whole job stops take the job's phase: no copy shows Running without a pod.
+      const stopParts = (phase: string) =>
+        st.copies?.map((c) =>
+          ["Completed", "CompletedWithErrors", "Failed"].includes(c.phase ?? "")
+            ? c
+            : { ...c, phase, currentJob: undefined, etaSeconds: undefined, queuePosition: undefined },
+        );
       if (acj.spec.cancel) {
         for (const p of mine) await deletePod(mgr, ns, p.metadata.name);
         mgr.events.event(acj, "Normal", "Killed", "cancelled by spec.cancel");
         await write({
           ...st,
+          copies: stopParts("Killed"),
           phase: "Killed",
           reason: "Cancelled",
           message: "cancelled by spec.cancel",
@@ -152,7 +160,14 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
         for (const p of mine) await deletePod(mgr, ns, p.metadata.name);
         const message = `total running time ${acj.spec.maxRunningTime ?? "6h"} expired`;
         mgr.events.event(acj, "Warning", "Killed", message);
-        await write({ ...st, phase: "Killed", reason: "MaxRunningTimeExpired", message, completionTime: formatTime(now()) });
+        await write({
+          ...st,
+          copies: stopParts("Killed"),
+          phase: "Killed",
+          reason: "MaxRunningTimeExpired",
+          message,
+          completionTime: formatTime(now()),
+        });
         return done();
       }
       const policy = policies.get(ns, acj.spec.storagePolicy);
@@ -167,7 +182,13 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
       }
       if (acj.spec.suspend) {
         for (const p of mine) await deletePod(mgr, ns, p.metadata.name);
-        await write({ ...st, phase: "Suspended", reason: "Suspended", message: "suspended by spec.suspend; progress is kept" });
+        await write({
+          ...st,
+          copies: stopParts("Suspended"),
+          phase: "Suspended",
+          reason: "Suspended",
+          message: "suspended by spec.suspend; progress is kept",
+        });
         return done();
       }
       const all = copies.list(ns).filter((c) => c.spec.storagePolicy === policy.metadata.name);

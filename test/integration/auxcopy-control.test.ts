@@ -218,6 +218,7 @@ describe("aux copy control", () => {
     await merge(api("auxcopyjobs", "pause"), { spec: { suspend: true } });
     const suspended = await acjStatus("pause", (s) => s.phase === "Suspended", "suspended", 60_000);
     expect(suspended.reason).toBe("Suspended");
+    expect(suspended.copies[0]).toMatchObject({ name: "second", phase: "Suspended" }); // no part shows Running without a pod
     // The controller stops the MediaAgent: its pod goes.
     await waitFor("the suspended job's pod to go", async () => ((await podsOf("pause")).length === 0 ? true : undefined), {
       timeoutMs: 60_000,
@@ -246,6 +247,7 @@ describe("aux copy control", () => {
     await merge(api("auxcopyjobs", "stop"), { spec: { cancel: true } });
     const killed = await acjStatus("stop", finished, "to end", 60_000);
     expect(killed).toMatchObject({ phase: "Killed", reason: "Cancelled" });
+    expect(killed.copies[0]).toMatchObject({ name: "third", phase: "Killed" });
     expect(killed.completionTime).toBeTruthy();
     await waitFor("the cancelled job's pod to go", async () => ((await podsOf("stop")).length === 0 ? true : undefined), {
       timeoutMs: 60_000,
