@@ -19,6 +19,7 @@ export interface OperatorConfig {
   agentImage: string;
   probeLibraries: boolean;
   autoAuxCopy: boolean;
+  dataAging: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -65,6 +66,7 @@ flags (environment variable in brackets):
   --agent-image IMAGE                   image of MediaAgent pods (default ghcr.io/auxo-dev/auxo:dev) [AUXO_AGENT_IMAGE]
   --probe-libraries BOOL                probe libraries with MediaAgent pods (default true) [AUXO_PROBE_LIBRARIES]
   --auto-aux-copy BOOL                  run the policies' automatic aux copies (default true) [AUXO_AUTO_AUX_COPY]
+  --data-aging BOOL                     run data aging on the copies, with its previews (default true) [AUXO_DATA_AGING]
 `;
 
 export function parseOperatorConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): OperatorConfig {
@@ -88,6 +90,7 @@ export function parseOperatorConfig(argv: string[], env: NodeJS.ProcessEnv = pro
         "agent-image": { type: "string" },
         "probe-libraries": { type: "string" },
         "auto-aux-copy": { type: "string" },
+        "data-aging": { type: "string" },
       },
     }));
   } catch (err) {
@@ -110,6 +113,7 @@ export function parseOperatorConfig(argv: string[], env: NodeJS.ProcessEnv = pro
     agentImage: v("agent-image", "AUXO_AGENT_IMAGE") ?? "ghcr.io/auxo-dev/auxo:dev",
     probeLibraries: bool("probe-libraries", v("probe-libraries", "AUXO_PROBE_LIBRARIES") ?? true),
     autoAuxCopy: bool("auto-aux-copy", v("auto-aux-copy", "AUXO_AUTO_AUX_COPY") ?? true),
+    dataAging: bool("data-aging", v("data-aging", "AUXO_DATA_AGING") ?? true),
   };
   if (!levels.includes(cfg.logLevel)) throw new ConfigError(`--log-level: "${cfg.logLevel}" is not one of ${levels.join(", ")}`);
   if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(cfg.leaderElectionNamespace)) {

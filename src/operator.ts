@@ -51,7 +51,12 @@ export async function runOperator(cfg: OperatorConfig, version: string): Promise
     probeAddress: cfg.probeAddress || undefined,
     metricsAddress: cfg.metricsAddress && cfg.metricsAddress !== cfg.probeAddress ? cfg.metricsAddress : undefined,
   });
-  registerControllers(manager, { agentImage: cfg.agentImage, probeLibraries: cfg.probeLibraries, autoAuxCopy: cfg.autoAuxCopy });
+  registerControllers(manager, {
+    agentImage: cfg.agentImage,
+    probeLibraries: cfg.probeLibraries,
+    autoAuxCopy: cfg.autoAuxCopy,
+    dataAging: cfg.dataAging,
+  });
   await manager.start();
   log.info({ identity, ports: manager.ports }, "operator started");
   await new Promise<void>((resolve) => {

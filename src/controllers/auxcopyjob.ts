@@ -250,6 +250,21 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
           waiting(`library "${down.metadata.name}" is ${down.status?.phase ?? "not probed yet"}`);
           continue;
         }
+        // Data aging prunes with restic's exclusive lock: a copy into or out of that repository waits for it.
+        const aging = agentPods
+          .list(ns)
+          .find(
+            (p) =>
+              (!p.status?.phase || p.status.phase === "Pending" || p.status.phase === "Running") &&
+              p.metadata.labels?.["auxo.dev/task"] === "age" &&
+              p.metadata.labels?.["auxo.dev/dry-run"] !== "true" &&
+              [name, sourceName].includes(p.metadata.labels?.["auxo.dev/copy"] ?? ""),
+          );
+        if (aging) {
+          waiting(`data aging runs on "${aging.metadata.labels?.["auxo.dev/copy"]}" (pod ${aging.metadata.name})`);
+          soon(5000);
+          continue;
+        }
         const hold = (copy.status?.conditions ?? []).find((c) => c.type === "Ready" && c.reason === "BackupsRequired");
         if (hold) {
           waiting(hold.message);
@@ -484,6 +499,7 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
               p.metadata.name !== pName &&
               // Scans, probes and plans read without a lock (restic --no-lock): they cannot own a lock left behind.
               !["scan", "probe", "plan"].includes(p.metadata.labels?.["auxo.dev/task"] ?? "") &&
+              p.metadata.labels?.["auxo.dev/dry-run"] !== "true" &&
               (p.status?.phase === "Pending" || p.status?.phase === "Running" || !p.status?.phase) &&
               (p.metadata.labels?.["auxo.dev/copy"] === repoCopy ||
                 p.metadata.labels?.["auxo.dev/source"] === repoCopy ||
@@ -614,7 +630,8 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
 }
 
 /** Asks the PolicyCopy controller for a catalog scan now (repository.ts honours the annotation). */
-async function requestRescan(mgr: Manager, copy: CopyObj): Promise<void> {
+/** Asks the copy controller to read the copy's catalog now (its status shows a change without waiting an interval). */
+export async function requestRescan(mgr: Manager, copy: CopyObj): Promise<void> {
   await mgr.client
     .mergePatch(PolicyCopies, copy.metadata.namespace as string, copy.metadata.name, {
       metadata: { annotations: { [RESCAN_ANNOTATION]: new Date().toISOString() } },

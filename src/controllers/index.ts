@@ -1,6 +1,7 @@
 // Every controller of the operator, registered on a manager.
 import type { Manager } from "../runtime/manager.ts";
 import { registerAuxCopyController } from "./auxcopyjob.ts";
+import { registerDataAgingController } from "./dataaging.ts";
 import { type ControllerSettings, registerLibraryController } from "./library.ts";
 import { registerPolicyControllers } from "./policy.ts";
 import { registerSnapVaultController } from "./snapvault.ts";
@@ -12,4 +13,5 @@ export function registerControllers(mgr: Manager, settings: ControllerSettings):
   registerPolicyControllers(mgr, settings);
   registerSnapVaultController(mgr);
   registerAuxCopyController(mgr, settings);
+  registerDataAgingController(mgr, settings);
 }

@@ -50,6 +50,8 @@ export interface ControllerSettings {
   progressIntervalMs?: number;
   /** Create the policies' automatic aux copy jobs (spec.auxCopySchedule). Default: true. */
   autoAuxCopy?: boolean;
+  /** Run data aging and its previews. Off unless set: the operator's --data-aging (default true) sets it. */
+  dataAging?: boolean;
   now?: () => number;
 }
 

@@ -164,6 +164,12 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
           copyCount: list.length,
           lastAuxCopyTime: auto.lastAuxCopyTime,
           ...promo.fields,
+          // The latest data aging run of any of its copies.
+          lastDataAgingTime: mine
+            .map((c) => copies.get(req.namespace, c.name)?.status?.dataAging?.lastRunTime)
+            .filter((x): x is string => !!x)
+            .sort()
+            .at(-1),
           // Where new backups go: a promotion moves it.
           primaryRepository: copies.get(req.namespace, pf.primaryCopy)?.status?.repository,
           clientSecret: await writeClientSecret(mgr, policy, copies.get(req.namespace, pf.primaryCopy), libraries, secrets as never),

@@ -22,12 +22,20 @@ export async function writeFields(
   type: ResourceType,
   obj: KubeObject & { status?: Record<string, unknown> },
   status: Record<string, unknown>,
+  /** Server-side apply owns fields per manager: a controller writing other fields of the same status needs its own. */
+  manager = statusManager,
 ): Promise<boolean> {
   const current = { ...obj.status };
-  // Compare only what this writer owns.
-  const mine = Object.fromEntries(Object.keys(status).map((k) => [k, current[k]]));
+  // Compare only what this writer owns: of the conditions (a list keyed by type), the types it writes.
+  const owned = Array.isArray(status.conditions) ? new Set((status.conditions as Condition[]).map((c) => c.type)) : undefined;
+  const mine = Object.fromEntries(
+    Object.keys(status).map((k) => [
+      k,
+      k === "conditions" && owned ? ((current[k] as Condition[] | undefined) ?? []).filter((c) => owned.has(c.type)) : current[k],
+    ]),
+  );
   if (isDeepStrictEqual(JSON.parse(JSON.stringify(mine)), JSON.parse(JSON.stringify(status)))) return false;
-  await mgr.client.applyStatus(type, { metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace }, status }, statusManager);
+  await mgr.client.applyStatus(type, { metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace }, status }, manager);
   return true;
 }
 
@@ -50,7 +58,10 @@ export async function writeStatus(
     now,
   );
   for (const c of ready.others ?? []) conditions = setCondition(conditions, c, obj.metadata.generation, now);
-  if (!(await writeFields(mgr, type, obj, { ...fields, observedGeneration: obj.metadata.generation, conditions }))) return;
+  // Only the conditions this writer sets: another controller may own other types on the same object.
+  const types = new Set(["Ready", ...(ready.others ?? []).map((c) => c.type)]);
+  const mineOnly = conditions.filter((c) => types.has(c.type));
+  if (!(await writeFields(mgr, type, obj, { ...fields, observedGeneration: obj.metadata.generation, conditions: mineOnly }))) return;
   const was = getCondition(before, "Ready");
   const is = getCondition(conditions, "Ready") as Condition;
   if (is.status === "False" && (was?.status !== "False" || was.reason !== is.reason))

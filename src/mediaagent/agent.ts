@@ -303,7 +303,7 @@ export async function runTask(task: AgentTask, spec: TaskSpec, env: NodeJS.Proce
       const a = spec.aging;
       const target = repo(spec.target);
       const catalog = await engine.catalog(target, timeoutMs);
-      const now = Date.now();
+      const now = a.at ? Date.parse(a.at) : Date.now();
       const downstream: DownstreamCopy[] = [];
       const notes: string[] = [];
       for (const d of spec.downstream ?? []) {

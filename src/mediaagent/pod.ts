@@ -57,6 +57,8 @@ export interface AgingTask {
   maxSharePercent: number;
   /** Only report what would age. */
   dryRun?: boolean;
+  /** Decide as of this time (a preview of the next run); default now. */
+  at?: string;
 }
 
 export interface PodPlacement {

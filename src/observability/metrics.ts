@@ -25,6 +25,9 @@ export class Metrics {
   readonly auxCopyRuns: Histogram<"namespace" | "policy" | "phase">;
   readonly copyBacklog: Gauge<"namespace" | "policy" | "copy">;
   readonly copyLag: Gauge<"namespace" | "policy" | "copy">;
+  readonly agedJobs: Counter<"namespace" | "policy" | "copy">;
+  readonly reclaimedBytes: Counter<"namespace" | "policy" | "copy">;
+  readonly agingRuns: Counter<"namespace" | "policy" | "copy" | "result">;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const r = [this.registry];
@@ -147,6 +150,24 @@ export class Metrics {
       name: "auxo_copy_lag_seconds",
       help: "How far the newest job on a copy is behind the newest valid job on its source, as of the latest aux copy",
       labelNames: copyLabels,
+      registers: r,
+    });
+    this.agedJobs = new Counter({
+      name: "auxo_data_aging_aged_jobs_total",
+      help: "Jobs aged (forgotten) on a copy by data aging",
+      labelNames: copyLabels,
+      registers: r,
+    });
+    this.reclaimedBytes = new Counter({
+      name: "auxo_data_aging_reclaimed_bytes_total",
+      help: "Bytes freed in a copy's repository by data aging's prune",
+      labelNames: copyLabels,
+      registers: r,
+    });
+    this.agingRuns = new Counter({
+      name: "auxo_data_aging_runs_total",
+      help: "Data aging runs of a copy, by result (completed, stopped by the mass-deletion breaker, failed)",
+      labelNames: [...copyLabels, "result"],
       registers: r,
     });
   }

@@ -115,7 +115,11 @@ const CopyProgress = Obj(
     nextAttemptTime: Type.Optional(Str("When the next attempt starts, while retrying.")),
     startTime: Type.Optional(Str("When copying to this copy started.")),
     completionTime: Type.Optional(Str("When this copy's part ended.")),
-    phase: Type.Optional(Str("Phase of this copy's part of the job: Pending, Queued, Waiting, Running, Retrying, Completed, Failed; Suspended or Killed with the job.")),
+    phase: Type.Optional(
+      Str(
+        "Phase of this copy's part of the job: Pending, Queued, Waiting, Running, Retrying, Completed, Failed; Suspended or Killed with the job.",
+      ),
+    ),
     message: Type.Optional(Str("Details.")),
   },
   "Progress of one target copy.",

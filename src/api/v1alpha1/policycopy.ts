@@ -95,6 +95,11 @@ export const Retention = Obj(
       }),
     ),
     extended: Type.Optional(Type.Array(ExtendedRule, { description: "Up to 3 extended retention rules.", maxItems: 3 })),
+    confirmMassAgingUntil: Type.Optional(
+      DateTime(
+        "After the mass-deletion breaker stopped a data aging run: runs before this time may age more than the policy's dataAging.maxAgedShare. Set it to confirm that the retention settings are meant.",
+      ),
+    ),
     ignoreCompletedWithErrorsForExtendedRetention: Type.Optional(
       Bool("Let fulls that completed with errors be kept by extended rules. Default: false.", { default: false }),
     ),
@@ -322,6 +327,34 @@ export const PolicyCopyStatus = Obj(
       ),
     ),
     copyRetries: Type.Optional(Int("Jobs on the copy that needed more than one copy attempt.")),
+    dataAging: Type.Optional(
+      Obj(
+        {
+          phase: Type.Optional(Str("Idle, Waiting (a window, a pod on the repository), Running, or Stopped (the mass-deletion breaker).")),
+          message: Type.Optional(Str("What the latest or the coming run does or waits for.")),
+          runs: Type.Optional(Int("Data aging runs started on this copy.")),
+          lastRunTime: Type.Optional(Str("When the latest run ended.")),
+          nextRunTime: Type.Optional(Str("When the next run is due (daily at the policy's dataAging.at).")),
+          lastAgedJobs: Type.Optional(Int("Jobs the latest run aged.")),
+          lastAgedBytes: Type.Optional(Int("Bytes of those jobs, as backed up.")),
+          lastReclaimedBytes: Type.Optional(Int("Bytes the latest run's prune freed in the repository.")),
+          agedJobs: Type.Optional(Int("Jobs aged on this copy by every run so far.")),
+          preview: Type.Optional(
+            Obj(
+              {
+                at: Str("The run previewed (the next run)."),
+                jobs: Int("Jobs that would age then, if nothing changes."),
+                bytes: Int("Their bytes, as backed up."),
+                breakerWouldStop: Bool("Whether the mass-deletion breaker would stop that run."),
+                catalogTime: Type.Optional(Str("The catalog scan the preview was computed from.")),
+              },
+              "Dry run: what the next data aging run would age.",
+            ),
+          ),
+        },
+        "Data aging of this copy.",
+      ),
+    ),
     metadataMessage: Type.Optional(Str("Why the job metadata beside the repository could not be read, when it could not.")),
   },
   "Observed state of the copy.",

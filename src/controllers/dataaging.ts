@@ -1,0 +1,309 @@
+// Data aging: each copy ages its jobs by its own retention (policy/retention.ts), daily at the policy's dataAging.at
+// in its time zone, in a MediaAgent `age` pod that reads the copy's catalog and the catalogs of the copies filled from
+// it (their needs hold jobs), stops at the mass-deletion breaker, forgets and prunes. Prune takes restic's exclusive
+// lock, so a run waits while another Auxo pod writes the repository, and aux copies wait for it (auxcopyjob.ts). A
+// dry-run pod after each catalog scan previews the next run in status. Pods are named by run number, recorded in
+// status before they start, so a stale cache never starts a run twice.
+import { isConflict, isNotFound } from "../kube/errors.ts";
+import { formatTime, parseTime, Pods } from "../kube/resources.ts";
+import { buildAgentPod, type DownstreamTask, podName } from "../mediaagent/pod.ts";
+import { effectiveSource } from "../policy/references.ts";
+import { defaultRepositoryPath, type RepositoryAccess, repositoryAccess } from "../policy/repository.ts";
+import type { RetentionOverride, RetentionSpec } from "../policy/retention.ts";
+import { nextAgingRun } from "../policy/retention.ts";
+import { blockingWindow, type Window } from "../policy/windows.ts";
+import type { Manager } from "../runtime/manager.ts";
+import { controllerRef } from "../runtime/objects.ts";
+import { done, requeueAfter } from "../runtime/result.ts";
+import type { PolicyCopyStatus } from "../api/v1alpha1/index.ts";
+import { requestRescan, rulesOf } from "./auxcopyjob.ts";
+import { agentResult, type ControllerSettings, type PodObj } from "./library.ts";
+import { type CopyObj, Libraries, type LibraryObj, PolicyCopies, policyFacts, type PolicyObj, StoragePolicies } from "./resources.ts";
+import { writeFields } from "./status.ts";
+import { type Condition, setCondition } from "../runtime/conditions.ts";
+
+/** Asks for a data aging run of a copy now (an RFC 3339 time later than its last run), like the rescan annotation. */
+export const AGE_NOW_ANNOTATION = "auxo.dev/data-aging-requested";
+
+type AgingStatus = NonNullable<PolicyCopyStatus["dataAging"]>;
+const OFF = "data aging is off for this copy (the policy's dataAging.enabled or the copy's retention.enableDataAging)";
+const key = (ns: string | undefined, name: string) => `${ns}/${name}`;
+const active = (p: PodObj) => !p.status?.phase || p.status.phase === "Pending" || p.status.phase === "Running";
+
+export function registerDataAgingController(mgr: Manager, settings: ControllerSettings): void {
+  const copies = mgr.informer<CopyObj>(PolicyCopies);
+  const policies = mgr.informer<PolicyObj>(StoragePolicies);
+  const libraries = mgr.informer<LibraryObj>(Libraries);
+  const pods = mgr.informer<PodObj>(Pods, { labelSelector: "app.kubernetes.io/managed-by=auxo" });
+  const now = settings.now ?? Date.now;
+  const ofPolicy = (p: { metadata: { namespace?: string; name: string } }) =>
+    copies
+      .list(p.metadata.namespace)
+      .filter((c) => c.spec.storagePolicy === p.metadata.name)
+      .map((c) => key(c.metadata.namespace, c.metadata.name));
+
+  mgr.addController({
+    name: "dataaging",
+    forType: copies as never,
+    watches: [
+      { informer: policies as never, map: ofPolicy },
+      {
+        informer: libraries as never,
+        map: (l) => copies.list(l.metadata.namespace).map((c) => key(c.metadata.namespace, c.metadata.name)),
+      },
+      // Its own pods end runs; other pods on a repository end a wait.
+      {
+        informer: pods as never,
+        map: (p) => {
+          const c = (p as PodObj).metadata.labels?.["auxo.dev/copy"];
+          return c ? [key(p.metadata.namespace, c)] : [];
+        },
+      },
+    ],
+    reconcile: async (req) => {
+      const copy = copies.get(req.namespace, req.name);
+      if (!copy) return done();
+      const ns = req.namespace as string;
+      const policy = policies.get(ns, copy.spec.storagePolicy);
+      const lib = libraries.get(ns, copy.spec.library);
+      const st: AgingStatus = { ...(copy.status?.dataAging ?? {}) };
+      const write = async (s: AgingStatus) => {
+        // The DataAging condition: False while the breaker holds the copy, until a person confirms (reference-free:
+        // Auxo's own safety, DESIGN §5.6).
+        const stopped = s.phase === "Stopped";
+        const conditions = setCondition(
+          copy.status?.conditions as Condition[] | undefined,
+          stopped
+            ? { type: "DataAging", status: "False", reason: "MassDeletion", message: s.message ?? "" }
+            : {
+                type: "DataAging",
+                status: "True",
+                reason: s.message === OFF ? "Disabled" : "Enabled",
+                message: s.message ?? "data aging runs on schedule",
+              },
+          copy.metadata.generation,
+          now(),
+        ).filter((c) => c.type === "DataAging");
+        // Its own field manager: the copy controller applies the rest of this status as "auxo-operator".
+        await writeFields(mgr, PolicyCopies, copy, { dataAging: s, conditions }, "auxo-data-aging");
+      };
+      if (settings.dataAging !== true) return done();
+      const sched = policy?.spec.dataAging ?? {};
+      if (!policy || sched.enabled === false || copy.spec.retention?.enableDataAging === false) {
+        await write({ ...st, phase: "Idle", message: OFF, nextRunTime: undefined, preview: undefined });
+        return done();
+      }
+      if (!lib || lib.status?.phase !== "Ready" || !copy.status?.repositoryReady) return done(); // library/repository status says why
+      const tz = policy.spec.timeZone ?? "UTC";
+      const t = now();
+      const mine = pods
+        .list(ns)
+        .filter((p) => p.metadata.ownerReferences?.some((o) => o.kind === "PolicyCopy" && o.uid === copy.metadata.uid));
+      const agePods = mine.filter((p) => p.metadata.labels?.["auxo.dev/task"] === "age");
+      const runs = st.runs ?? 0;
+      const runPod = agePods.find((p) => p.metadata.name === podName(copy.metadata.name, "age", String(runs)));
+      const previewPods = agePods.filter((p) => p.metadata.labels?.["auxo.dev/dry-run"] === "true");
+      const remove = async (p: PodObj) =>
+        await mgr.client.delete(Pods, ns, p.metadata.name).catch((err) => {
+          if (!isNotFound(err)) throw err;
+        });
+      const labels = { namespace: ns, policy: policy.metadata.name, copy: copy.metadata.name };
+
+      // What the task needs: this copy, and every copy filled from it.
+      const access = (c: CopyObj, l: LibraryObj, role: string): RepositoryAccess => {
+        const pw = c.spec.encryption.passwordSecret;
+        return repositoryAccess(
+          l.spec,
+          c.spec.repositoryPath ?? defaultRepositoryPath(ns, policy.metadata.name, c.metadata.name),
+          { secret: pw.name, key: pw.key ?? "password" },
+          role,
+        );
+      };
+      const pf = policyFacts(policy);
+      const downstream = copies
+        .list(ns)
+        .filter((c) => c.spec.storagePolicy === policy.metadata.name && c.metadata.name !== copy.metadata.name)
+        .filter(
+          (c) =>
+            effectiveSource(
+              {
+                name: c.metadata.name,
+                storagePolicy: c.spec.storagePolicy,
+                copyType: c.spec.copyType ?? "Synchronous",
+                sourceCopy: c.spec.sourceCopy,
+                active: c.spec.active ?? true,
+                createdAt: "",
+              },
+              pf,
+            ) === copy.metadata.name,
+        )
+        .map((c, i): Omit<DownstreamTask, "access"> & { access: RepositoryAccess } => {
+          const dl = libraries.get(ns, c.spec.library);
+          const reachable = !!dl && dl.status?.phase === "Ready" && !!c.status?.repositoryReady;
+          return {
+            name: c.metadata.name,
+            access: dl ? access(c, dl, `down${i}`) : access(copy, lib, `down${i}`),
+            rules: rulesOf(c, policy),
+            active: c.spec.active ?? true,
+            ...(reachable ? {} : { unreachable: true }),
+          };
+        });
+      const confirmed = (parseTime(copy.spec.retention?.confirmMassAgingUntil) ?? 0) > t;
+      const aging = {
+        retention: copy.spec.retention as RetentionSpec | undefined,
+        overrides: copy.spec.jobOverrides as RetentionOverride[] | undefined,
+        timeZone: tz,
+        maxSharePercent: confirmed ? 100 : (sched.maxAgedShare ?? 50),
+      };
+      const start = async (name: string, dryRun: boolean, at?: string) => {
+        const pod = buildAgentPod({
+          task: "age",
+          namespace: ns,
+          name,
+          owner: controllerRef(copy, PolicyCopies),
+          image: settings.agentImage,
+          target: access(copy, lib, "target"),
+          downstream,
+          aging: { ...aging, ...(dryRun ? { dryRun: true, at } : {}) },
+          deadlineSeconds: 6 * 3600,
+          placement: copy.spec.mediaAgent as never,
+          labels: { "auxo.dev/copy": copy.metadata.name, ...(dryRun ? { "auxo.dev/dry-run": "true" } : {}) },
+        });
+        await mgr.client.create(Pods, pod as never).catch((err) => {
+          if (!isConflict(err)) throw err;
+        });
+      };
+
+      // A run that ended: its result goes to status (and metrics, once), then the pod goes.
+      const runResult = runPod && agentResult(runPod);
+      if (runPod && runResult) {
+        if (st.lastRunTime !== runResult.at) {
+          const d = runResult.data as { aged?: number; agedBytes?: number; reclaimedBytes?: number; kind?: string };
+          const next: AgingStatus = { ...st, lastRunTime: runResult.at };
+          if (runResult.ok) {
+            Object.assign(next, {
+              phase: "Idle",
+              message: `aged ${d.aged ?? 0} jobs, freed ${d.reclaimedBytes ?? 0} bytes`,
+              lastAgedJobs: d.aged ?? 0,
+              lastAgedBytes: d.agedBytes ?? 0,
+              lastReclaimedBytes: d.reclaimedBytes ?? 0,
+              agedJobs: (st.agedJobs ?? 0) + (d.aged ?? 0),
+            });
+            mgr.metrics.agedJobs.inc(labels, d.aged ?? 0);
+            mgr.metrics.reclaimedBytes.inc(labels, d.reclaimedBytes ?? 0);
+            mgr.metrics.agingRuns.inc({ ...labels, result: "completed" });
+            mgr.events.event(copy, "Normal", "DataAgingCompleted", next.message as string);
+            if ((d.aged ?? 0) > 0) await requestRescan(mgr, copy); // its status shows the smaller catalog now
+          } else if (d.kind === "MassDeletion") {
+            Object.assign(next, {
+              phase: "Stopped",
+              message: `${runResult.message}; set spec.retention.confirmMassAgingUntil to a time later than now to let runs before it age more`,
+            });
+            mgr.metrics.agingRuns.inc({ ...labels, result: "stopped" });
+            mgr.events.event(copy, "Warning", "MassDeletion", next.message as string);
+          } else {
+            Object.assign(next, { phase: "Idle", message: `data aging failed: ${runResult.message}` });
+            mgr.metrics.agingRuns.inc({ ...labels, result: "failed" });
+            mgr.events.event(copy, "Warning", "DataAgingFailed", next.message as string);
+          }
+          next.preview = undefined; // the catalog changed (or a person must look): preview again
+          await write(next);
+          return requeueAfter(1000);
+        }
+        await remove(runPod);
+      }
+      if (runPod && !runResult) {
+        if (st.phase !== "Running")
+          await write({ ...st, phase: "Running", message: `data aging run ${runs} in pod ${runPod.metadata.name}` });
+        return done(); // its end wakes us
+      }
+
+      const last = parseTime(st.lastRunTime) ?? parseTime(copy.metadata.creationTimestamp) ?? t;
+      const scheduled = nextAgingRun(last, sched.at ?? "12:00", tz);
+      const asked = parseTime(copy.metadata.annotations?.[AGE_NOW_ANNOTATION]);
+      const due = asked !== undefined && asked > last ? Math.min(asked, scheduled) : scheduled;
+      const nextRunTime = formatTime(due);
+
+      // The preview: a dry run as of the next run, once per catalog scan.
+      const scanned = copy.status?.lastScanTime;
+      for (const p of previewPods) {
+        const r = agentResult(p);
+        if (!r) continue;
+        const d = r.data as { aged?: number; agedBytes?: number; breaker?: { stop?: boolean } };
+        const catalogTime = p.metadata.annotations?.["auxo.dev/catalog-time"];
+        if (r.ok && st.preview?.catalogTime !== catalogTime) {
+          await write({
+            ...st,
+            nextRunTime,
+            preview: { at: nextRunTime, jobs: d.aged ?? 0, bytes: d.agedBytes ?? 0, breakerWouldStop: !!d.breaker?.stop, catalogTime },
+          });
+          return requeueAfter(1000);
+        }
+        await remove(p);
+      }
+
+      if (due > t) {
+        const wantPreview = scanned && st.preview?.catalogTime !== scanned && previewPods.length === 0;
+        if (wantPreview && !mine.some((p) => active(p) && p.metadata.labels?.["auxo.dev/task"] !== "scan")) {
+          const name = podName(copy.metadata.name, "age-preview", String(parseTime(scanned) ?? 0));
+          const pod = buildAgentPod({
+            task: "age",
+            namespace: ns,
+            name,
+            owner: controllerRef(copy, PolicyCopies),
+            image: settings.agentImage,
+            target: access(copy, lib, "target"),
+            downstream,
+            aging: { ...aging, dryRun: true, at: nextRunTime },
+            deadlineSeconds: 3600,
+            placement: copy.spec.mediaAgent as never,
+            labels: { "auxo.dev/copy": copy.metadata.name, "auxo.dev/dry-run": "true" },
+          }) as { metadata: { annotations?: Record<string, string> } };
+          pod.metadata.annotations = { "auxo.dev/catalog-time": scanned };
+          await mgr.client.create(Pods, pod as never).catch((err) => {
+            if (!isConflict(err)) throw err;
+          });
+        }
+        if (st.nextRunTime !== nextRunTime || (st.phase !== "Idle" && st.phase !== "Stopped"))
+          await write({ ...st, phase: st.phase === "Stopped" ? "Stopped" : "Idle", nextRunTime });
+        return requeueAfter(Math.min(due - t, 3600_000));
+      }
+
+      // Due. Windows first, then the repository must be free: prune is exclusive.
+      const blocked = blockingWindow(policy.spec.operationWindows as Window[] | undefined, "DataAging", t, tz);
+      if (blocked) {
+        const message = `operation window "${blocked.window.name}" until ${formatTime(blocked.endsAt)}`;
+        if (st.message !== message) mgr.events.event(copy, "Normal", "OperationWindow", `data aging waits: ${message}`);
+        await write({ ...st, phase: "Waiting", message, nextRunTime });
+        return requeueAfter(Math.max(blocked.endsAt - t, 1000));
+      }
+      const using = pods
+        .list(ns)
+        .filter(
+          (p) =>
+            active(p) &&
+            p.metadata.name !== podName(copy.metadata.name, "age", String(runs)) &&
+            !["scan", "probe", "plan"].includes(p.metadata.labels?.["auxo.dev/task"] ?? "") &&
+            (p.metadata.labels?.["auxo.dev/copy"] === copy.metadata.name ||
+              p.metadata.labels?.["auxo.dev/source"] === copy.metadata.name ||
+              (p.metadata.ownerReferences?.some((o) => o.uid === copy.metadata.uid) ?? false)),
+        );
+      if (using.length) {
+        await write({
+          ...st,
+          phase: "Waiting",
+          message: `waiting for pod ${using[0]?.metadata.name} to finish with the repository`,
+          nextRunTime,
+        });
+        return requeueAfter(10_000);
+      }
+      // The run is recorded before its pod exists (a stale cache then names the same pod), then the pod starts.
+      if (st.phase === "Starting" || (st.phase === "Running" && !runPod)) {
+        await start(podName(copy.metadata.name, "age", String(runs)), false);
+        return done();
+      }
+      await write({ ...st, runs: runs + 1, phase: "Starting", message: `data aging run ${runs + 1} starting`, nextRunTime });
+      return requeueAfter(500);
+    },
+  });
+}
