@@ -165,6 +165,7 @@ export function registerDataAgingController(mgr: Manager, settings: ControllerSe
           target: access(copy, lib, "target"),
           downstream,
           aging: { ...aging, ...(dryRun ? { dryRun: true, at } : {}) },
+          ...(dryRun ? {} : { unlock: { target: "stale" as const } }),
           deadlineSeconds: 6 * 3600,
           placement: copy.spec.mediaAgent as never,
           labels: { "auxo.dev/copy": copy.metadata.name, ...(dryRun ? { "auxo.dev/dry-run": "true" } : {}) },

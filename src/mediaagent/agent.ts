@@ -354,6 +354,10 @@ export async function runTask(task: AgentTask, spec: TaskSpec, env: NodeJS.Proce
       if (a.dryRun) return { ok: true, task, dryRun: true, ...report };
       if (breaker.stop) return { ok: false, task, kind: "MassDeletion", retryable: false, message: breaker.message, ...report };
       if (aged.length === 0) return { ok: true, task, ...report, reclaimedBytes: 0 };
+      // Prune needs the exclusive lock: locks a killed MediaAgent left behind (stale, restic's rule) go first. The
+      // operator starts this pod only when no other Auxo pod writes the repository, so a fresh lock means a writer
+      // outside Auxo, and prune then fails with that message instead of breaking it.
+      if (spec.unlock?.target) await engine.unlock(target, { removeAll: spec.unlock.target === "all" });
       const before = await engine.storedBytes(target, timeoutMs);
       await engine.forget(
         target,

@@ -3,7 +3,7 @@
 // 2 cycles. The run must forget exactly what the retention rules decide (policy/retention.ts, unit-tested on their
 // own), hold what the next copy still needs, hold everything while that copy cannot be read, stop at the
 // mass-deletion breaker, and leave a repository that passes restic check and restores the newest job byte for byte.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -15,6 +15,7 @@ import type { TaskSpec } from "../../src/mediaagent/pod.ts";
 import { type CatalogEntry, type JobMetadata, tagsFor } from "../../src/policy/catalog.ts";
 import { decideRetention, type DownstreamCopy } from "../../src/policy/retention.ts";
 import { planCopy } from "../../src/policy/selection.ts";
+import { waitFor } from "../harness/net.ts";
 import { tools } from "../harness/tools.ts";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "auxo-aging-"));
@@ -133,11 +134,26 @@ describe("data aging task", () => {
     expect(preview).toMatchObject({ ok: true, dryRun: true, aged: aged.length });
     expect(await jobsOn(copyA)).toEqual(catalog.map((e) => e.jobId).sort());
 
+    // A MediaAgent killed mid-backup left its lock behind: the run clears stale locks before its prune.
+    const killed = spawn(tools().restic, ["-r", copyA.repository, "--password-file", passwordFile, "--no-cache", "backup", "--stdin"], {
+      stdio: ["pipe", "ignore", "ignore"],
+    });
+    killed.stdin.on("error", () => {}); // the pipe breaks when it is killed
+    killed.stdin.write(randomBytes(1 << 20));
+    await waitFor("the killed backup's lock", async () => ((await engine.locks(copyA)).length ? true : undefined), {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    });
+    killed.kill("SIGKILL");
+    await new Promise((r) => killed.once("exit", r));
+    expect((await engine.locks(copyA)).length).toBe(1);
+
     const storedBefore = await engine.storedBytes(copyA);
-    const r = await age(task());
+    const r = await age({ ...task(), unlock: { target: "stale" } });
     expect(r).toMatchObject({ ok: true, aged: aged.length });
     expect(r.reclaimedBytes).toBeGreaterThan(0);
     expect(r.storedBytes).toBe(storedBefore - (r.reclaimedBytes as number));
+    expect(await engine.locks(copyA)).toEqual([]);
     const left = await jobsOn(copyA);
     expect(left).toEqual(
       catalog
