@@ -89,6 +89,7 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
   const agentPods = mgr.informer<PodObj>(Pods, { labelSelector: "app.kubernetes.io/managed-by=auxo" });
   const now = settings.now ?? Date.now;
   const counted = new Set<string>();
+  const progressReadAt = new Map<string, number>();
   const once = (id: string) => {
     if (counted.has(id)) return false;
     counted.add(id);
@@ -287,7 +288,14 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
           part.phase = "Running";
           part.attempts = attempt;
           part.startTime ??= formatTime(now());
-          const pr = pod.status?.phase === "Running" ? await podProgress(mgr, ns, pName) : undefined;
+          // At most one log read per pod per interval: the status write a read causes wakes this controller again,
+          // and without the pacing progress would be read (and written) as fast as the API answers.
+          const interval = settings.progressIntervalMs ?? 2000;
+          const readAt = progressReadAt.get(pName) ?? 0;
+          const due = pod.status?.phase === "Running" && now() - readAt >= interval;
+          if (due) progressReadAt.set(pName, now());
+          if (progressReadAt.size > 10_000) progressReadAt.delete(progressReadAt.keys().next().value as string);
+          const pr = due ? await podProgress(mgr, ns, pName) : undefined;
           if (pr) {
             if (pr.jobsTotal !== undefined) part.jobsSelected = settledJobs + pr.jobsTotal;
             if (pr.jobsDone !== undefined) part.jobsCopied = settledJobs + pr.jobsDone;
@@ -301,7 +309,7 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
             }
           }
           part.message = `copying from "${sourceName}" (attempt ${attempt})`;
-          soon(settings.progressIntervalMs ?? 2000);
+          soon(Math.max(100, interval - (now() - (progressReadAt.get(pName) ?? 0))));
           continue;
         }
         if (pod && r) {
@@ -446,7 +454,8 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
         const streams = agentPods.list(ns).filter((p) => active(p) && p.metadata.labels?.["auxo.dev/task"] === "copy");
         const verdict = allocateStream({
           jobStreams: acj.spec.streams,
-          jobInUse: streams.filter((p) => mine.includes(p)).length + createdHere.length,
+          // By owner, not object identity: the cache may hand out a newer copy of a pod during this reconcile.
+          jobInUse: streams.filter((p) => p.metadata.ownerReferences?.some((o) => o.uid === acj.metadata.uid)).length + createdHere.length,
           libraries: [...new Set([lib, srcLib])].map((l) => ({
             name: l.metadata.name,
             maxStreams: l.spec.maxStreams ?? 10,
