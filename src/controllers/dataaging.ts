@@ -68,8 +68,8 @@ export function registerDataAgingController(mgr: Manager, settings: ControllerSe
       const lib = libraries.get(ns, copy.spec.library);
       const st: AgingStatus = { ...(copy.status?.dataAging ?? {}) };
       const write = async (s: AgingStatus) => {
-        // The DataAging condition: False while the breaker holds the copy, until a person confirms (reference-free:
-        // Auxo's own safety, DESIGN §5.6).
+        // The DataAging condition: False while the mass-deletion breaker holds the copy, until a person confirms
+        // (Auxo's own safety rule, not Commvault's).
         const stopped = s.phase === "Stopped";
         const conditions = setCondition(
           copy.status?.conditions as Condition[] | undefined,
