@@ -279,10 +279,7 @@ describe("promotion", () => {
     const all = [...first, ...late, ...after].sort();
     // Job states on each copy, as the run left them (reference §4.10).
     expect(parts.primary.jobStates).toEqual({ ToBeCopied: 0, PartiallyCopied: 0, Available: all.length, DoNotCopy: 0, Bad: 0 });
-    await policyStatus(
-      (x) => x.copies?.find((c: Obj) => c.name === "vault")?.jobStates?.Available === all.length,
-      "to sum up job states",
-    );
+    await policyStatus((x) => x.copies?.find((c: Obj) => c.name === "vault")?.jobStates?.Available === all.length, "to sum up job states");
     for (const c of ["offsite", "primary", "vault"]) expect(jobsOn(await hostRepo(c))).toEqual(all);
   }, 300_000);
 
