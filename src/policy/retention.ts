@@ -170,8 +170,20 @@ export function periodBounds(ms: number, frequency: Period, calendar: Calendar =
   // luxon call costs tens of microseconds, so the rest is plain date arithmetic with one lookup per bound.
   const shift = (h * 60 + m) * 60_000;
   const t = DateTime.fromMillis(ms - shift, { zone: timeZone });
-  const at = ([year, month, day]: [number, number, number], hour = 0) =>
-    DateTime.fromObject({ year, month, day, hour }, { zone: timeZone }).toMillis() + shift;
+  const at = ([year, month, day]: [number, number, number], hour = 0) => {
+    const dt = DateTime.fromObject({ year, month, day, hour }, { zone: timeZone });
+    let start = dt.toMillis();
+    // When clocks go back the same wall time happens twice, and luxon may pick the later one; a period named by its
+    // wall time (as selection's periodKey names it) starts at the first (an hour, or half an hour on Lord Howe, before).
+    for (const back of [3_600_000, 1_800_000]) {
+      const e = DateTime.fromMillis(start - back, { zone: timeZone });
+      if (e.day === dt.day && e.hour === dt.hour && e.minute === dt.minute) {
+        start -= back;
+        break;
+      }
+    }
+    return start + shift;
+  };
   const today: [number, number, number] = [t.year, t.month, t.day];
   switch (frequency) {
     case "Hourly": {

@@ -658,4 +658,11 @@ describe("periods", () => {
     expect(iso(periodStart(Date.parse("2026-10-08T23:59:00Z"), "Weekly"))).toBe("2026-10-02T00:00:00.000Z");
     expect(iso(periodStart(Date.parse("2026-10-08T23:59:00+02:00"), "Daily", {}, "Europe/Paris"))).toBe("2026-10-07T22:00:00.000Z");
   });
+
+  it("starts an hour that happens twice (clocks going back) at its first occurrence, as periodKey names it", () => {
+    // Havana, 2 Nov 2025: 01:00 CDT goes back to 00:00 CST, so 00:00-00:59 happens at 04:00Z and again at 05:00Z.
+    for (const t of ["2025-11-02T04:00:00Z", "2025-11-02T05:30:00Z"])
+      expect(periodStart(Date.parse(t), "Hourly", {}, "America/Havana")).toBe(Date.parse("2025-11-02T04:00:00Z"));
+    expect(iso(periodStart(Date.parse("2025-11-02T06:10:00Z"), "Hourly", {}, "America/Havana"))).toBe("2025-11-02T06:00:00.000Z");
+  });
 });
