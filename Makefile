@@ -63,6 +63,7 @@ bench: tools deps
 	node bench/auxcopy-1000.ts 1000
 	node bench/policies-200.ts 200
 	node bench/streams.ts 16 64
+	node bench/retention.ts 100000 128,512
 
 clean:
 	rm -rf node_modules .run dist
