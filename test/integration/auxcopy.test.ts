@@ -98,7 +98,11 @@ beforeAll(async () => {
     api("libraries"),
     auxo("Library", "objects", { s3: { endpoint: s3.endpoint, bucket, credentialsSecret: { name: "s3" } } }),
   );
-  await kube.create(api("storagepolicies"), auxo("StoragePolicy", "gold", { primaryCopy: "primary", timeZone: "Europe/Paris" }));
+  // Continuous copying is off except in its own test: the other tests count what their own runs copy.
+  await kube.create(
+    api("storagepolicies"),
+    auxo("StoragePolicy", "gold", { primaryCopy: "primary", timeZone: "Europe/Paris", auxCopySchedule: { continuous: false } }),
+  );
   await kube.create(api("policycopies"), auxo("PolicyCopy", "primary", { storagePolicy: "gold", library: "disk", encryption: enc }));
   await kube.create(
     api("policycopies"),
@@ -375,6 +379,7 @@ describe("aux copy", () => {
     mkdirSync(data, { recursive: true });
     writeFileSync(path.join(data, "now.bin"), randomBytes(4096));
     execFileSync("chown", ["-R", "65532:65532", data]);
+    await kube.patch(api("storagepolicies", "gold"), { spec: { auxCopySchedule: { continuous: true } } });
     const job = { jobId: "live-1", type: "full", status: "completed", client: "files", subclient: "live" } as const;
     restic(
       await hostRepo(ns, "gold", "primary"),
@@ -399,6 +404,18 @@ describe("aux copy", () => {
       (j) => j.metadata.name as string,
     );
     expect(automatic.length).toBeGreaterThan(0);
+    await kube.patch(api("storagepolicies", "gold"), { spec: { auxCopySchedule: { continuous: false } } });
+    // Let the automatic runs end before the next test counts runs.
+    await waitFor(
+      "automatic runs to end",
+      async () =>
+        ((await kube.get(`${api("auxcopyjobs")}?labelSelector=auxo.dev/trigger%3Dschedule`)).items as Obj[]).every((j) =>
+          ["Completed", "CompletedWithErrors", "Failed", "Killed"].includes(j.status?.phase),
+        )
+          ? true
+          : undefined,
+      { timeoutMs: 120_000, intervalMs: 500 },
+    );
   }, 300_000);
 
   it("runs the policy's automatic aux copy on its schedule and keeps its history within the limits", async () => {
