@@ -91,7 +91,13 @@ beforeAll(async () => {
   });
   mgr = testManager(world().kubeconfig);
   // No automatic aux copy: continuous copying would copy the fed jobs into the copies these tests inspect.
-  registerControllers(mgr, { agentImage: "auxo:dev", probeTimeoutSeconds: 15, scanIntervalSeconds: 3, retryBaseMs: 2000, autoAuxCopy: false });
+  registerControllers(mgr, {
+    agentImage: "auxo:dev",
+    probeTimeoutSeconds: 15,
+    scanIntervalSeconds: 3,
+    retryBaseMs: 2000,
+    autoAuxCopy: false,
+  });
   await mgr.start();
   await kube.create(api("libraries"), auxo("Library", "disk", { filesystem: { persistentVolumeClaim: { claimName: "disk" } } }));
   await kube.create(
