@@ -45,7 +45,12 @@ export function blockingWindow(
       const date = day.toISODate() as string;
       if (w.days.length > 0 && !w.days.includes(day.weekdayLong ?? "")) continue;
       if ((w.from && date < w.from) || (w.until && date > w.until)) continue;
-      const endsAt = day.plus({ days: start < end ? 0 : 1, minutes: end }).toMillis();
+      // Wall-clock end (set, not plus minutes): a day when clocks go back has 25 hours, and 09:00 is 9 h 60 min after
+      // midnight.
+      const endsAt = day
+        .plus({ days: start < end ? 0 : 1 })
+        .set({ hour: Math.floor(end / 60), minute: end % 60 })
+        .toMillis();
       return { window: w, endsAt };
     }
   }

@@ -29,4 +29,10 @@ describe("operation windows", () => {
     expect(blockingWindow([w], "AuxCopy", at("2026-12-01T12:00:00Z"))).toBeUndefined();
     expect(blockingWindow([{ ...w, enabled: false }], "AuxCopy", at("2026-11-10T12:00:00Z"))).toBeUndefined();
   });
+
+  it("ends at the wall-clock end on a day when clocks go back (25 hours)", () => {
+    // Paris, 27 Oct 2024: 03:00 CEST goes back to 02:00 CET; a 00:00-09:00 window ends at 09:00 CET = 08:00Z.
+    const w: Window = { name: "morning", operations: ["AuxCopy"], days: [], start: "00:00", end: "09:00" };
+    expect(blockingWindow([w], "AuxCopy", at("2024-10-27T07:00:00Z"), "Europe/Paris")?.endsAt).toBe(at("2024-10-27T08:00:00Z"));
+  });
 });
