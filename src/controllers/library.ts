@@ -9,7 +9,6 @@ import { nextProbeAt } from "../policy/probe.ts";
 import { repositoryAccess } from "../policy/repository.ts";
 import { controllerRef } from "../runtime/objects.ts";
 import type { Manager } from "../runtime/manager.ts";
-import { Secrets } from "../kube/resources.ts";
 import { Libraries, type LibraryObj, PersistentVolumeClaims, type SecretObj } from "./resources.ts";
 import { writeStatus } from "./status.ts";
 
@@ -102,7 +101,7 @@ export function probeResult(pod: PodObj): { ok: boolean; message: string; at?: s
 export function registerLibraryController(mgr: Manager, settings: ControllerSettings): void {
   const now = settings.now ?? Date.now;
   const libraries = mgr.informer<LibraryObj>(Libraries);
-  const secrets = mgr.informer<SecretObj & { metadata: { name: string } }>(Secrets);
+  const secrets = mgr.secrets();
   const claims = mgr.informer(PersistentVolumeClaims);
   const probes = mgr.informer<PodObj>(Pods, { labelSelector: PROBE_LABELS });
   libraries.addIndexer("secret", (l) => librarySecretRefs(l).map((r) => `${l.metadata.namespace}/${r.name}`));
@@ -116,14 +115,16 @@ export function registerLibraryController(mgr: Manager, settings: ControllerSett
     forType: libraries as never,
     owns: [probes as never],
     watches: [
-      { informer: secrets as never, map: byIndex("secret") },
+      { informer: secrets.metadata as never, map: byIndex("secret") },
       { informer: claims, map: byIndex("claim") },
     ],
     reconcile: async (req) => {
       const lib = libraries.get(req.namespace, req.name);
       if (!lib) return done();
       const ns = req.namespace as string;
-      const problems: Problem[] = checkSecrets(librarySecretRefs(lib), secretKeys(secrets.list(ns) as SecretObj[]));
+      const refs = librarySecretRefs(lib);
+      const named = await secrets.getMany(ns, new Set(refs.map((r) => r.name)));
+      const problems: Problem[] = checkSecrets(refs, secretKeys(named));
       const claim = lib.spec.filesystem?.persistentVolumeClaim?.claimName;
       if (claim && !claims.get(ns, claim)) {
         problems.push({

@@ -14,7 +14,7 @@ import type { Manager } from "../runtime/manager.ts";
 import { done, requeueAfter } from "../runtime/result.ts";
 import type { ControllerSettings, PodObj } from "./library.ts";
 import { type RepositoryStep, repositoryStep } from "./repository.ts";
-import { secretKeys } from "./library.ts";
+import { librarySecretRefs, secretKeys } from "./library.ts";
 import {
   AuxCopyJobs,
   type CopyObj,
@@ -23,13 +23,13 @@ import {
   PolicyCopies,
   policyFacts,
   type PolicyObj,
-  type SecretObj,
   StoragePolicies,
 } from "./resources.ts";
 import { writeStatus } from "./status.ts";
 import { promotionStep } from "./promotion.ts";
 import { isDeepStrictEqual } from "node:util";
 import type { Informer } from "../kube/informer.ts";
+import type { NamedSecrets } from "../kube/secrets.ts";
 import { clientEnvironment, defaultRepositoryPath } from "../policy/repository.ts";
 import type { AcjObj } from "./auxcopyjob.ts";
 import { autoCopy, overHistory, slotName } from "../policy/schedule.ts";
@@ -58,7 +58,7 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
   const policies = mgr.informer<PolicyObj>(StoragePolicies);
   const copies = mgr.informer<CopyObj>(PolicyCopies);
   const libraries = mgr.informer<LibraryObj>(Libraries);
-  const secrets = mgr.informer(Secrets);
+  const secrets = mgr.secrets();
   const acjs = mgr.informer<AcjObj>(AuxCopyJobs);
   const agentPods = mgr.informer<PodObj>(Pods, { labelSelector: "app.kubernetes.io/managed-by=auxo,auxo.dev/task in (init,scan,plan)" });
   copies.addIndexer("policy", (c) => [key(c.metadata.namespace, c.spec.storagePolicy)]);
@@ -81,7 +81,10 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
       // An automatic job that ends lets the next one start, and trims the history.
       { informer: acjs as never, map: (j) => [key(j.metadata.namespace, (j as AcjObj).spec.storagePolicy)] },
       // The client Secret copies the primary's password and its library's credentials.
-      { informer: secrets, map: (o) => policies.list(o.metadata.namespace).map((p) => key(p.metadata.namespace, p.metadata.name)) },
+      {
+        informer: secrets.metadata,
+        map: (o) => policies.list(o.metadata.namespace).map((p) => key(p.metadata.namespace, p.metadata.name)),
+      },
       {
         informer: libraries as never,
         map: (o) => policies.list(o.metadata.namespace).map((p) => key(p.metadata.namespace, p.metadata.name)),
@@ -187,7 +190,7 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
     watches: [
       { informer: policies as never, map: copiesOf("policy") },
       { informer: libraries as never, map: copiesOf("library") },
-      { informer: secrets, map: copiesOf("secret") },
+      { informer: secrets.metadata, map: copiesOf("secret") },
       // Sources and cycles depend on the other copies of the namespace.
       {
         informer: copies as never,
@@ -209,7 +212,7 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
       problems.push(
         ...checkSecrets(
           [{ field: "spec.encryption.passwordSecret", name: pw.name, key: pw.key ?? "password" }],
-          secretKeys(secrets.list(ns) as SecretObj[]),
+          secretKeys(await secrets.getMany(ns, [pw.name])),
         ),
       );
       const primary = !!policy && policyFacts(policy).primaryCopy === copy.metadata.name;
@@ -262,20 +265,24 @@ async function writeClientSecret(
   policy: PolicyObj,
   primary: CopyObj | undefined,
   libraries: Informer<LibraryObj>,
-  secrets: Informer<SecretObj>,
+  secrets: NamedSecrets,
 ): Promise<string | undefined> {
   const ns = policy.metadata.namespace as string;
   const name = clientSecretName(policy.metadata.name);
-  const existing = secrets.get(ns, name);
+  const existing = await secrets.get(ns, name);
   const lib = primary && libraries.get(ns, primary.spec.library);
   if (!primary || !lib) return existing ? name : undefined;
   const pw = primary.spec.encryption.passwordSecret;
+  // Only the Secrets it copies from are read (and so cached).
+  const named = new Map(
+    (await secrets.getMany(ns, [pw.name, ...librarySecretRefs(lib).map((r) => r.name)])).map((s) => [s.metadata.name, s]),
+  );
   const env = clientEnvironment(
     lib.spec,
     primary.spec.repositoryPath ?? defaultRepositoryPath(ns, policy.metadata.name, primary.metadata.name),
     { secret: pw.name, key: pw.key ?? "password" },
     (s, k) => {
-      const v = secrets.get(ns, s)?.data?.[k];
+      const v = named.get(s)?.data?.[k];
       return v === undefined ? undefined : Buffer.from(v, "base64").toString("utf8");
     },
   );

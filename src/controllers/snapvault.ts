@@ -1,17 +1,16 @@
 // SnapVault: checks the destination library and the password Secret it names.
-import { Secrets } from "../kube/resources.ts";
 import { checkSecrets, type Problem } from "../policy/references.ts";
 import type { Manager } from "../runtime/manager.ts";
 import { done } from "../runtime/result.ts";
 import { secretKeys } from "./library.ts";
-import { Libraries, type SecretObj, SnapVaults, type SnapVaultObj, StoragePolicies } from "./resources.ts";
+import { Libraries, SnapVaults, type SnapVaultObj, StoragePolicies } from "./resources.ts";
 import { writeStatus } from "./status.ts";
 
 export function registerSnapVaultController(mgr: Manager): void {
   const vaults = mgr.informer<SnapVaultObj>(SnapVaults);
   const libraries = mgr.informer(Libraries);
   const policies = mgr.informer(StoragePolicies);
-  const secrets = mgr.informer(Secrets);
+  const secrets = mgr.secrets();
   const inNamespace = (o: { metadata: { namespace?: string } }) =>
     vaults.list(o.metadata.namespace).map((v) => `${v.metadata.namespace}/${v.metadata.name}`);
   mgr.addController({
@@ -20,7 +19,7 @@ export function registerSnapVaultController(mgr: Manager): void {
     watches: [
       { informer: libraries, map: inNamespace },
       { informer: policies, map: inNamespace },
-      { informer: secrets, map: inNamespace },
+      { informer: secrets.metadata, map: inNamespace },
     ],
     reconcile: async (req) => {
       const sv = vaults.get(req.namespace, req.name);
@@ -37,7 +36,7 @@ export function registerSnapVaultController(mgr: Manager): void {
       problems.push(
         ...checkSecrets(
           [{ field: "spec.destination.encryption.passwordSecret", name: pw.name, key: pw.key ?? "password" }],
-          secretKeys(secrets.list(ns) as SecretObj[]),
+          secretKeys(await secrets.getMany(ns, [pw.name])),
         ),
       );
       const bc = sv.spec.backupCopy;

@@ -17,6 +17,8 @@ export interface ListOptions {
   fieldSelector?: string;
   /** Page size; the client follows `continue` until the list is complete. */
   limit?: number;
+  /** Accept header (e.g. a PartialObjectMetadataList: the server then sends metadata only). */
+  accept?: string;
 }
 
 export interface RequestObserver {
@@ -92,10 +94,11 @@ export class KubeClient {
   async raw(
     method: string,
     path: string,
-    init: { query?: Query; body?: unknown; contentType?: string; signal?: AbortSignal } = {},
+    init: { query?: Query; body?: unknown; contentType?: string; accept?: string; signal?: AbortSignal } = {},
   ): Promise<Response> {
     const url = this.url(path, init.query);
     const { headers, dispatcher } = await this.prepare(url, method);
+    if (init.accept) headers.Accept = init.accept;
     let body: string | undefined;
     if (init.body !== undefined) {
       body = typeof init.body === "string" ? init.body : JSON.stringify(init.body);
@@ -107,7 +110,7 @@ export class KubeClient {
   async request<T>(
     method: string,
     path: string,
-    init: { query?: Query; body?: unknown; contentType?: string; timeoutMs?: number } = {},
+    init: { query?: Query; body?: unknown; contentType?: string; accept?: string; timeoutMs?: number } = {},
   ): Promise<T> {
     const started = performance.now();
     let code = 0;
@@ -140,7 +143,10 @@ export class KubeClient {
       const page = await this.request<{ items: T[]; metadata: { resourceVersion: string; continue?: string } }>(
         "GET",
         this.path(r, opts.namespace),
-        { query: { labelSelector: opts.labelSelector, fieldSelector: opts.fieldSelector, limit: opts.limit ?? 500, continue: cont } },
+        {
+          query: { labelSelector: opts.labelSelector, fieldSelector: opts.fieldSelector, limit: opts.limit ?? 500, continue: cont },
+          accept: opts.accept,
+        },
       );
       // List items carry no apiVersion/kind; add them so cached objects are complete.
       for (const it of page.items) items.push({ apiVersion: apiVersionOf(r), kind: r.kind, ...it });

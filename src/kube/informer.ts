@@ -16,6 +16,11 @@ export interface InformerOptions {
   namespace?: string;
   labelSelector?: string;
   fieldSelector?: string;
+  /**
+   * Cache metadata only (PartialObjectMetadata): the server sends no other field, so a Secret's data never
+   * crosses the wire. Events still fire on every change (each write changes the resourceVersion).
+   */
+  metadataOnly?: boolean;
   /** Server-side watch timeout is picked at random in [min, 2×min] seconds, as client-go does. */
   minWatchTimeoutSeconds?: number;
   /** Abort a watch that delivered nothing (not even a bookmark) for this long. */
@@ -31,6 +36,9 @@ export interface InformerStats {
   watchErrors: number;
   stalls: number;
 }
+
+const METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+const METADATA_WATCH = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
 
 export class Informer<T extends KubeObject = KubeObject> {
   readonly resource: ResourceType;
@@ -184,6 +192,7 @@ export class Informer<T extends KubeObject = KubeObject> {
       namespace: this.opts.namespace,
       labelSelector: this.opts.labelSelector,
       fieldSelector: this.opts.fieldSelector,
+      accept: this.opts.metadataOnly ? METADATA_LIST : undefined,
     });
     this.stats.lists++;
     const seen = new Set<string>();
@@ -232,6 +241,7 @@ export class Informer<T extends KubeObject = KubeObject> {
           labelSelector: this.opts.labelSelector,
           fieldSelector: this.opts.fieldSelector,
         },
+        accept: this.opts.metadataOnly ? METADATA_WATCH : undefined,
         signal: abort.signal,
       });
       if (res.status !== 200) {

@@ -6,7 +6,8 @@ import type { KubeClient } from "../kube/client.ts";
 import { EventRecorder } from "../kube/events.ts";
 import { Informer, type InformerOptions } from "../kube/informer.ts";
 import { LeaderElector } from "../kube/leader.ts";
-import type { KubeObject, ResourceType } from "../kube/resources.ts";
+import { type KubeObject, type ResourceType, Secrets } from "../kube/resources.ts";
+import { NamedSecrets } from "../kube/secrets.ts";
 import { HealthServer } from "../observability/health.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { Controller, type ControllerOptions } from "./controller.ts";
@@ -44,6 +45,7 @@ export class Manager {
   private readonly opts: ManagerOptions;
   private readonly informers = new Map<string, Informer<KubeObject>>();
   private readonly controllers: Controller[] = [];
+  private namedSecrets?: NamedSecrets;
   private readonly servers: HealthServer[] = [];
   private elector?: LeaderElector;
   private leading = false;
@@ -62,13 +64,39 @@ export class Manager {
 
   /** A shared informer: one list/watch per resource type and selector, however many controllers use it. */
   informer<T extends KubeObject = KubeObject>(type: ResourceType, opts: InformerOptions = {}): Informer<T> {
-    const key = JSON.stringify([type.group, type.version, type.plural, opts.namespace, opts.labelSelector, opts.fieldSelector]);
+    const key = JSON.stringify([
+      type.group,
+      type.version,
+      type.plural,
+      opts.namespace,
+      opts.labelSelector,
+      opts.fieldSelector,
+      opts.metadataOnly ?? false,
+    ]);
     let inf = this.informers.get(key);
     if (!inf) {
       inf = new Informer(this.client, type, { ...this.opts.informerDefaults, ...opts }, this.log);
       this.informers.set(key, inf);
     }
     return inf as unknown as Informer<T>;
+  }
+
+  /**
+   * Secrets, shared by every controller: a metadata-only informer (watch it) and the data of only the Secrets
+   * that controllers read by name. The operator never caches a whole Secret informer: that would hold every
+   * credential of the cluster in memory.
+   */
+  secrets(): NamedSecrets {
+    this.namedSecrets ??= new NamedSecrets(this.client, this.informer(Secrets, { metadataOnly: true }));
+    return this.namedSecrets;
+  }
+
+  /** Every object the manager's caches hold (informer stores and the named Secrets): for tests and benchmarks. */
+  cachedObjects(): unknown[] {
+    const out: unknown[] = [];
+    for (const inf of this.informers.values()) out.push(...inf.list());
+    out.push(...(this.namedSecrets?.cached() ?? []));
+    return out;
   }
 
   addController(opts: ControllerOptions): Controller {
