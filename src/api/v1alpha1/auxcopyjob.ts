@@ -1,5 +1,5 @@
 import { type Static, Type } from "@sinclair/typebox";
-import { Bool, Conditions, DateTime, Duration, Enum, Int, Name, Obj, ObservedGeneration, Str, StringMap, cel } from "./schema-helpers.ts";
+import { Bool, Conditions, DateTime, Duration, Enum, Int, Name, Obj, ObservedGeneration, LabelMap, Str, cel } from "./schema-helpers.ts";
 
 export const AuxCopyPhases = [
   "Pending",
@@ -47,7 +47,11 @@ export const AuxCopyJobSpec = Obj(
       }),
     ),
     maxRunningTime: Type.Optional(
-      Duration("Total running time; past it a job that is not Running is killed. Default: 6h.", { default: "6h" }),
+      Duration(
+        "Total running time; past it a job that is not Running is killed. Default: 6h.",
+        { min: "1m", max: "168h" },
+        { default: "6h" },
+      ),
     ),
     killWhenMaxRunningTimeExpires: Type.Optional(
       Bool("Also kill a Running job when maxRunningTime expires. Default: false.", { default: false }),
@@ -63,7 +67,7 @@ export const AuxCopyJobSpec = Obj(
             ),
           ),
           nodeSelector: Type.Optional(
-            StringMap("Added to the chosen node selector, for example kubernetes.io/hostname of one MediaAgent node."),
+            LabelMap("Added to the chosen node selector, for example kubernetes.io/hostname of one MediaAgent node."),
           ),
         },
         "Where the copy pods run (the reference's Source MediaAgent). Default: by each target copy's mediaAgent settings.",
@@ -113,12 +117,18 @@ const CopyProgress = Obj(
     settledJobsCopied: Type.Optional(Int("Jobs copied by this copy's pods that have ended.")),
     settledBytesCopied: Type.Optional(Int("Bytes copied by this copy's pods that have ended.")),
     nextAttemptTime: Type.Optional(Str("When the next attempt starts, while retrying.")),
+    lockWaits: Type.Optional(
+      Int("Attempts that found the repository locked by another process (waited for, not counted as failures).", { minimum: 0 }),
+    ),
     startTime: Type.Optional(Str("When copying to this copy started.")),
     completionTime: Type.Optional(Str("When this copy's part ended.")),
     phase: Type.Optional(
       Str(
         "Phase of this copy's part of the job: Pending, Queued, Waiting, Running, Retrying, Completed, Failed; Suspended or Killed with the job.",
       ),
+    ),
+    reason: Type.Optional(
+      Str("Why the part waits or failed, in one word: LockHeld, LibraryUnreachable, PodNotCreated, PodNotScheduled, ..."),
     ),
     message: Type.Optional(Str("Details.")),
   },
@@ -151,7 +161,11 @@ export const AuxCopyJobStatus = Obj(
     bytesCopied: Type.Optional(Int("Bytes copied across the copies.")),
     progress: Type.Optional(Str("Copied of selected jobs, for kubectl get.")),
     history: Type.Optional(
-      Type.Array(HistoryEntry, { description: "The last jobs handled (at most 100; the library's catalog keeps all).", maxItems: 100 }),
+      Type.Array(HistoryEntry, {
+        description:
+          "The latest jobs this run copied or failed to copy, newest last (at most 100; the job events beside each repository keep all).",
+        maxItems: 100,
+      }),
     ),
     followUpJob: Type.Optional(Str("The AuxCopyJob created for jobs beyond jobLimit.")),
   },

@@ -1,5 +1,21 @@
 import { type Static, Type } from "@sinclair/typebox";
-import { Bool, Conditions, DateTime, Enum, Int, Name, Obj, ObservedGeneration, SecretKeyRef, Str, cel } from "./schema-helpers.ts";
+import {
+  Bool,
+  Conditions,
+  DateTime,
+  Duration,
+  Enum,
+  HttpUrl,
+  Int,
+  LibraryFolder,
+  Name,
+  Obj,
+  ObservedGeneration,
+  SecretKey,
+  SecretKeyRef,
+  Str,
+  cel,
+} from "./schema-helpers.ts";
 
 const Filesystem = Obj(
   {
@@ -8,16 +24,20 @@ const Filesystem = Obj(
     ),
     nfs: Type.Optional(
       Obj(
-        { server: Str("NFS server host name or address.", { minLength: 1 }), path: Str("Exported path.", { pattern: "^/" }) },
+        {
+          server: Str("NFS server host name or address.", { minLength: 1, maxLength: 253, pattern: "^[A-Za-z0-9.:\\[\\]-]+$" }),
+          path: Str("Exported path.", { maxLength: 1024, pattern: "^/" }),
+        },
         "An NFS export.",
       ),
     ),
     hostPath: Type.Optional(
-      Obj({ path: Str("Absolute path on the node.", { pattern: "^/" }) }, "A folder on the node (single-node clusters and tests)."),
+      Obj(
+        { path: Str("Absolute path on the node.", { maxLength: 1024, pattern: "^/" }) },
+        "A folder on the node (single-node clusters and tests).",
+      ),
     ),
-    path: Type.Optional(
-      Str("Folder inside the volume under which repositories are created. Default: the volume's root.", { pattern: "^[^/].*$|^$" }),
-    ),
+    path: Type.Optional(LibraryFolder("Folder inside the volume under which repositories are created. Default: the volume's root.")),
   },
   "A filesystem library: a folder on a volume that MediaAgent pods mount.",
   cel({
@@ -28,19 +48,15 @@ const Filesystem = Obj(
 
 const S3 = Obj(
   {
-    endpoint: Str("S3 endpoint URL, for example https://s3.eu-west-1.amazonaws.com or http://minio.backup:9000.", {
-      pattern: "^https?://[^\\s/]+(/.*)?$",
-    }),
+    endpoint: HttpUrl("S3 endpoint URL, for example https://s3.eu-west-1.amazonaws.com or http://minio.backup:9000."),
     bucket: Str("Bucket name.", { minLength: 3, maxLength: 63, pattern: "^[a-z0-9][a-z0-9.-]*[a-z0-9]$" }),
-    prefix: Type.Optional(Str("Key prefix inside the bucket under which repositories are created.", { pattern: "^[^/].*$|^$" })),
-    region: Type.Optional(Str("Region. Default: us-east-1.", { default: "us-east-1" })),
+    prefix: Type.Optional(LibraryFolder("Key prefix inside the bucket under which repositories are created.")),
+    region: Type.Optional(Str("Region. Default: us-east-1.", { default: "us-east-1", maxLength: 64, pattern: "^[A-Za-z0-9_.-]+$" })),
     credentialsSecret: Obj(
       {
         name: Name("Name of the Secret, in the same namespace."),
-        accessKeyIdKey: Type.Optional(Str("Key holding the access key id. Default: AWS_ACCESS_KEY_ID.", { default: "AWS_ACCESS_KEY_ID" })),
-        secretAccessKeyKey: Type.Optional(
-          Str("Key holding the secret access key. Default: AWS_SECRET_ACCESS_KEY.", { default: "AWS_SECRET_ACCESS_KEY" }),
-        ),
+        accessKeyIdKey: Type.Optional(SecretKey("Key holding the access key id.", "AWS_ACCESS_KEY_ID")),
+        secretAccessKeyKey: Type.Optional(SecretKey("Key holding the secret access key.", "AWS_SECRET_ACCESS_KEY")),
       },
       "Secret with the S3 credentials.",
     ),
@@ -58,13 +74,13 @@ const S3 = Obj(
 
 const Rest = Obj(
   {
-    url: Str("restic REST server URL, for example https://rest.backup:8000/.", { pattern: "^https?://" }),
+    url: HttpUrl("restic REST server URL, for example https://rest.backup:8000/."),
     credentialsSecret: Type.Optional(
       Obj(
         {
           name: Name("Name of the Secret."),
-          usernameKey: Type.Optional(Str("Key holding the user name. Default: username.", { default: "username" })),
-          passwordKey: Type.Optional(Str("Key holding the password. Default: password.", { default: "password" })),
+          usernameKey: Type.Optional(SecretKey("Key holding the user name.", "username")),
+          passwordKey: Type.Optional(SecretKey("Key holding the password.", "password")),
         },
         "Secret with HTTP basic credentials.",
       ),
@@ -87,7 +103,7 @@ export const LibrarySpec = Obj(
       }),
     ),
     probeInterval: Type.Optional(
-      Str("How often a healthy library is probed. Default: 5m.", { pattern: "^([0-9]+(ms|s|m|h))+$", default: "5m" }),
+      Duration("How often a healthy library is probed. Default: 5m.", { min: "2s", max: "24h" }, { default: "5m" }),
     ),
   },
   "Where backup data is stored: exactly one of filesystem, s3 or rest.",

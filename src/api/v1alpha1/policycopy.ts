@@ -9,10 +9,12 @@ import {
   Name,
   Obj,
   ObservedGeneration,
-  Opaque,
+  LabelMap,
+  RepositoryPath,
+  Resources,
   SecretKeyRef,
   Str,
-  StringMap,
+  Toleration,
   TimeOfDay,
   Weekday,
   cel,
@@ -54,7 +56,10 @@ export const ExtendedRule = Obj(
       "Which fulls the rule keeps: all fulls, or one full per hour block, day, week, month, quarter, half-year or year.",
     ),
     everyHours: Type.Optional(Int("For Hourly: the size of the hour block. Default: 1.", { minimum: 1, maximum: 24, default: 1 })),
-    keepDays: Int("How long the kept fulls stay, in days; -1 keeps them forever. Must exceed the basic retention days.", { minimum: -1 }),
+    keepDays: Int("How long the kept fulls stay, in days; -1 keeps them forever. Must exceed the basic retention days.", {
+      minimum: -1,
+      maximum: 36500,
+    }),
     graceDays: Type.Optional(
       Int("Days after a period ends in which a full may still count for it. Default: 0.", { minimum: 0, maximum: 365, default: 0 }),
     ),
@@ -74,6 +79,7 @@ export const Retention = Obj(
     days: Type.Optional(
       Int("Basic retention: every job of a cycle must be older than this many days before the cycle ages; -1 keeps forever. Default: 30.", {
         minimum: -1,
+        maximum: 36500,
         default: 30,
       }),
     ),
@@ -202,9 +208,7 @@ export const PolicyCopySpec = Obj(
     active: Type.Optional(
       Bool("Inactive copies take no aux copies (but still hold source data, see data aging). Default: true.", { default: true }),
     ),
-    repositoryPath: Type.Optional(
-      Str("Repository location inside the library. Default: <namespace>/<policy>/<copy>.", { minLength: 1, pattern: "^[^/]" }),
-    ),
+    repositoryPath: Type.Optional(RepositoryPath("Repository location inside the library. Default: <namespace>/<policy>/<copy>.")),
     backups: Type.Optional(
       Obj(
         {
@@ -255,12 +259,10 @@ export const PolicyCopySpec = Obj(
     mediaAgent: Type.Optional(
       Obj(
         {
-          nodeSelector: Type.Optional(StringMap("Nodes the copy's MediaAgent pods may run on.")),
-          tolerations: Type.Optional(
-            Type.Array(Opaque("A toleration (core/v1 Toleration)."), { description: "Tolerations of the MediaAgent pods.", maxItems: 32 }),
-          ),
-          resources: Type.Optional(Opaque("Requests and limits of the MediaAgent container (core/v1 ResourceRequirements).")),
-          priorityClassName: Type.Optional(Str("Priority class of the MediaAgent pods.")),
+          nodeSelector: Type.Optional(LabelMap("Nodes the copy's MediaAgent pods may run on.")),
+          tolerations: Type.Optional(Type.Array(Toleration, { description: "Tolerations of the MediaAgent pods.", maxItems: 32 })),
+          resources: Type.Optional(Resources("Requests and limits of the MediaAgent container (core/v1 ResourceRequirements).")),
+          priorityClassName: Type.Optional(Name("Priority class of the MediaAgent pods (a PriorityClass name).")),
         },
         "Where and how the copy's MediaAgent pods run.",
       ),
@@ -297,6 +299,21 @@ export const PolicyCopyStatus = Obj(
     precedence: Type.Optional(Int("Effective restore precedence.")),
     repository: Type.Optional(Str("The restic repository of this copy.")),
     repositoryReady: Type.Optional(Bool("Whether the repository has been initialised (or found) and opens with the copy's password.")),
+    repositoryId: Type.Optional(
+      Str(
+        "The restic repository ID, recorded at init: MediaAgents check it before they write or forget, so a repository swapped in at the location is never written.",
+      ),
+    ),
+    repositoryIdFound: Type.Optional(
+      Str(
+        "Set when a catalog scan found a repository with another ID at the location than the one recorded: nothing is written to it (RepositoryChanged).",
+      ),
+    ),
+    repositoryLocation: Type.Optional(
+      Str(
+        "Where the repository is (storage and path, no secrets), recorded at init: a change of library or path needs the repository there to be checked again.",
+      ),
+    ),
     jobs: Type.Optional(JobCounts),
     bytes: Type.Optional(Int("Bytes stored.")),
     oldestJob: Type.Optional(Str("Start time of the oldest job on the copy.")),
@@ -339,6 +356,10 @@ export const PolicyCopyStatus = Obj(
           lastAgedBytes: Type.Optional(Int("Bytes of those jobs, as backed up.")),
           lastReclaimedBytes: Type.Optional(Int("Bytes the latest run's prune freed in the repository.")),
           agedJobs: Type.Optional(Int("Jobs aged on this copy by every run so far.")),
+          previewFailures: Type.Optional(Int("Failed preview pods in a row; previews back off (30 s doubling to 30 min).")),
+          retryTime: Type.Optional(Str("While Waiting for a lock held by another process: when the run is tried again.")),
+          lockedRunTime: Type.Optional(Str("When the latest run found the repository locked by another process.")),
+          lastPreviewFailureTime: Type.Optional(Str("When the latest preview pod failed.")),
           preview: Type.Optional(
             Obj(
               {

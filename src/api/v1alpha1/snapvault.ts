@@ -9,7 +9,8 @@ import {
   Name,
   Obj,
   ObservedGeneration,
-  Opaque,
+  LabelSelector,
+  RepositoryPath,
   SecretKeyRef,
   Str,
   cel,
@@ -34,7 +35,7 @@ export const SnapVaultSpec = Obj(
           }),
         ),
         persistentVolumeClaimSelector: Type.Optional(
-          Opaque("Label selector (metav1.LabelSelector) of the PVCs whose snapshots are copied."),
+          LabelSelector("Label selector (metav1.LabelSelector) of the PVCs whose snapshots are copied."),
         ),
         persistentVolumeClaims: Type.Optional(
           Type.Array(Name("A PVC name."), {
@@ -43,7 +44,7 @@ export const SnapVaultSpec = Obj(
             "x-kubernetes-list-type": "set",
           }),
         ),
-        volumeSnapshotClassName: Type.Optional(Str("VolumeSnapshotClass of the snapshots to take or use.")),
+        volumeSnapshotClassName: Type.Optional(Name("VolumeSnapshotClass of the snapshots to take or use.")),
       },
       "The snapshots to copy.",
       cel({
@@ -54,7 +55,7 @@ export const SnapVaultSpec = Obj(
     destination: Obj(
       {
         library: Name("Library that receives the snapshot copies."),
-        repositoryPath: Type.Optional(Str("Repository location inside the library. Default: <namespace>/snapvault/<name>.")),
+        repositoryPath: Type.Optional(RepositoryPath("Repository location inside the library. Default: <namespace>/snapvault/<name>.")),
         encryption: Obj(
           { passwordSecret: SecretKeyRef("Secret holding the repository password.", "password") },
           "The repository's encryption key.",
@@ -63,9 +64,11 @@ export const SnapVaultSpec = Obj(
       "Where the vault or mirror copies go.",
     ),
     schedule: Type.Optional(
-      Obj({ every: Type.Optional(Duration("Interval between runs. Default: 1h.", { default: "1h" })) }, "When runs start.", {
-        default: {},
-      }),
+      Obj(
+        { every: Type.Optional(Duration("Interval between runs. Default: 1h.", { min: "1m", max: "168h" }, { default: "1h" })) },
+        "When runs start.",
+        { default: {} },
+      ),
     ),
     retry: Type.Optional(
       Obj(
@@ -84,9 +87,15 @@ export const SnapVaultSpec = Obj(
     retention: Type.Optional(
       Obj(
         {
-          days: Type.Optional(Int("Keep snapshot copies this many days; -1 keeps forever. Default: 30.", { minimum: -1, default: 30 })),
+          days: Type.Optional(
+            Int("Keep snapshot copies this many days; -1 keeps forever. Default: 30.", { minimum: -1, maximum: 36500, default: 30 }),
+          ),
           recoveryPoints: Type.Optional(
-            Int("Keep at most this many snapshot copies per volume (0: no limit). Default: 0.", { minimum: 0, default: 0 }),
+            Int("Keep at most this many snapshot copies per volume (0: no limit). Default: 0.", {
+              minimum: 0,
+              maximum: 100000,
+              default: 0,
+            }),
           ),
         },
         "Retention of the snapshot copies (Vault mode).",

@@ -27,11 +27,14 @@ export const OperationWindow = Obj(
       maxItems: 5,
       "x-kubernetes-list-type": "set",
     }),
-    days: Type.Array(Weekday("A day of the week."), {
-      description: "Days on which the window applies. Default: every day.",
-      maxItems: 7,
-      "x-kubernetes-list-type": "set",
-    }),
+    days: Type.Optional(
+      Type.Array(Weekday("A day of the week."), {
+        description: "Days on which the window applies; absent or empty: every day.",
+        maxItems: 7,
+        "x-kubernetes-list-type": "set",
+        default: [],
+      }),
+    ),
     start: TimeOfDay("Start of the do-not-run interval, HH:MM in the policy's time zone."),
     end: TimeOfDay("End of the do-not-run interval, HH:MM. An end earlier than the start runs past midnight."),
     from: Type.Optional(DateOnly("First date on which the window applies.")),
@@ -63,13 +66,20 @@ export const StoragePolicySpec = Obj(
       Int("Most concurrent streams each copy of the policy supports. Default: 50.", { minimum: 1, maximum: 1000, default: 50 }),
     ),
     timeZone: Type.Optional(
-      Str("IANA time zone for windows, schedules and calendars, for example Europe/Paris. Default: UTC.", { default: "UTC", minLength: 1 }),
+      Str("IANA time zone for windows, schedules and calendars, for example Europe/Paris. Default: UTC.", {
+        default: "UTC",
+        minLength: 1,
+        maxLength: 64,
+        pattern: "^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$",
+      }),
     ),
     auxCopySchedule: Type.Optional(
       Obj(
         {
           enabled: Type.Optional(Bool("Run automatic aux copies. Default: true.", { default: true })),
-          every: Type.Optional(Duration("Interval between automatic aux copies. Default: 30m.", { default: "30m" })),
+          every: Type.Optional(
+            Duration("Interval between automatic aux copies. Default: 30m.", { min: "1m", max: "168h" }, { default: "30m" }),
+          ),
           continuous: Type.Optional(
             Bool(
               "Also start an automatic aux copy as soon as a scan finds a job on a source copy newer than the last run, instead of waiting for the interval (scalable resource allocation's continuous copying). Default: true.",
