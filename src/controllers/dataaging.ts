@@ -7,7 +7,7 @@
 import { isConflict, isNotFound } from "../kube/errors.ts";
 import { formatTime, parseTime, Pods } from "../kube/resources.ts";
 import { buildAgentPod, type DownstreamTask, podName } from "../mediaagent/pod.ts";
-import { effectiveSource } from "../policy/references.ts";
+import { checkTimeZone, type CopyFacts, holdersOf } from "../policy/references.ts";
 import { defaultRepositoryPath, type RepositoryAccess, repositoryAccess } from "../policy/repository.ts";
 import type { RetentionOverride, RetentionSpec } from "../policy/retention.ts";
 import { nextAgingRun } from "../policy/retention.ts";
@@ -123,25 +123,30 @@ export function registerDataAgingController(mgr: Manager, settings: ControllerSe
       const downstream = copies
         .list(ns)
         .filter((c) => c.spec.storagePolicy === policy.metadata.name && c.metadata.name !== copy.metadata.name)
-        .filter(
-          (c) =>
-            effectiveSource(
-              {
-                name: c.metadata.name,
-                storagePolicy: c.spec.storagePolicy,
-                copyType: c.spec.copyType ?? "Synchronous",
-                sourceCopy: c.spec.sourceCopy,
-                active: c.spec.active ?? true,
-                createdAt: "",
-              },
-              pf,
-            ) === copy.metadata.name,
-        )
-        .map((c, i): Omit<DownstreamTask, "access"> & { access: RepositoryAccess } => {
+        .flatMap((c) => {
+          const h = holdersOf(facts.get(c.metadata.name) as CopyFacts, pf, facts).find((x) => x.name === copy.metadata.name);
+          return h ? [{ c, unreadable: !!h.unreadable }] : [];
+        })
+        .map(({ c, unreadable }, i): Omit<DownstreamTask, "access"> & { access: RepositoryAccess } => {
           const dl = libraries.get(ns, c.spec.library);
-          const reachable = !!dl && dl.status?.phase === "Ready" && !!c.status?.repositoryReady;
+          const reachable = !unreadable && !!dl && dl.status?.phase === "Ready" && !!c.status?.repositoryReady;
           return {
             name: c.metadata.name,
+      // The copies this one holds jobs for (references.ts holdersOf): those filled from it, those the last promotion
+      // re-pointed away from it (the old primary), and, for the primary, those whose sources never reach it.
+      const facts = new Map(
+        copies.list(ns).map((c): [string, CopyFacts] => [
+          c.metadata.name,
+          {
+            name: c.metadata.name,
+            storagePolicy: c.spec.storagePolicy,
+            copyType: c.spec.copyType ?? "Synchronous",
+            sourceCopy: c.spec.sourceCopy,
+            active: c.spec.active ?? true,
+            createdAt: "",
+          },
+        ]),
+      );
             access: dl ? access(c, dl, `down${i}`) : access(copy, lib, `down${i}`),
             rules: rulesOf(c, policy),
             active: c.spec.active ?? true,

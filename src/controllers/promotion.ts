@@ -7,7 +7,7 @@ import { isConflict, isNotFound } from "../kube/errors.ts";
 import { formatTime, parseTime, Pods } from "../kube/resources.ts";
 import { buildAgentPod, podName } from "../mediaagent/pod.ts";
 import { decidePromotion, type PromotionCheck } from "../policy/promotion.ts";
-import { type CopyFacts, precedences } from "../policy/references.ts";
+import { checkTimeZone, type CopyFacts, precedences, promotionDownstream } from "../policy/references.ts";
 import { defaultRepositoryPath, repositoryAccess } from "../policy/repository.ts";
 import type { Manager } from "../runtime/manager.ts";
 import { controllerRef } from "../runtime/objects.ts";
@@ -104,6 +104,7 @@ export async function promotionStep(
     running,
     forceTo: policy.spec.forcePromotionTo,
     check,
+    timeZoneProblem: checkTimeZone(policy.spec.timeZone)[0]?.message,
   });
   switch (d.action) {
     case "none":
@@ -157,6 +158,20 @@ export async function promotionStep(
           );
         };
         const to = byName.get(d.to) as CopyObj;
+        // The copies this promotion re-points to the candidate: what they still need must be on it. One that
+        // cannot be read (library or repository not ready, sources never reaching the primary) may need any job.
+        const downstream = promotionDownstream(d.from, d.to, policyFacts(policy), ctx.facts).map((x, i) => {
+          const c = byName.get(x.name) as CopyObj;
+          const lib = ctx.libraries.get(ns, c.spec.library);
+          const readable = !x.unreadable && !!lib && libReady(c) && !!c.status?.repositoryReady;
+          return {
+            name: x.name,
+            access: access(readable ? c : to, `down${i}`),
+            rules: rulesOf(c, policy),
+            active: c.spec.active ?? true,
+            ...(readable ? {} : { unreachable: true }),
+          };
+        });
         const pv = buildAgentPod({
           task: "plan",
           namespace: ns,
@@ -165,6 +180,7 @@ export async function promotionStep(
           image: settings.agentImage,
           source: access(byName.get(d.from) as CopyObj, "source"),
           target: access(to, "target"),
+          downstream,
           // The candidate's own rules, deferral aside: a deferred job is still to be copied.
           plan: { rules: { ...rulesOf(to, policy), copyType: "Synchronous", deferDays: 0 } },
           deadlineSeconds: 1800,

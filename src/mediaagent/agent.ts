@@ -9,6 +9,7 @@ import { EngineError } from "../engine/errors.ts";
 import { type Repo, ResticEngine } from "../engine/restic.ts";
 import { type CatalogEntry, missingOn } from "../policy/catalog.ts";
 import { planCopy } from "../policy/selection.ts";
+import { type PromotionDownstream, promotionShortfall } from "../policy/promotion.ts";
 import { decideRetention, type DownstreamCopy, massDeletionBreaker } from "../policy/retention.ts";
 import { type JobEvent, jobRecords, verificationSummary } from "../policy/jobevents.ts";
 import { type MetadataStore, metadataStore } from "./metadata.ts";
@@ -285,16 +286,23 @@ export async function runTask(task: AgentTask, spec: TaskSpec, env: NodeJS.Proce
     }
     case "plan": {
       // What a copy would take, without copying: a promotion counts the jobs of the primary its candidate lacks.
+      // With `downstream` (the copies the promotion re-points to the candidate), their needs count too.
       if (!spec.source || !spec.plan) throw new Error("plan needs a source and rules");
-      const plan = planCopy(
-        await engine.catalog(repo(spec.source), timeoutMs),
-        await engine.catalog(repo(spec.target), timeoutMs),
-        spec.plan.rules,
-        {
-          now: Date.now(),
-        },
-      );
-      return { ok: true, task, notCopied: plan.toCopy.length, sample: plan.toCopy.slice(0, 10).map((e) => e.jobId), counts: plan.counts };
+      const primary = await engine.catalog(repo(spec.source), timeoutMs);
+      const candidate = await engine.catalog(repo(spec.target), timeoutMs);
+      const unread: string[] = [];
+      const downstream: PromotionDownstream[] = [];
+      for (const d of spec.downstream ?? []) {
+        let catalog: CatalogEntry[] | undefined;
+        if (!d.unreachable)
+          catalog = await engine.catalog(repo(d.access), timeoutMs).catch((err: unknown) => {
+            unread.push(`${d.name}: ${messageOf(err)}`); // cannot be read: it may need any job
+            return undefined;
+          });
+        downstream.push({ name: d.name, rules: d.rules, catalog });
+      }
+      const short = promotionShortfall(primary, candidate, spec.plan.rules, downstream, Date.now());
+      return { ok: true, task, ...short, ...(unread.length ? { downstreamUnread: unread.slice(0, 5) } : {}) };
     }
     case "age": {
       // Data aging of the target copy: decide by its retention with what the copies after it still need, stop at

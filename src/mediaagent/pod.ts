@@ -18,7 +18,10 @@ export interface TaskSpec {
   snapshotIds?: string[];
   /** For copy: select the jobs in the pod, from both catalogs, by the copy's rules (policy/selection.ts). */
   plan?: CopyTaskPlan;
-  /** For age: the copies that source from the target, whose needs hold its jobs (read-only). */
+  /**
+   * For age: the copies that source from the target, whose needs hold its jobs (read-only). For plan (a promotion
+   * check): the copies the promotion re-points to the target, whose needs count too.
+   */
   downstream?: DownstreamTask[];
   /** For age: the target copy's retention. */
   aging?: AgingTask;

@@ -1,10 +1,58 @@
 // Promoting a secondary copy to primary by changing StoragePolicy.spec.primaryCopy (reference §7). The primary in
 // force is the one status records (status.primaryCopy): a change of spec is a request, carried out only when its
 // preconditions hold. Pure.
+import type { CatalogEntry } from "./catalog.ts";
 import type { CopyFacts } from "./references.ts";
+import { type CopyRules, planCopy } from "./selection.ts";
 
-/** What the last check pod found: jobs of the current primary that the candidate does not have yet. */
+/**
+ * What the last check pod found (status.promotion.lastCheck): jobs of the current primary that the candidate lacks
+ * and that it, or a copy the promotion re-points to it, still needs.
+ */
 export type PromotionCheck = { ok: true; notCopied: number; sample: string[]; at: string } | { ok: false; message: string; at: string };
+
+/** A copy that takes its data from the candidate after the promotion, as the check pod reads it. */
+export interface PromotionDownstream {
+  name: string;
+  rules: CopyRules;
+  /** Its catalog; undefined when it cannot be read: it may need any job. */
+  catalog?: readonly CatalogEntry[];
+}
+
+const DAY = 86_400_000;
+
+/**
+ * The jobs of the current primary that the candidate lacks and someone still needs: the candidate by its own rules
+ * (deferral aside), and every copy the promotion re-points to it by its rules, whatever the candidate's `backups`
+ * date (reference §7). Those jobs exist only on the old primary after the promotion.
+ */
+export function promotionShortfall(
+  primary: readonly CatalogEntry[],
+  candidate: readonly CatalogEntry[],
+  rules: CopyRules,
+  downstream: readonly PromotionDownstream[],
+  now: number,
+): { notCopied: number; sample: string[]; neededBy: string[] } {
+  const missing = new Map<string, CatalogEntry>();
+  for (const e of planCopy([...primary], [...candidate], { ...rules, deferDays: 0 }, { now }).toCopy) missing.set(e.jobId, e);
+  const onCandidate = new Set(candidate.map((e) => e.originalId));
+  const neededBy: string[] = [];
+  for (const d of downstream) {
+    // What it takes now and later (deferred jobs, periods still open), as data aging counts its needs.
+    const needs = d.catalog
+      ? planCopy([...primary], [...d.catalog], { ...d.rules, deferDays: 0 }, { now: now + 400 * DAY }).toCopy
+      : primary.filter((e) => e.status === "completed" || e.status === "completedWithErrors");
+    let any = false;
+    for (const e of needs)
+      if (!onCandidate.has(e.originalId)) {
+        missing.set(e.jobId, e);
+        any = true;
+      }
+    if (any) neededBy.push(d.name);
+  }
+  const sorted = [...missing.values()].sort((a, b) => a.startTime.localeCompare(b.startTime) || a.jobId.localeCompare(b.jobId));
+  return { notCopied: sorted.length, sample: sorted.slice(0, 10).map((e) => e.jobId), neededBy };
+}
 
 export interface PromotionInput {
   policy: string;
@@ -19,6 +67,8 @@ export interface PromotionInput {
   /** spec.forcePromotionTo: promote to this copy even with jobs not copied to it yet. */
   forceTo?: string;
   check?: PromotionCheck;
+  /** The policy's spec.timeZone is unknown (checkTimeZone): its rules cannot be applied, so nothing is promoted. */
+  timeZoneProblem?: string;
 }
 
 export type PromotionDecision =
@@ -41,6 +91,7 @@ export function decidePromotion(i: PromotionInput): PromotionDecision {
   const to = i.requested;
   // Nothing to promote from: a new policy, or one whose primary was never created (a typo being fixed).
   if (from === undefined || i.copies.get(from)?.storagePolicy !== i.policy) return { action: "adopt" };
+  if (i.timeZoneProblem) return { action: "wait", reason: "InvalidTimeZone", message: i.timeZoneProblem };
   const c = i.copies.get(to);
   if (!c || c.storagePolicy !== i.policy)
     return { action: "refuse", reason: "PromotionRefused", message: `"${to}" is not a copy of policy "${i.policy}"` };
@@ -90,7 +141,7 @@ export function decidePromotion(i: PromotionInput): PromotionDecision {
     return {
       action: "refuse",
       reason: "JobsNotCopied",
-      message: `${i.check.notCopied} job${i.check.notCopied > 1 ? "s" : ""} of "${from}" ${i.check.notCopied > 1 ? "are" : "is"} not on "${to}" yet (${i.check.sample.join(", ")}${i.check.notCopied > i.check.sample.length ? ", ..." : ""}): run an aux copy first, or set spec.forcePromotionTo: ${to} (those jobs then stay restorable only from "${from}")`,
+      message: `${i.check.notCopied} job${i.check.notCopied > 1 ? "s" : ""} of "${from}" ${i.check.notCopied > 1 ? "are" : "is"} not on "${to}" yet (${i.check.sample.join(", ")}${i.check.notCopied > i.check.sample.length ? ", ..." : ""}), and "${to}" or a copy that takes its data from "${to}" after the promotion needs them: copy them to "${to}" first (an aux copy; jobs before its spec.backups date need that date changed), or set spec.forcePromotionTo: ${to} (those jobs then stay restorable only from "${from}", which keeps what those copies need)`,
     };
   return { action: "promote", from, to, forced, notCopied: i.check.notCopied };
 }

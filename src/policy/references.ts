@@ -1,5 +1,6 @@
 // Cross-object checks that a schema cannot make: does what a resource names exist, and do the copies of a policy
 // form a tree? Pure functions of plain data; controllers gather the inputs and report the answers as conditions.
+import { DateTime } from "luxon";
 
 export interface Problem {
   reason: string; // CamelCase, for the Ready condition
@@ -54,6 +55,95 @@ export function effectiveSource(copy: CopyFacts, policy: PolicyFacts | undefined
   // After a promotion, copies that were filled from the old primary are filled from the new one.
   if (policy && copy.sourceCopy !== undefined && copy.sourceCopy === policy.promotedFrom?.name) return policy.primaryCopy;
   return copy.sourceCopy ?? policy?.primaryCopy;
+}
+
+/**
+ * The copies whose data aging holds jobs for `copy`, and whether they can read it (reference §2.6). Its source holds
+ * what it still needs. A copy that the last promotion re-pointed from the old primary to the new one (no sourceCopy,
+ * or the old primary's name) is also held by the old primary: the new primary may lack jobs it still needs (a
+ * `backups` date), and the old primary is where they are. A copy whose chain of sources does not reach the primary
+ * (a misspelled sourceCopy, a cycle, another policy's copy) is held by the primary as a copy it cannot read, so every
+ * job waits for it: safety first.
+ */
+export function holdersOf(
+  copy: CopyFacts,
+  policy: PolicyFacts,
+  copies: ReadonlyMap<string, CopyFacts>,
+): { name: string; unreadable?: boolean }[] {
+  if (copy.storagePolicy !== policy.name || copy.name === policy.primaryCopy) return [];
+  const problems = checkCopyPlacement(copy, policy, copies);
+  if (problems.some((p) => SOURCE_PROBLEMS.has(p.reason))) return [{ name: policy.primaryCopy, unreadable: true }];
+  const source = effectiveSource(copy, policy);
+  if (source === undefined) return [];
+  const out: { name: string; unreadable?: boolean }[] = [{ name: source }];
+  const old = policy.promotedFrom?.name;
+  if (old !== undefined && old !== copy.name && source === policy.primaryCopy && (copy.sourceCopy ?? old) === old && copies.has(old))
+    out.push({ name: old });
+  return out;
+}
+
+/** Reasons of checkCopyPlacement for a copy whose sources never reach its primary. */
+const SOURCE_PROBLEMS = new Set(["SourceCopyNotFound", "SourceCycle", "SourceCopyInOtherPolicy"]);
+
+/**
+ * The copies a promotion from `from` to `to` re-points to `to` (no sourceCopy, or `from`'s name), with those whose
+ * sources never reach the primary: the jobs they still need must be on `to`, or stay on `from` (reference §7).
+ */
+export function promotionDownstream(
+  from: string,
+  to: string,
+  policy: PolicyFacts,
+  copies: ReadonlyMap<string, CopyFacts>,
+): { name: string; unreadable?: boolean }[] {
+  const after: PolicyFacts = { name: policy.name, primaryCopy: to, promotedFrom: { name: from } };
+  return [...copies.values()]
+    .filter((c) => c.storagePolicy === policy.name && c.name !== from && c.name !== to)
+    .flatMap((c) => {
+      const h = holdersOf(c, after, copies).find((x) => x.name === (x.unreadable ? to : from));
+      return h ? [{ name: c.name, ...(h.unreadable ? { unreadable: true } : {}) }] : [];
+    });
+}
+
+/** A StoragePolicy's spec.timeZone must be a zone the time library knows: windows, schedules and calendars use it. */
+export function checkTimeZone(zone: string | undefined): Problem[] {
+  if (zone === undefined || DateTime.now().setZone(zone).isValid) return [];
+  return [
+    {
+      reason: "InvalidTimeZone",
+      message: `spec.timeZone "${zone}" is not a known IANA time zone (for example Europe/Paris or UTC): no aux copy, data aging or promotion acts on this policy until it is fixed`,
+    },
+  ];
+}
+
+/** What the operator allows of filesystem libraries: hostPath and NFS reach storage outside the namespace. */
+export interface LibraryAllowance {
+  hostPath?: boolean;
+  nfs?: boolean;
+}
+
+/**
+ * hostPath and NFS libraries are refused unless the operator allows them: a hostPath library lets MediaAgent pods
+ * read and write any folder of a node, an NFS library any export the nodes reach, both outside what the namespace
+ * owns (docs/tenancy.md). A PersistentVolumeClaim stays the namespace's own.
+ */
+export function checkLibraryVolume(spec: { filesystem?: { hostPath?: unknown; nfs?: unknown } }, allow: LibraryAllowance): Problem[] {
+  if (spec.filesystem?.hostPath !== undefined && !allow.hostPath)
+    return [
+      {
+        reason: "HostPathNotAllowed",
+        message:
+          "spec.filesystem.hostPath: hostPath libraries are not allowed by this operator (they reach any folder of a node); use a persistentVolumeClaim, or an administrator starts the operator with --allow-host-path-libraries",
+      },
+    ];
+  if (spec.filesystem?.nfs !== undefined && !allow.nfs)
+    return [
+      {
+        reason: "NFSNotAllowed",
+        message:
+          "spec.filesystem.nfs: NFS libraries are not allowed by this operator (they reach any export the nodes can mount); use a persistentVolumeClaim, or an administrator starts the operator with --allow-nfs-libraries",
+      },
+    ];
+  return [];
 }
 
 /** Problems of a copy's place in its policy: policy, source, cycles. `copies` are all copies in the namespace. */

@@ -1,6 +1,7 @@
 // Promotion rules (reference §7): preconditions, force, and the effects on sources and precedence.
 import { describe, expect, it } from "vitest";
-import { decidePromotion, type PromotionInput } from "../../src/policy/promotion.ts";
+import type { CatalogEntry } from "../../src/policy/catalog.ts";
+import { decidePromotion, type PromotionInput, promotionShortfall } from "../../src/policy/promotion.ts";
 import { checkCopyPlacement, type CopyFacts, effectiveSource, type PolicyFacts, precedences } from "../../src/policy/references.ts";
 
 const copy = (
@@ -141,5 +142,58 @@ describe("after a promotion", () => {
   it("precedences swap: the promoted copy is 1, the old primary takes the promoted copy's number", () => {
     expect(Object.fromEntries(precedences(before, copies))).toEqual({ primary: 1, offsite: 3, vault: 2, tape: 4, monthly: 5 });
     expect(Object.fromEntries(precedences(after, copies))).toEqual({ offsite: 1, primary: 3, vault: 2, tape: 4, monthly: 5 });
+  });
+});
+
+describe("the promotion check's count", () => {
+  // The primary's jobs: a full and an incremental on the 1st and the 20th of November.
+  const job = (id: string, day: number, type: "full" | "incremental", originalId = `snap-${id}`): CatalogEntry => ({
+    jobId: id,
+    snapshotId: originalId,
+    originalId,
+    type,
+    status: "completed",
+    client: "app",
+    subclient: "data",
+    startTime: `2026-11-${String(day).padStart(2, "0")}T01:00:00Z`,
+    endTime: `2026-11-${String(day).padStart(2, "0")}T01:10:00Z`,
+    tagged: true,
+  });
+  const primary = [job("j1", 1, "full"), job("j2", 2, "incremental"), job("j3", 20, "full"), job("j4", 21, "incremental")];
+  const copied = (ids: string[]) => primary.filter((e) => ids.includes(e.jobId)).map((e) => ({ ...e, snapshotId: `copy-${e.jobId}` }));
+  // The candidate takes jobs on and after 15 November: it has all of those.
+  const rules = { copyType: "Synchronous" as const, backups: { mode: "OnAndAfter" as const, date: "2026-11-15" }, timeZone: "UTC" };
+  const candidate = copied(["j3", "j4"]);
+  const monthly = { copyType: "Selective" as const, selection: { frequency: "Monthly" as const, full: "First" as const }, timeZone: "UTC" };
+  const now = Date.parse("2026-12-01T00:00:00Z");
+
+  it("counts the jobs a re-pointed copy still needs, whatever the candidate's own backups date", () => {
+    expect(promotionShortfall(primary, candidate, rules, [], now)).toEqual({ notCopied: 0, sample: [], neededBy: [] });
+    // The monthly copy has not taken November's first full (and the incremental it carries) yet: only the old
+    // primary has them.
+    expect(promotionShortfall(primary, candidate, rules, [{ name: "monthly", rules: monthly, catalog: [] }], now)).toEqual({
+      notCopied: 2,
+      sample: ["j1", "j2"],
+      neededBy: ["monthly"],
+    });
+    // Once it has them, nothing is missing.
+    const has = [{ name: "monthly", rules: monthly, catalog: copied(["j1", "j2"]) }];
+    expect(promotionShortfall(primary, candidate, rules, has, now)).toMatchObject({ notCopied: 0 });
+  });
+
+  it("a copy that cannot be read may need any job the candidate lacks", () => {
+    expect(promotionShortfall(primary, candidate, rules, [{ name: "typo", rules: monthly }], now)).toEqual({
+      notCopied: 2,
+      sample: ["j1", "j2"],
+      neededBy: ["typo"],
+    });
+  });
+
+  it("an unknown time zone stops the promotion, saying why", () => {
+    expect(decidePromotion(base({ timeZoneProblem: 'spec.timeZone "Europe/Pariss" is not a known IANA time zone' }))).toEqual({
+      action: "wait",
+      reason: "InvalidTimeZone",
+      message: 'spec.timeZone "Europe/Pariss" is not a known IANA time zone',
+    });
   });
 });

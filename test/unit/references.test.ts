@@ -1,11 +1,15 @@
 import { describe, expect, it } from "vitest";
 import {
   checkCopyPlacement,
+  checkLibraryVolume,
   checkPolicy,
   checkSecrets,
+  checkTimeZone,
   type CopyFacts,
   effectiveSource,
+  holdersOf,
   precedences,
+  promotionDownstream,
 } from "../../src/policy/references.ts";
 
 const c = (name: string, extra: Partial<CopyFacts> = {}): CopyFacts => ({
@@ -77,5 +81,68 @@ describe("secret references", () => {
         secrets,
       ).map((p) => p.reason),
     ).toEqual(["SecretNotFound", "SecretKeyNotFound"]);
+  });
+});
+
+describe("which copies hold jobs for a copy (data aging)", () => {
+  const copies = map(
+    c("primary"),
+    c("offsite"),
+    c("monthly", { copyType: "Selective" }),
+    c("vault", { sourceCopy: "primary" }),
+    c("tape", { sourceCopy: "offsite" }),
+    c("typo", { sourceCopy: "primray" }),
+  );
+  it("its source; a copy whose source does not exist is held by the primary, which cannot read it", () => {
+    expect(holdersOf(copies.get("monthly") as CopyFacts, gold, copies)).toEqual([{ name: "primary" }]);
+    expect(holdersOf(copies.get("tape") as CopyFacts, gold, copies)).toEqual([{ name: "offsite" }]);
+    expect(holdersOf(copies.get("typo") as CopyFacts, gold, copies)).toEqual([{ name: "primary", unreadable: true }]);
+    expect(holdersOf(copies.get("primary") as CopyFacts, gold, copies)).toEqual([]);
+    // A cycle never reaches the primary either.
+    const loop = map(c("primary"), c("a", { sourceCopy: "b" }), c("b", { sourceCopy: "a" }));
+    expect(holdersOf(loop.get("a") as CopyFacts, gold, loop)).toEqual([{ name: "primary", unreadable: true }]);
+  });
+  it("after a promotion, the old primary also holds for the copies re-pointed to the new one", () => {
+    const promoted = { name: "gold", primaryCopy: "offsite", promotedFrom: { name: "primary" } };
+    expect(holdersOf(copies.get("monthly") as CopyFacts, promoted, copies)).toEqual([{ name: "offsite" }, { name: "primary" }]);
+    expect(holdersOf(copies.get("vault") as CopyFacts, promoted, copies)).toEqual([{ name: "offsite" }, { name: "primary" }]);
+    // Not the old primary itself, nor a cascade that always came from another copy.
+    expect(holdersOf(copies.get("primary") as CopyFacts, promoted, copies)).toEqual([{ name: "offsite" }]);
+    expect(holdersOf(copies.get("tape") as CopyFacts, promoted, copies)).toEqual([{ name: "offsite" }]);
+  });
+  it("a promotion's check counts for the copies it re-points, and for those that cannot be read", () => {
+    expect(promotionDownstream("primary", "offsite", gold, copies)).toEqual([
+      { name: "monthly" },
+      { name: "vault" },
+      { name: "typo", unreadable: true },
+    ]);
+  });
+});
+
+describe("time zone", () => {
+  it("accepts IANA zones and UTC, refuses an unknown one naming the field", () => {
+    expect(checkTimeZone(undefined)).toEqual([]);
+    expect(checkTimeZone("UTC")).toEqual([]);
+    expect(checkTimeZone("Europe/Paris")).toEqual([]);
+    expect(checkTimeZone("America/Argentina/Buenos_Aires")).toEqual([]);
+    expect(checkTimeZone("Europe/Pariss")).toEqual([
+      { reason: "InvalidTimeZone", message: expect.stringMatching(/^spec\.timeZone "Europe\/Pariss" is not a known IANA time zone/) },
+    ]);
+  });
+});
+
+describe("library volumes (tenancy)", () => {
+  it("refuses hostPath and NFS unless allowed, naming the field and the operator setting", () => {
+    const host = { filesystem: { hostPath: { path: "/srv/tape" } } };
+    const nfs = { filesystem: { nfs: { server: "nas", path: "/export" } } };
+    expect(checkLibraryVolume(host, {})).toEqual([
+      { reason: "HostPathNotAllowed", message: expect.stringMatching(/^spec\.filesystem\.hostPath: .*--allow-host-path-libraries/) },
+    ]);
+    expect(checkLibraryVolume(nfs, { hostPath: true })).toEqual([
+      { reason: "NFSNotAllowed", message: expect.stringMatching(/^spec\.filesystem\.nfs: .*--allow-nfs-libraries/) },
+    ]);
+    expect(checkLibraryVolume(host, { hostPath: true })).toEqual([]);
+    expect(checkLibraryVolume(nfs, { nfs: true })).toEqual([]);
+    expect(checkLibraryVolume({ filesystem: { persistentVolumeClaim: { claimName: "disk" } } } as never, {})).toEqual([]);
   });
 });
