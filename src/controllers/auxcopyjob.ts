@@ -12,7 +12,7 @@ import { parseDuration } from "../policy/duration.ts";
 import { probeBackoffMs } from "../policy/probe.ts";
 import { allocateStream, queuePosition } from "../policy/streams.ts";
 import { blockingWindow, type Window } from "../policy/windows.ts";
-import { effectiveSource } from "../policy/references.ts";
+import { checkTimeZone, effectiveSource } from "../policy/references.ts";
 import { defaultRepositoryPath, repositoryAccess } from "../policy/repository.ts";
 import type { CopyRules } from "../policy/selection.ts";
 import type { Manager } from "../runtime/manager.ts";
@@ -432,6 +432,12 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
         if (retryAt !== undefined && retryAt > now()) {
           part.phase = "Retrying";
           soon(retryAt - now());
+          continue;
+        }
+        // An unknown time zone: its windows and calendars cannot be read, so no copy pod starts.
+        const badZone = checkTimeZone(policy.spec.timeZone)[0];
+        if (badZone) {
+          waiting(badZone.message);
           continue;
         }
         // An operation window: no new copy pod starts inside it; running ones go on (reference §5.4).

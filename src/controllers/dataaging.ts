@@ -95,6 +95,12 @@ export function registerDataAgingController(mgr: Manager, settings: ControllerSe
       }
       if (!lib || lib.status?.phase !== "Ready" || !copy.status?.repositoryReady) return done(); // library/repository status says why
       const tz = policy.spec.timeZone ?? "UTC";
+      // An unknown time zone: no day, window or calendar can be read in it, so no run (the policy's Ready says so).
+      const badZone = checkTimeZone(policy.spec.timeZone)[0];
+      if (badZone) {
+        if (st.message !== badZone.message) await write({ ...st, phase: "Waiting", message: badZone.message, nextRunTime: undefined });
+        return done(); // a fixed policy wakes the copy
+      }
       const t = now();
       const mine = pods
         .list(ns)
@@ -120,18 +126,6 @@ export function registerDataAgingController(mgr: Manager, settings: ControllerSe
         );
       };
       const pf = policyFacts(policy);
-      const downstream = copies
-        .list(ns)
-        .filter((c) => c.spec.storagePolicy === policy.metadata.name && c.metadata.name !== copy.metadata.name)
-        .flatMap((c) => {
-          const h = holdersOf(facts.get(c.metadata.name) as CopyFacts, pf, facts).find((x) => x.name === copy.metadata.name);
-          return h ? [{ c, unreadable: !!h.unreadable }] : [];
-        })
-        .map(({ c, unreadable }, i): Omit<DownstreamTask, "access"> & { access: RepositoryAccess } => {
-          const dl = libraries.get(ns, c.spec.library);
-          const reachable = !unreadable && !!dl && dl.status?.phase === "Ready" && !!c.status?.repositoryReady;
-          return {
-            name: c.metadata.name,
       // The copies this one holds jobs for (references.ts holdersOf): those filled from it, those the last promotion
       // re-pointed away from it (the old primary), and, for the primary, those whose sources never reach it.
       const facts = new Map(
@@ -147,6 +141,18 @@ export function registerDataAgingController(mgr: Manager, settings: ControllerSe
           },
         ]),
       );
+      const downstream = copies
+        .list(ns)
+        .filter((c) => c.spec.storagePolicy === policy.metadata.name && c.metadata.name !== copy.metadata.name)
+        .flatMap((c) => {
+          const h = holdersOf(facts.get(c.metadata.name) as CopyFacts, pf, facts).find((x) => x.name === copy.metadata.name);
+          return h ? [{ c, unreadable: !!h.unreadable }] : [];
+        })
+        .map(({ c, unreadable }, i): Omit<DownstreamTask, "access"> & { access: RepositoryAccess } => {
+          const dl = libraries.get(ns, c.spec.library);
+          const reachable = !unreadable && !!dl && dl.status?.phase === "Ready" && !!c.status?.repositoryReady;
+          return {
+            name: c.metadata.name,
             access: dl ? access(c, dl, `down${i}`) : access(copy, lib, `down${i}`),
             rules: rulesOf(c, policy),
             active: c.spec.active ?? true,

@@ -5,6 +5,7 @@ import {
   checkCopyPlacement,
   checkPolicy,
   checkSecrets,
+  checkTimeZone,
   type CopyFacts,
   effectiveSource,
   precedences,
@@ -155,7 +156,7 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
         StoragePolicies,
         policy,
         {
-          problems: checkPolicy(pf, all),
+          problems: [...checkPolicy(pf, all), ...checkTimeZone(policy.spec.timeZone)],
           ok: {
             reason: "CopiesResolved",
             message: `primary copy "${pf.primaryCopy}" and ${list.length - 1} secondary cop${list.length === 2 ? "y" : "ies"}`,
@@ -339,7 +340,8 @@ async function automaticAuxCopy(
     });
   const last = policy.status?.lastAuxCopyTime;
   const d = autoCopy({
-    enabled: sched.enabled !== false && settings.autoAuxCopy !== false,
+    // An unknown time zone: its windows cannot be read, so no automatic run (the policy's Ready says why).
+    enabled: sched.enabled !== false && settings.autoAuxCopy !== false && checkTimeZone(policy.spec.timeZone).length === 0,
     everyMs: parseDuration("auxCopySchedule.every", sched.every ?? "30m"),
     createdAt: parseTime(policy.metadata.creationTimestamp) ?? now,
     lastRun: parseTime(last),
