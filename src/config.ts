@@ -20,6 +20,9 @@ export interface OperatorConfig {
   probeLibraries: boolean;
   autoAuxCopy: boolean;
   dataAging: boolean;
+  /** Accept hostPath and NFS libraries (off: refused, docs/tenancy.md). */
+  allowHostPathLibraries: boolean;
+  allowNfsLibraries: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -67,6 +70,8 @@ flags (environment variable in brackets):
   --probe-libraries BOOL                probe libraries with MediaAgent pods (default true) [AUXO_PROBE_LIBRARIES]
   --auto-aux-copy BOOL                  run the policies' automatic aux copies (default true) [AUXO_AUTO_AUX_COPY]
   --data-aging BOOL                     run data aging on the copies, with its previews (default true) [AUXO_DATA_AGING]
+  --allow-host-path-libraries BOOL      accept hostPath libraries: any folder of a node (default false) [AUXO_ALLOW_HOST_PATH_LIBRARIES]
+  --allow-nfs-libraries BOOL            accept NFS libraries: any export the nodes reach (default false) [AUXO_ALLOW_NFS_LIBRARIES]
 `;
 
 export function parseOperatorConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): OperatorConfig {
@@ -91,6 +96,8 @@ export function parseOperatorConfig(argv: string[], env: NodeJS.ProcessEnv = pro
         "probe-libraries": { type: "string" },
         "auto-aux-copy": { type: "string" },
         "data-aging": { type: "string" },
+        "allow-host-path-libraries": { type: "string" },
+        "allow-nfs-libraries": { type: "string" },
       },
     }));
   } catch (err) {
@@ -114,6 +121,8 @@ export function parseOperatorConfig(argv: string[], env: NodeJS.ProcessEnv = pro
     probeLibraries: bool("probe-libraries", v("probe-libraries", "AUXO_PROBE_LIBRARIES") ?? true),
     autoAuxCopy: bool("auto-aux-copy", v("auto-aux-copy", "AUXO_AUTO_AUX_COPY") ?? true),
     dataAging: bool("data-aging", v("data-aging", "AUXO_DATA_AGING") ?? true),
+    allowHostPathLibraries: bool("allow-host-path-libraries", v("allow-host-path-libraries", "AUXO_ALLOW_HOST_PATH_LIBRARIES") ?? false),
+    allowNfsLibraries: bool("allow-nfs-libraries", v("allow-nfs-libraries", "AUXO_ALLOW_NFS_LIBRARIES") ?? false),
   };
   if (!levels.includes(cfg.logLevel)) throw new ConfigError(`--log-level: "${cfg.logLevel}" is not one of ${levels.join(", ")}`);
   if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(cfg.leaderElectionNamespace)) {

@@ -56,6 +56,8 @@ export async function runOperator(cfg: OperatorConfig, version: string): Promise
     probeLibraries: cfg.probeLibraries,
     autoAuxCopy: cfg.autoAuxCopy,
     dataAging: cfg.dataAging,
+    allowHostPathLibraries: cfg.allowHostPathLibraries,
+    allowNfsLibraries: cfg.allowNfsLibraries,
   });
   await manager.start();
   log.info({ identity, ports: manager.ports }, "operator started");

@@ -1,6 +1,6 @@
 // Library: checks what the library names (credentials Secrets and keys, the claim of a filesystem library). The
 // probe of the storage itself runs in a MediaAgent pod (the data-path issue); until then Ready means "configured".
-import { checkSecrets, type Problem, type SecretKeys, type SecretRefCheck } from "../policy/references.ts";
+import { checkLibraryVolume, checkSecrets, type Problem, type SecretKeys, type SecretRefCheck } from "../policy/references.ts";
 import { done, requeueAfter } from "../runtime/result.ts";
 import { isConflict, isNotFound } from "../kube/errors.ts";
 import { formatTime, type KubeObject, parseTime, Pods } from "../kube/resources.ts";
@@ -51,6 +51,10 @@ export interface ControllerSettings {
   autoAuxCopy?: boolean;
   /** Run data aging and its previews. Off unless set: the operator's --data-aging (default true) sets it. */
   dataAging?: boolean;
+  /** Accept hostPath libraries (any folder of a node). Refused unless set: --allow-host-path-libraries. */
+  allowHostPathLibraries?: boolean;
+  /** Accept NFS libraries (any export the nodes reach). Refused unless set: --allow-nfs-libraries. */
+  allowNfsLibraries?: boolean;
   now?: () => number;
 }
 
@@ -125,6 +129,12 @@ export function registerLibraryController(mgr: Manager, settings: ControllerSett
       const refs = librarySecretRefs(lib);
       const named = await secrets.getMany(ns, new Set(refs.map((r) => r.name)));
       const problems: Problem[] = checkSecrets(refs, secretKeys(named));
+      // Tenancy: storage outside what the namespace owns only where the operator allows it (docs/tenancy.md).
+      const refused = checkLibraryVolume(lib.spec, {
+        hostPath: settings.allowHostPathLibraries === true,
+        nfs: settings.allowNfsLibraries === true,
+      });
+      problems.push(...refused);
       const claim = lib.spec.filesystem?.persistentVolumeClaim?.claimName;
       if (claim && !claims.get(ns, claim)) {
         problems.push({
@@ -140,6 +150,8 @@ export function registerLibraryController(mgr: Manager, settings: ControllerSett
         consecutiveFailures: st.consecutiveFailures ?? 0,
         nextProbeTime: st.nextProbeTime,
       };
+      // A refused library is never Ready, even one probed before the operator stopped allowing it: nothing uses it.
+      if (refused.length) Object.assign(fields, { phase: "Pending", message: refused[0]?.message });
       let requeue: number | undefined;
       if (problems.length === 0 && settings.probeLibraries !== false) {
         const pods = probes

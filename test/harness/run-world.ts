@@ -155,6 +155,9 @@ try {
       "--leader-election-namespace=auxo-system",
       `--health-probe-bind-address=127.0.0.1:${probePort}`,
       "--metrics-bind-address=0",
+      // The local world is one machine with one user: its node runner serves hostPath and NFS volumes.
+      "--allow-host-path-libraries=true",
+      "--allow-nfs-libraries=true",
     ],
     logFile: "inherit",
   });

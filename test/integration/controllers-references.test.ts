@@ -50,8 +50,9 @@ beforeAll(async () => {
   await installCrds(kube);
   ({ name: ns, remove: removeNs } = await freshNamespace(kube, "refs"));
   mgr = testManager(world().kubeconfig);
-  // The gold example's S3 library names a real cloud endpoint: no probe pods here (tests reach only 127.0.0.1).
-  registerControllers(mgr, { agentImage: "auxo:dev", probeLibraries: false });
+  // The gold example's S3 library names a real cloud endpoint: no probe pods here (tests reach only 127.0.0.1). The
+  // vault-tape library is a hostPath one, which the operator refuses unless allowed.
+  registerControllers(mgr, { agentImage: "auxo:dev", probeLibraries: false, allowHostPathLibraries: true });
   await mgr.start();
   kubectl("apply", "-f", path.join(repoRoot, "examples/gold"));
 });

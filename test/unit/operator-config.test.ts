@@ -45,3 +45,18 @@ describe("operator configuration", () => {
     expect(parseOperatorConfig(["--metrics-bind-address=0"], {}).metricsAddress).toBe("");
   });
 });
+
+describe("tenancy settings", () => {
+  it("refuses hostPath and NFS libraries unless a flag or AUXO_ALLOW_* allows them", () => {
+    expect(parseOperatorConfig([], {})).toMatchObject({ allowHostPathLibraries: false, allowNfsLibraries: false });
+    expect(parseOperatorConfig(["--allow-host-path-libraries=true"], {})).toMatchObject({
+      allowHostPathLibraries: true,
+      allowNfsLibraries: false,
+    });
+    expect(parseOperatorConfig([], { AUXO_ALLOW_NFS_LIBRARIES: "true" })).toMatchObject({
+      allowHostPathLibraries: false,
+      allowNfsLibraries: true,
+    });
+    expect(() => parseOperatorConfig(["--allow-nfs-libraries=perhaps"], {})).toThrow(/--allow-nfs-libraries: "perhaps"/);
+  });
+});
