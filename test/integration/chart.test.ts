@@ -99,17 +99,7 @@ describe("helm chart", () => {
     expect(pod.containers[0].args).toContain("--leader-elect=true");
     expect(pod.containers[0].resources.limits.memory).toBe("512Mi");
     expect(docs.map((d) => d.kind).sort()).toEqual(
-      [
-        "ClusterRole",
-        "ClusterRole",
-        "ClusterRoleBinding",
-        "Deployment",
-        "PodDisruptionBudget",
-        "Role",
-        "RoleBinding",
-        "Service",
-        "ServiceAccount",
-      ].sort(),
+      ["ClusterRole", "ClusterRoleBinding", "Deployment", "PodDisruptionBudget", "Role", "RoleBinding", "Service", "ServiceAccount"].sort(),
     );
     expect(render("metrics.serviceMonitor.enabled=true").some((d) => d.kind === "ServiceMonitor")).toBe(true);
     // No rule grants a wildcard.
@@ -178,15 +168,9 @@ describe("RBAC of the chart's service accounts", () => {
   beforeAll(async () => {
     const cp = ControlPlane.attach(world().controlPlaneDir, world().server);
     operator = KubeRest.fromKubeconfig(await cp.serviceAccountKubeconfig(release, "auxo"));
-    // What the operator does before it runs MediaAgent pods in a namespace: a service account and a RoleBinding to
-    // the MediaAgent role. Done here with the operator's own token: it proves it may.
-    await operator.create(`/api/v1/namespaces/${tenantA}/serviceaccounts`, { metadata: { name: "auxo-mediaagent" } });
-    await operator.create(`/apis/rbac.authorization.k8s.io/v1/namespaces/${tenantA}/rolebindings`, {
-      metadata: { name: "auxo-mediaagent" },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "auxo-mediaagent" },
-      subjects: [{ kind: "ServiceAccount", name: "auxo-mediaagent", namespace: tenantA }],
-    });
-    agentA = KubeRest.fromKubeconfig(await cp.serviceAccountKubeconfig(tenantA, "auxo-mediaagent"));
+    // MediaAgent pods run as their namespace's default service account, and without its token
+    // (automountServiceAccountToken: false). Were a token mounted anyway, this is what it could do.
+    agentA = KubeRest.fromKubeconfig(await cp.serviceAccountKubeconfig(tenantA, "default"));
     await kube.create(`/apis/auxo.dev/v1alpha1/namespaces/${tenantA}/auxcopyjobs`, {
       apiVersion: "auxo.dev/v1alpha1",
       kind: "AuxCopyJob",
@@ -222,8 +206,13 @@ describe("RBAC of the chart's service accounts", () => {
     expect(
       await can(operator, { verb: "patch", group: "auxo.dev", resource: "auxcopyjobs", subresource: "status", namespace: tenantA }),
     ).toBe(true);
+    expect(await can(operator, { verb: "create", group: "auxo.dev", resource: "auxcopyjobs", namespace: tenantA })).toBe(true);
+    expect(await can(operator, { verb: "delete", group: "auxo.dev", resource: "auxcopyjobs", namespace: tenantA })).toBe(true);
+    expect(await can(operator, { verb: "patch", group: "auxo.dev", resource: "policycopies", namespace: tenantA })).toBe(true);
     expect(await can(operator, { verb: "create", resource: "pods", namespace: tenantA })).toBe(true);
-    expect(await can(operator, { verb: "get", resource: "secrets", namespace: tenantB })).toBe(true);
+    expect(await can(operator, { verb: "get", resource: "pods", subresource: "log", namespace: tenantA })).toBe(true);
+    for (const verb of ["get", "list", "watch", "create", "patch"])
+      expect(await can(operator, { verb, resource: "secrets", namespace: tenantB }), `secrets ${verb}`).toBe(true);
     expect(await can(operator, { verb: "create", resource: "events", namespace: tenantA })).toBe(true);
     expect(await can(operator, { verb: "update", group: "coordination.k8s.io", resource: "leases", namespace: release })).toBe(true);
   });
@@ -234,21 +223,33 @@ describe("RBAC of the chart's service accounts", () => {
     expect(await can(operator, { verb: "delete", resource: "namespaces" })).toBe(false);
     expect(await can(operator, { verb: "update", group: "coordination.k8s.io", resource: "leases", namespace: tenantA })).toBe(false);
     expect(await can(operator, { verb: "create", group: "apps", resource: "deployments", namespace: tenantA })).toBe(false);
-    // It may bind the MediaAgent role, and no other: RBAC refuses the escalation.
+    // Verbs it never uses: no service accounts, no role bindings, no binding of cluster roles, no Secret updates
+    // or deletes, no edits of the specs it does not own.
+    expect(await can(operator, { verb: "create", resource: "serviceaccounts", namespace: tenantA })).toBe(false);
+    expect(await can(operator, { verb: "create", group: "rbac.authorization.k8s.io", resource: "rolebindings", namespace: tenantA })).toBe(
+      false,
+    );
+    expect(await can(operator, { verb: "bind", group: "rbac.authorization.k8s.io", resource: "clusterroles" })).toBe(false);
+    expect(await can(operator, { verb: "update", resource: "secrets", namespace: tenantA })).toBe(false);
+    expect(await can(operator, { verb: "delete", resource: "secrets", namespace: tenantA })).toBe(false);
+    expect(await can(operator, { verb: "update", group: "auxo.dev", resource: "libraries", namespace: tenantA })).toBe(false);
+    expect(await can(operator, { verb: "delete", group: "auxo.dev", resource: "policycopies", namespace: tenantA })).toBe(false);
+    expect(await can(operator, { verb: "list", group: "snapshot.storage.k8s.io", resource: "volumesnapshots" })).toBe(false);
+    // Not even a binding to the role a MediaAgent once had: RBAC refuses every escalation.
     await expect(
       operator.create(`/apis/rbac.authorization.k8s.io/v1/namespaces/${tenantA}/rolebindings`, {
         metadata: { name: "escalate" },
         roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "cluster-admin" },
-        subjects: [{ kind: "ServiceAccount", name: "auxo-mediaagent", namespace: tenantA }],
+        subjects: [{ kind: "ServiceAccount", name: "default", namespace: tenantA }],
       }),
     ).rejects.toMatchObject({ status: 403 });
   });
 
-  it("lets a MediaAgent report on its own namespace's jobs and nothing else", async () => {
-    const patched = await agentA.patch(`/apis/auxo.dev/v1alpha1/namespaces/${tenantA}/auxcopyjobs/job/status`, {
-      status: { message: "copying" },
-    });
-    expect(patched.status.message).toBe("copying");
+  it("gives a MediaAgent's service account no API access: the chart has no MediaAgent role", async () => {
+    await expect(kube.get("/apis/rbac.authorization.k8s.io/v1/clusterroles/auxo-mediaagent")).rejects.toMatchObject({ status: 404 });
+    await expect(
+      agentA.patch(`/apis/auxo.dev/v1alpha1/namespaces/${tenantA}/auxcopyjobs/job/status`, { status: { message: "x" } }),
+    ).rejects.toMatchObject({ status: 403 });
     await expect(
       agentA.patch(`/apis/auxo.dev/v1alpha1/namespaces/${tenantB}/auxcopyjobs/job/status`, { status: { message: "x" } }),
     ).rejects.toMatchObject({ status: 403 });
