@@ -4,6 +4,8 @@ export class ApiError extends Error {
   readonly code: number;
   readonly reason: string;
   readonly details: unknown;
+  /** The API server's own message (Status.message), without the request line. */
+  readonly apiMessage: string;
   /** Seconds the server asked to wait (429, 503), when it said. */
   readonly retryAfterSeconds?: number;
 
@@ -14,6 +16,7 @@ export class ApiError extends Error {
     this.code = code;
     this.reason = status.reason ?? "";
     this.details = status.details;
+    this.apiMessage = status.message ?? `${code} ${status.reason ?? ""}`.trim();
     const ra = retryAfter ? Number(retryAfter) : Number.NaN;
     if (Number.isFinite(ra)) this.retryAfterSeconds = ra;
   }
@@ -28,3 +31,9 @@ export const isGone = (err: unknown): boolean => is(410)(err) || (err instanceof
 export const isTooManyRequests = is(429);
 export const isForbidden = is(403);
 export const isAlreadyExists = (err: unknown): boolean => isConflict(err) && (err as ApiError).reason === "AlreadyExists";
+
+/**
+ * The API server refused the object itself (invalid, forbidden by admission, RBAC or a quota): sending it again
+ * unchanged cannot succeed, so the caller reports it on its owner instead of retrying in a loop.
+ */
+export const isRejected = (err: unknown): boolean => err instanceof ApiError && [400, 403, 422].includes(err.code);

@@ -30,6 +30,8 @@ export interface RepositoryAccess {
   options: Record<string, string>;
   volumes: VolumeSpec[];
   env: EnvFromSecret[];
+  /** The restic repository ID the operator recorded: the agent checks it before it writes or forgets. */
+  repositoryId?: string;
 }
 
 const join = (...parts: (string | undefined)[]) =>
@@ -149,22 +151,144 @@ export const CLIENT_LIBRARY_MOUNT = "/libraries/client";
 
 /**
  * A restic client's environment for a repository (the StoragePolicy's client Secret): RESTIC_REPOSITORY and
- * RESTIC_PASSWORD plus the backend's credentials, read through `secret(name, key)`. A filesystem repository is a path
- * under CLIENT_LIBRARY_MOUNT. Returns the missing Secret key instead when one is absent. Pure.
+ * RESTIC_PASSWORD plus the backend's credentials, read through `secret(name, key)` as the Secret's bytes. A
+ * filesystem repository is a path under CLIENT_LIBRARY_MOUNT. The password is what the MediaAgents use: they read it
+ * from a file, which restic trims (resticPasswordFromFile); restic takes RESTIC_PASSWORD as it is, so the client Secret
+ * holds the trimmed bytes. Other values are copied byte for byte. Returns the missing Secret key instead when one is
+ * absent. Pure.
  */
 export function clientEnvironment(
   library: LibrarySpec,
   repoPath: string,
   password: { secret: string; key: string },
-  secret: (name: string, key: string) => string | undefined,
-): { data: Record<string, string> } | { missing: string } {
+  secret: (name: string, key: string) => Uint8Array | undefined,
+): { data: Record<string, Buffer> } | { missing: string } {
   const a = repositoryAccess(library, repoPath, password, "client");
-  const data: Record<string, string> = { RESTIC_REPOSITORY: a.repository };
+  const data: Record<string, Buffer> = { RESTIC_REPOSITORY: Buffer.from(a.repository) };
   for (const e of [{ name: "RESTIC_PASSWORD", secret: password.secret, key: password.key }, ...a.env]) {
     const v = secret(e.secret, e.key);
     if (v === undefined) return { missing: `${e.secret}/${e.key}` };
-    data[e.name] = v;
+    data[e.name] = e.name === "RESTIC_PASSWORD" ? resticPasswordFromFile(v) : Buffer.from(v);
   }
-  if (a.options["s3.region"]) data.AWS_DEFAULT_REGION = a.options["s3.region"];
+  if (a.options["s3.region"]) data.AWS_DEFAULT_REGION = Buffer.from(a.options["s3.region"]);
   return { data };
+}
+
+// Unicode white space as Go's unicode.IsSpace sees it, in UTF-8: what strings.TrimSpace removes at either end.
+const SPACES = [
+  [0x09], [0x0a], [0x0b], [0x0c], [0x0d], [0x20], [0xc2, 0x85], [0xc2, 0xa0], [0xe1, 0x9a, 0x80],
+  ...Array.from({ length: 11 }, (_, i) => [0xe2, 0x80, 0x80 + i]),
+  [0xe2, 0x80, 0xa8], [0xe2, 0x80, 0xa9], [0xe2, 0x80, 0xaf], [0xe2, 0x81, 0x9f], [0xe3, 0x80, 0x80],
+];
+
+/**
+ * The password restic reads from a password file (restic 0.18 cmd/restic/global.go loadPasswordFromFile: the file as
+ * UTF-8 without a byte order mark, then strings.TrimSpace). A Secret made with `--from-file` ends with a newline,
+ * which restic drops; every other byte is kept as it is. Pure.
+ */
+export function resticPasswordFromFile(raw: Uint8Array): Buffer {
+  let b = Buffer.from(raw);
+  if (b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf) b = b.subarray(3);
+  else if ((b[0] === 0xff && b[1] === 0xfe) || (b[0] === 0xfe && b[1] === 0xff)) {
+    // UTF-16 with a byte order mark: restic converts it to UTF-8 first.
+    const le = b[0] === 0xff;
+    const body = Buffer.from(b.subarray(2));
+    if (!le) body.swap16();
+    b = Buffer.from(body.toString("utf16le"), "utf8");
+  }
+  const at = (i: number) => SPACES.find((sp) => sp.every((x, j) => b[i + j] === x));
+  const before = (end: number) => SPACES.find((sp) => end - sp.length >= 0 && sp.every((x, j) => b[end - sp.length + j] === x));
+  let start = 0;
+  let end = b.length;
+  for (let sp = at(start); sp && start < end; sp = at(start)) start += sp.length;
+  for (let sp = before(end); sp && end > start; sp = before(end)) end -= sp.length;
+  return Buffer.from(b.subarray(start, end));
+}
+
+// ---------------------------------------------------------------------------------------------- repository identity
+
+/**
+ * Where a repository really is, as one comparable string with no secret in it: the storage's identity (the claim, NFS
+ * export, host folder, S3 endpoint and bucket, REST server) and the normalised path inside it. Two copies whose
+ * locations are equal, or one inside the other, would write into one repository. Pure.
+ */
+export function repositoryLocation(library: LibrarySpec, libraryNamespace: string, repoPath: string): string {
+  if (library.filesystem) {
+    const fs = library.filesystem;
+    const volume = fs.persistentVolumeClaim
+      ? `pvc:${libraryNamespace}/${fs.persistentVolumeClaim.claimName}`
+      : fs.nfs
+        ? `nfs:${fs.nfs.server.toLowerCase()}:/${join(fs.nfs.path)}`
+        : `hostpath:/${join(fs.hostPath?.path)}`;
+    return `${volume}//${join(fs.path, repoPath)}`;
+  }
+  if (library.s3) {
+    const s3 = library.s3;
+    return `s3:${hostOf(s3.endpoint)}/${s3.bucket}//${join(s3.prefix, repoPath)}`;
+  }
+  if (library.rest) return `rest:${hostOf(library.rest.url)}/${join(new URL(library.rest.url).pathname)}//${join(repoPath)}`;
+  throw new Error("library has no backend");
+}
+
+/** host:port of a URL, lower case, the scheme's default port made explicit (http://h and http://h:80 are one server). */
+function hostOf(url: string): string {
+  const u = new URL(url);
+  const port = u.port || (u.protocol === "https:" ? "443" : "80");
+  return `${u.hostname.toLowerCase()}:${port}`;
+}
+
+/** One location is the other, or lies inside it (a repository in another's folder). */
+export function locationsOverlap(a: string, b: string): boolean {
+  const [sa, pa = ""] = a.split("//");
+  const [sb, pb = ""] = b.split("//");
+  if (sa !== sb) return false;
+  return pa === pb || pa === "" || pb === "" || pa.startsWith(`${pb}/`) || pb.startsWith(`${pa}/`);
+}
+
+/** What one copy claims: the repository it resolves to now, and what its status recorded at init. */
+export interface RepositoryClaim {
+  /** namespace/name of the PolicyCopy (or SnapVault). */
+  key: string;
+  location: string;
+  /** The restic repository ID recorded in status, once known. */
+  id?: string;
+  /** Its status shows an initialised repository at exactly this location. */
+  established: boolean;
+  createdAt: string;
+}
+
+/**
+ * Whether `me` must stay off its repository because another copy has (or gets) it: one repository, one copy. Of two
+ * claims on one location (or one repository ID), the one already established there keeps it; otherwise the older one
+ * (creation time, then name). The loser is never written. Pure.
+ */
+export function repositoryConflict(me: RepositoryClaim, others: RepositoryClaim[]): { reason: string; message: string } | undefined {
+  const first = (a: RepositoryClaim, b: RepositoryClaim) =>
+    a.established !== b.established ? a.established : a.createdAt !== b.createdAt ? a.createdAt < b.createdAt : a.key < b.key;
+  for (const o of others) {
+    if (o.key === me.key) continue;
+    const sameId = !!me.id && me.id === o.id;
+    if (!sameId && !locationsOverlap(me.location, o.location)) continue;
+    if (first(me, o)) continue;
+    const what = sameId ? `the same restic repository (ID ${(me.id ?? "").slice(0, 12)})` : `the repository location of ${o.key}`;
+    return {
+      reason: "RepositoryShared",
+      message: `this copy resolves to ${what}; one repository belongs to one copy, so Auxo never writes it for this copy. Give the copy its own spec.repositoryPath or library`,
+    };
+  }
+  return undefined;
+}
+
+/**
+ * A repository path given by hand must stay under the copy's namespace (its first segment), so that a tenant cannot
+ * reach another namespace's repositories on a shared library; the operator may allow otherwise. Pure.
+ */
+export function repositoryPathProblem(namespace: string, repoPath: string | undefined, allowOutside: boolean): string | undefined {
+  if (repoPath === undefined) return undefined;
+  // The API rejects these; an object stored before that rule must not escape its library either.
+  if (repoPath.split("/").some((s) => s === "." || s === "..") || repoPath.startsWith("/"))
+    return `spec.repositoryPath "${repoPath}" is not a relative path inside the library (no leading "/", no "." or ".." segments)`;
+  if (allowOutside) return undefined;
+  if (join(repoPath).split("/")[0] === namespace) return undefined;
+  return `spec.repositoryPath "${repoPath}" must start with the copy's namespace ("${namespace}/..."): repositories on shared libraries stay under their namespace's prefix`;
 }

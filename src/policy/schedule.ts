@@ -1,6 +1,7 @@
 // The automatic aux copy of a storage policy (reference §4.1): one AuxCopyJob every interval, the first one interval
 // after the policy exists; while one still runs the next waits and starts as soon as it ends (never two at once,
 // never a backlog of missed runs). Finished automatic jobs are kept by history limits, as CronJob does. Pure.
+import { boundedName } from "./names.ts";
 
 export interface AutoCopyInput {
   enabled: boolean;
@@ -50,5 +51,6 @@ export function overHistory(jobs: HistoryEntry[], successful: number, failed: nu
 /** A job name for a slot: `<policy>-<yyyymmddhhmmss>` in UTC, so a retried create names the same job. */
 export function slotName(policy: string, slot: number): string {
   const d = new Date(slot).toISOString();
-  return `${policy}-${d.slice(0, 19).replace(/[-:T]/g, "")}`;
+  // Object names may have 253 characters: a long policy name is shortened with a hash, the time stays whole.
+  return boundedName(policy, `-${d.slice(0, 19).replace(/[-:T]/g, "")}`);
 }
