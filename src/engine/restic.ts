@@ -3,7 +3,7 @@
 // unreachable backend for many minutes), and turns failures into EngineErrors with secrets scrubbed.
 import { type ChildProcess, spawn } from "node:child_process";
 import { type CatalogEntry, type ResticSnapshot, missingOn, toCatalogEntry } from "../policy/catalog.ts";
-import { EngineError, classify, lastWords } from "./errors.ts";
+import { EngineError, classify, lastWords, retryCause } from "./errors.ts";
 
 /** One repository: where it is and how to open it. */
 export interface Repo {
@@ -27,7 +27,22 @@ export interface EngineOptions {
   timeoutMs?: number;
   /** Receives restic's JSON status lines (progress) as they come. */
   onProgress?: (message: Record<string, unknown>) => void;
+  /** Hears the cause (scrubbed) each time restic retries its backend: the storage is failing now. */
+  onBackendError?: (cause: string) => void;
 }
+
+/** One lock file in a repository (restic cat lock). */
+export interface ResticLock {
+  id: string;
+  time: string;
+  exclusive: boolean;
+  hostname: string;
+  username?: string;
+  pid?: number;
+}
+
+/** Removes credentials written into URLs (rest:https://user:password@host/). */
+export const scrubUrls = (text: string): string => text.replace(/(\w+:\/\/)[^/@\s]+@/g, "$1[redacted]@");
 
 interface RunResult {
   stdout: string;
@@ -37,6 +52,8 @@ interface RunResult {
 export class ResticEngine {
   private readonly opts: EngineOptions;
   private readonly running = new Set<ChildProcess>();
+  /** Children asked to stop by terminate(): their failure is an interruption, whatever restic says on the way out. */
+  private readonly terminated = new WeakSet<ChildProcess>();
 
   constructor(opts: EngineOptions = {}) {
     this.opts = opts;
@@ -50,7 +67,7 @@ export class ResticEngine {
   }
 
   private scrub(text: string, secrets: string[]): string {
-    let out = text;
+    let out = scrubUrls(text);
     for (const s of secrets) out = out.split(s).join("[redacted]");
     return out;
   }
@@ -110,11 +127,15 @@ export class ResticEngine {
       child.stderr.on("data", (s: string) => {
         err += s;
         if (err.length > 256_000) err = err.slice(-128_000);
-        if (!this.opts.onProgress) return;
+        if (!this.opts.onProgress && !this.opts.onBackendError) return;
         partial += s;
         const lines = partial.split("\n");
         partial = lines.pop() ?? "";
-        for (const l of lines) if (l.startsWith("{")) this.progress(l);
+        for (const l of lines) {
+          if (l.startsWith("{")) this.progress(l);
+          const cause = this.opts.onBackendError && retryCause(l);
+          if (cause) this.opts.onBackendError?.(this.scrub(cause, secrets));
+        }
       });
       child.on("error", (e) => {
         clearTimeout(timer);
@@ -125,18 +146,22 @@ export class ResticEngine {
         clearTimeout(timer);
         const stdout = Buffer.concat(out).toString("utf8");
         if (code === 0 && !timedOut) return resolve({ stdout, stderr: err });
-        const kind = classify(code, err, timedOut);
-        const detail = this.scrub(lastWords(err) || (signal ? `killed by ${signal}` : `exit code ${code}`), secrets);
-        reject(
-          new EngineError(kind, operation, code, timedOut ? `no answer within ${Math.round(timeoutMs / 1000)} s; last: ${detail}` : detail),
-        );
+        const kind = classify(code, err, timedOut ? "deadline" : this.terminated.has(child) ? "terminate" : false);
+        const words = this.scrub(lastWords(err), secrets);
+        const detail = timedOut
+          ? `no answer within ${Math.round(timeoutMs / 1000)} s${words ? `; last: ${words}` : ""}`
+          : words || (signal ? `killed by ${signal}` : `exit code ${code}`);
+        reject(new EngineError(kind, operation, code, detail));
       });
     });
   }
 
   /** Asks every running restic to stop (SIGTERM: restic removes its lock and exits); their calls then fail. */
   terminate(): void {
-    for (const c of this.running) c.kill("SIGTERM");
+    for (const c of this.running) {
+      this.terminated.add(c);
+      c.kill("SIGTERM");
+    }
   }
 
   private progress(line: string): void {
@@ -160,6 +185,14 @@ export class ResticEngine {
   /** Opens the repository (config and keys): the cheapest proof that location, credentials and password work. */
   async probe(repo: Repo, timeoutMs = 60_000): Promise<void> {
     await this.run("probe", repo, ["cat", "config"], { timeoutMs });
+  }
+
+  /** The repository's config (no lock): its ID is the repository's identity. */
+  async config(repo: Repo, timeoutMs = 120_000): Promise<{ id: string; version: number }> {
+    const { stdout } = await this.run("config", repo, ["cat", "config", "--no-lock"], { timeoutMs });
+    const c = JSON.parse(stdout) as { id?: string; version?: number };
+    if (!c.id) throw new EngineError("CorruptData", "config", null, "the repository config has no ID");
+    return { id: c.id, version: c.version ?? 0 };
   }
 
   async snapshots(repo: Repo, timeoutMs?: number): Promise<ResticSnapshot[]> {
@@ -243,20 +276,37 @@ export class ResticEngine {
   }
 
   /** Locks in the repository (restic list locks). */
-  async locks(repo: Repo): Promise<string[]> {
-    const { stdout } = await this.run("locks", repo, ["list", "locks", "--no-lock"]);
+  async locks(repo: Repo, timeoutMs?: number): Promise<string[]> {
+    const { stdout } = await this.run("locks", repo, ["list", "locks", "--no-lock"], { timeoutMs });
     return stdout
       .split("\n")
       .map((l) => l.trim())
       .filter(Boolean);
   }
 
+  /** Every lock in the repository with its holder (restic list locks, then cat lock; a lock gone meanwhile is left out). */
+  async listLocks(repo: Repo, timeoutMs = 120_000): Promise<ResticLock[]> {
+    const out: ResticLock[] = [];
+    for (const id of await this.locks(repo, timeoutMs)) {
+      let stdout: string;
+      try {
+        ({ stdout } = await this.run("locks", repo, ["cat", "lock", id, "--no-lock"], { timeoutMs }));
+      } catch (err) {
+        if (err instanceof EngineError && err.kind !== "Unreachable") continue; // removed since the listing
+        throw err;
+      }
+      const l = JSON.parse(stdout) as { time?: string; exclusive?: boolean; hostname?: string; username?: string; pid?: number };
+      out.push({ id, time: l.time ?? "", exclusive: !!l.exclusive, hostname: l.hostname ?? "", username: l.username, pid: l.pid });
+    }
+    return out;
+  }
+
   /**
-   * Clears locks. Without removeAll, restic removes only stale locks (its own rule: older than 30 minutes, or held
-   * by a process of this host that is gone). removeAll is for the operator's rule: no MediaAgent of Auxo is
-   * running against this repository, so any lock left is from a killed pod (docs/job-metadata.md).
+   * restic's own unlock: removes only the locks restic proves stale (older than 30 minutes, which a live restic never
+   * is as it refreshes its lock, or held by a process of this host that is gone). Never --remove-all: that would
+   * break another tool's running prune (docs/job-metadata.md).
    */
-  async unlock(repo: Repo, opts: { removeAll?: boolean } = {}): Promise<void> {
-    await this.run("unlock", repo, ["unlock", ...(opts.removeAll ? ["--remove-all"] : [])]);
+  async unlock(repo: Repo, timeoutMs = 120_000): Promise<void> {
+    await this.run("unlock", repo, ["unlock"], { timeoutMs });
   }
 }

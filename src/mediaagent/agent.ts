@@ -5,8 +5,9 @@
 import { randomBytes } from "node:crypto";
 import { accessSync, constants, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { probeS3, removeLockFile } from "../engine/backend.ts";
 import { EngineError } from "../engine/errors.ts";
-import { type Repo, ResticEngine } from "../engine/restic.ts";
+import { type Repo, type ResticLock, ResticEngine, scrubUrls } from "../engine/restic.ts";
 import { type CatalogEntry, missingOn } from "../policy/catalog.ts";
 import { planCopy } from "../policy/selection.ts";
 import { type PromotionDownstream, promotionShortfall } from "../policy/promotion.ts";
@@ -110,17 +111,174 @@ async function copyHistory(
 
 const progress = (p: Record<string, unknown>) => process.stdout.write(`${JSON.stringify({ level: "info", msg: "progress", ...p })}\n`);
 
+/** How far the agent's clock may be from the operator's decision time before data aging refuses to forget. */
+export const MAX_CLOCK_SKEW_MS = 5 * 60_000;
+
+/** A lock as the run's status shows it: who holds it, since when. */
+export interface LockHolder {
+  host: string;
+  pid?: number;
+  user?: string;
+  exclusive: boolean;
+  createdAt: string;
+  ageSeconds?: number;
+}
+
+const holderOf = (l: ResticLock, now = Date.now()): LockHolder => {
+  const t = Date.parse(l.time);
+  return {
+    host: l.hostname,
+    pid: l.pid,
+    user: l.username,
+    exclusive: l.exclusive,
+    createdAt: Number.isNaN(t) ? l.time : new Date(t).toISOString(),
+    ageSeconds: Number.isNaN(t) ? undefined : Math.max(0, Math.round((now - t) / 1000)),
+  };
+};
+
+const ago = (s: number | undefined) =>
+  s === undefined ? "" : s < 120 ? ` (${s} s ago)` : s < 7200 ? ` (${Math.round(s / 60)} min ago)` : ` (${Math.round(s / 3600)} h ago)`;
+
+/** `repository is locked (exclusive) by host "x" pid 123 since <time> (12 min ago)` */
+export function describeLock(where: string, h: LockHolder): string {
+  return `repository ${where} is locked${h.exclusive ? " (exclusive)" : ""} by host "${h.host}"${h.pid !== undefined ? ` pid ${h.pid}` : ""}${
+    h.user ? ` user ${h.user}` : ""
+  } since ${h.createdAt}${ago(h.ageSeconds)}`;
+}
+
+/**
+ * The result as a termination message: valid JSON of at most `max` bytes. Too big, it loses its largest fields
+ * first (a list is halved, anything else dropped), then its message is shortened; ok, task, kind and retryable stay.
+ */
+export function fitResult(r: AgentResult, max = 4000): string {
+  const keep = new Set(["ok", "task", "kind", "retryable", "message"]);
+  const out: Record<string, unknown> = { ...r };
+  const size = () => Buffer.byteLength(JSON.stringify(out));
+  const cut: string[] = [];
+  while (size() > max) {
+    const fields = Object.keys(out)
+      .filter((k) => !keep.has(k) && k !== "truncated")
+      .map((k) => ({ k, n: Buffer.byteLength(JSON.stringify(out[k]) ?? "") }))
+      .sort((a, b) => b.n - a.n);
+    const big = fields[0];
+    if (!big) break;
+    const v = out[big.k];
+    if (Array.isArray(v) && v.length > 1) out[big.k] = v.slice(0, Math.floor(v.length / 2));
+    else delete out[big.k];
+    if (!cut.includes(big.k)) cut.push(big.k);
+    out.truncated = cut;
+  }
+  if (size() > max && typeof out.message === "string") {
+    const over = size() - max;
+    // Bytes, not characters: cut by characters until it fits.
+    let m = out.message.slice(0, Math.max(0, out.message.length - over - 1));
+    out.message = `${m}…`;
+    while (size() > max && m.length > 0) {
+      m = m.slice(0, -Math.max(1, Math.ceil(m.length / 20)));
+      out.message = `${m}…`;
+    }
+  }
+  if (size() > max) return JSON.stringify({ ok: r.ok, task: r.task, kind: r.kind, retryable: r.retryable });
+  return JSON.stringify(out);
+}
+
+/** Prints restic's backend retries as progress, at most once per `everyMs`, so the operator probes the library at once. */
+export function backendErrorReporter(
+  write: (p: Record<string, unknown>) => void,
+  everyMs = 5000,
+  now: () => number = Date.now,
+): (cause: string) => void {
+  let last = -Infinity;
+  return (cause) => {
+    if (now() - last < everyMs) return;
+    last = now();
+    write({ backendError: scrubUrls(cause).replace(/\s+/g, " ").trim().slice(0, 300) });
+  };
+}
+
+/** A repository location for messages: no credentials in it. */
+const shown = (repository: string) => scrubUrls(repository);
+
 export async function runTask(task: AgentTask, spec: TaskSpec, env: NodeJS.ProcessEnv, engine: ResticEngine): Promise<AgentResult> {
+  try {
+    return await work(task, spec, env, engine);
+  } catch (err) {
+    throw await explainLock(err, spec, env, engine);
+  }
+}
+
+/**
+ * A LockHeld failure names the lock that blocked: restic's message carries its storage ID, the lock listing gives its
+ * holder (host, pid, user, age), which the run shows while it waits.
+ */
+async function explainLock(err: unknown, spec: TaskSpec, env: NodeJS.ProcessEnv, engine: ResticEngine): Promise<unknown> {
+  if (!(err instanceof EngineError) || err.kind !== "LockHeld") return err;
+  const storageId = /storage ID ([0-9a-f]{8,64})/.exec(err.detail)?.[1];
+  let found: { where: string; lock: ResticLock } | undefined;
+  for (const a of [spec.target, ...(spec.source ? [spec.source] : [])]) {
+    let locks: ResticLock[];
+    try {
+      locks = await engine.listLocks(accessRepo(a, env), 60_000);
+    } catch {
+      continue;
+    }
+    const lock = storageId ? locks.find((l) => l.id.startsWith(storageId)) : (locks.find((l) => l.exclusive) ?? locks[0]);
+    if (lock) {
+      found = { where: shown(a.repository), lock };
+      break;
+    }
+  }
+  if (!found) return err;
+  const holder = holderOf(found.lock);
+  const e = new EngineError("LockHeld", "lock", err.exitCode, err.detail, describeLock(found.where, holder));
+  e.details = { ...err.details, lock: holder };
+  return e;
+}
+
+const accessRepo = (a: TaskSpec["target"], env: NodeJS.ProcessEnv, passwordFile?: string): Repo => ({
+  repository: a.repository,
+  passwordFile: passwordFile ?? a.passwordFile ?? "",
+  env: backendEnv(env),
+  options: a.options,
+  caFile: a.caFile,
+  insecureTls: a.insecureTls,
+});
+
+async function work(task: AgentTask, spec: TaskSpec, env: NodeJS.ProcessEnv, engine: ResticEngine): Promise<AgentResult> {
   const tmp = env.TMPDIR ?? "/tmp";
-  const repo = (a: TaskSpec["target"], passwordFile?: string): Repo => ({
-    repository: a.repository,
-    passwordFile: passwordFile ?? a.passwordFile ?? "",
-    env: backendEnv(env),
-    options: a.options,
-    caFile: a.caFile,
-    insecureTls: a.insecureTls,
-  });
+  const repo = (a: TaskSpec["target"], passwordFile?: string): Repo => accessRepo(a, env, passwordFile);
   const timeoutMs = (spec.timeoutSeconds ?? 3600) * 1000;
+  // Repository identity: before it writes or forgets, the agent makes sure the repository at the location is the one
+  // the operator recorded (another one may have been put there, or two copies aimed at one place).
+  const checkIdentity = async (a: TaskSpec["target"]): Promise<void> => {
+    if (!a.repositoryId) return;
+    const { id } = await engine.config(repo(a), Math.min(timeoutMs, 300_000));
+    if (id !== a.repositoryId)
+      throw new EngineError(
+        "RepositoryMismatch",
+        task,
+        null,
+        "",
+        `repository at ${shown(a.repository)} has ID ${id}, the copy recorded ${a.repositoryId}: a different repository is at this location; nothing was written`,
+      );
+  };
+  // Locks (docs/job-metadata.md): restic's stale ones, then exactly those of Auxo pods the operator knows have ended.
+  // Any other lock stays: the operation then fails LockHeld and the run waits for it.
+  const removed: { host: string; id: string }[] = [];
+  const clearLocks = async (a: TaskSpec["target"]): Promise<void> => {
+    if (!spec.locks) return;
+    const r = repo(a);
+    await engine.unlock(r, Math.min(timeoutMs, 300_000));
+    const dead = new Set(spec.locks.deadHosts ?? []);
+    if (dead.size === 0) return;
+    for (const l of await engine.listLocks(r, Math.min(timeoutMs, 300_000)))
+      if (dead.has(l.hostname)) {
+        await removeLockFile(r, l.id);
+        removed.push({ host: l.hostname, id: l.id.slice(0, 8) });
+        progress({ task, lockRemoved: l.id.slice(0, 8), host: l.hostname, repository: shown(a.repository) });
+      }
+  };
+  const locksNote = () => (removed.length ? { locksRemoved: removed.slice(0, 10) } : {});
   switch (task) {
     case "probe": {
       const t = spec.target.repository;
@@ -133,8 +291,10 @@ export async function runTask(task: AgentTask, spec: TaskSpec, env: NodeJS.Proce
         rmSync(marker);
         return { ok: true, task, message: `${t} is writable` };
       }
-      // Object storage: opening a repository that is not there proves the storage answers (and the credentials
-      // are accepted); anything else is a problem.
+      // S3: a marker object written and deleted under the library's prefix proves bucket, prefix and credentials.
+      if (t.startsWith("s3:")) return { ok: true, task, message: await probeS3(repo(spec.target), Math.min(timeoutMs, 60_000)) };
+      // A REST server: opening a repository that is not there proves the server answers (and the credentials are
+      // accepted); anything else is a problem.
       const pw = path.join(tmp, "probe-password");
       writeFileSync(pw, randomBytes(16).toString("hex"), { mode: 0o600 });
       try {
@@ -148,17 +308,19 @@ export async function runTask(task: AgentTask, spec: TaskSpec, env: NodeJS.Proce
     case "init": {
       try {
         const id = await engine.init(repo(spec.target), { chunkerFrom: spec.source && repo(spec.source), timeoutMs });
-        return { ok: true, task, created: true, id };
+        return { ok: true, task, created: true, id: id || (await engine.config(repo(spec.target), timeoutMs)).id };
       } catch (err) {
         if (!(err instanceof EngineError && err.kind === "RepositoryExists")) throw err;
-        // Already there (a retried init, or a repository that outlived the cluster): it must open with our password.
+        // Already there (a retried init, or a repository that outlived the cluster): it must open with our password,
+        // and the operator records its ID (a second copy on the same ID is refused).
         await engine.snapshots(repo(spec.target), timeoutMs);
-        return { ok: true, task, created: false };
+        return { ok: true, task, created: false, id: (await engine.config(repo(spec.target), timeoutMs)).id };
       }
     }
     case "scan": {
       const catalog = await engine.catalog(repo(spec.target), timeoutMs);
-      const result: AgentResult = { ok: true, task, ...summarize(catalog) };
+      const { id: repositoryId } = await engine.config(repo(spec.target), timeoutMs);
+      const result: AgentResult = { ok: true, task, repositoryId, ...summarize(catalog) };
       const store = metadataStore(spec.target.metadata, env, spec.target);
       if (store) {
         try {
@@ -178,9 +340,10 @@ export async function runTask(task: AgentTask, spec: TaskSpec, env: NodeJS.Proce
       if (!spec.source) throw new Error("copy needs a source");
       const source = repo(spec.source);
       const target = repo(spec.target);
-      // Locks a killed MediaAgent left behind: "all" only when the operator saw no other Auxo pod on the repository.
-      if (spec.unlock?.target) await engine.unlock(target, { removeAll: spec.unlock.target === "all" });
-      if (spec.unlock?.source) await engine.unlock(source, { removeAll: spec.unlock.source === "all" });
+      await checkIdentity(spec.target);
+      await checkIdentity(spec.source);
+      await clearLocks(spec.target);
+      await clearLocks(spec.source);
       const events = new EventWriter(metadataStore(spec.target.metadata, env, spec.target), env.AUXO_POD_NAME);
       let todo: CatalogEntry[];
       let planned: Record<string, unknown> = {};
@@ -261,6 +424,7 @@ export async function runTask(task: AgentTask, spec: TaskSpec, env: NodeJS.Proce
           ...planned,
           ...lag(todo),
           ...(await runCopied()),
+          ...locksNote(),
           ...events.problem(),
         };
       } catch (err) {
@@ -310,6 +474,19 @@ export async function runTask(task: AgentTask, spec: TaskSpec, env: NodeJS.Proce
       if (!spec.aging) throw new Error("age needs the copy's retention");
       const a = spec.aging;
       const target = repo(spec.target);
+      if (!a.dryRun && a.at) {
+        // The operator decided as of `at`; a node clock far from it would age by another day's rules.
+        const skew = Date.now() - Date.parse(a.at);
+        if (!(Math.abs(skew) <= MAX_CLOCK_SKEW_MS))
+          throw new EngineError(
+            "ClockSkew",
+            task,
+            null,
+            "",
+            `this node's clock reads ${new Date().toISOString()}, the operator decided at ${a.at} (${Math.round(Math.abs(skew) / 1000)} s apart, more than ${MAX_CLOCK_SKEW_MS / 1000} s): nothing was forgotten`,
+          );
+        await checkIdentity(spec.target);
+      }
       const catalog = await engine.catalog(target, timeoutMs);
       const now = a.at ? Date.parse(a.at) : Date.now();
       const downstream: DownstreamCopy[] = [];
@@ -362,10 +539,9 @@ export async function runTask(task: AgentTask, spec: TaskSpec, env: NodeJS.Proce
       if (a.dryRun) return { ok: true, task, dryRun: true, ...report };
       if (breaker.stop) return { ok: false, task, kind: "MassDeletion", retryable: false, message: breaker.message, ...report };
       if (aged.length === 0) return { ok: true, task, ...report, reclaimedBytes: 0 };
-      // Prune needs the exclusive lock: locks a killed MediaAgent left behind (stale, restic's rule) go first. The
-      // operator starts this pod only when no other Auxo pod writes the repository, so a fresh lock means a writer
-      // outside Auxo, and prune then fails with that message instead of breaking it.
-      if (spec.unlock?.target) await engine.unlock(target, { removeAll: spec.unlock.target === "all" });
+      // Forget and prune need the exclusive lock: stale locks and those of ended Auxo pods go first. Any other lock
+      // (a producer's backup or prune) stays, and the run fails LockHeld and waits instead of breaking it.
+      await clearLocks(spec.target);
       const before = await engine.storedBytes(target, timeoutMs);
       await engine.forget(
         target,
@@ -374,10 +550,12 @@ export async function runTask(task: AgentTask, spec: TaskSpec, env: NodeJS.Proce
       progress({ task, aged: aged.length, phase: "prune" });
       await engine.prune(target, timeoutMs);
       const after = await engine.storedBytes(target, timeoutMs);
-      return { ok: true, task, ...report, reclaimedBytes: Math.max(0, before - after), storedBytes: after };
+      return { ok: true, task, ...report, reclaimedBytes: Math.max(0, before - after), storedBytes: after, ...locksNote() };
     }
     case "verify": {
       // Every job is read in full, also after one fails: the result names all the bad ones.
+      await checkIdentity(spec.target);
+      await clearLocks(spec.target);
       const catalog = await engine.catalog(repo(spec.target), timeoutMs);
       const events = new EventWriter(metadataStore(spec.target.metadata, env, spec.target), env.AUXO_POD_NAME);
       const failed: string[] = [];
@@ -408,8 +586,10 @@ export async function runTask(task: AgentTask, spec: TaskSpec, env: NodeJS.Proce
       };
     }
     case "prune":
+      await checkIdentity(spec.target);
+      await clearLocks(spec.target);
       await engine.prune(repo(spec.target), timeoutMs);
-      return { ok: true, task };
+      return { ok: true, task, ...locksNote() };
   }
 }
 
@@ -430,7 +610,7 @@ export function progressOf(m: Record<string, unknown>): Record<string, unknown> 
 export async function agentMain(task: string, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const tasks: AgentTask[] = ["probe", "init", "scan", "copy", "plan", "age", "verify", "prune"];
   const write = (r: AgentResult) => {
-    const text = JSON.stringify(r).slice(0, 4000);
+    const text = fitResult(r);
     process.stdout.write(`${JSON.stringify({ level: r.ok ? "info" : "error", msg: "result", ...r })}\n`);
     try {
       writeFileSync(env.AUXO_RESULT_FILE ?? "/dev/termination-log", text);
@@ -453,6 +633,7 @@ export async function agentMain(task: string, env: NodeJS.ProcessEnv = process.e
     binary: env.AUXO_RESTIC ?? "restic",
     cacheDir: env.RESTIC_CACHE_DIR,
     onProgress: (m) => progress({ task, ...progressOf(m) }),
+    onBackendError: backendErrorReporter((p) => progress({ task, ...p })),
   });
   // Pod deletion (suspend, cancel) sends SIGTERM: stop restic cleanly and let the task record what it finished and
   // write its result within the grace period, instead of exiting mid-write.

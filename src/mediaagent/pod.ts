@@ -25,8 +25,11 @@ export interface TaskSpec {
   downstream?: DownstreamTask[];
   /** For age: the target copy's retention. */
   aging?: AgingTask;
-  /** For copy: clear locks first; "all" only when no other Auxo pod works on that repository. */
-  unlock?: { target?: "all" | "stale"; source?: "all" | "stale" };
+  /**
+   * Locks: before it works on a repository the agent removes restic's stale locks and the locks of these hosts (pod
+   * names of Auxo MediaAgents the operator knows have ended), never any other lock (docs/job-metadata.md).
+   */
+  locks?: { deadHosts?: string[] };
   timeoutSeconds?: number;
 }
 
@@ -83,7 +86,7 @@ export interface AgentPodInput {
   source?: RepositoryAccess;
   snapshotIds?: string[];
   plan?: CopyTaskPlan;
-  unlock?: TaskSpec["unlock"];
+  locks?: TaskSpec["locks"];
   downstream?: (Omit<DownstreamTask, "access"> & { access: RepositoryAccess })[];
   aging?: AgingTask;
   placement?: PodPlacement;
@@ -104,6 +107,8 @@ export function podName(...parts: string[]): string {
   return `${raw.slice(0, 54).replace(/-$/, "")}-${hash}`;
 }
 
+const RESTIC_CACHE_DIR = "/tmp/restic-cache";
+
 const defaultResources = { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "1Gi" } };
 
 export function buildAgentPod(i: AgentPodInput): Record<string, unknown> {
@@ -114,17 +119,23 @@ export function buildAgentPod(i: AgentPodInput): Record<string, unknown> {
     caFile: a.caFile,
     insecureTls: a.insecureTls,
     options: a.options,
+    repositoryId: a.repositoryId,
   });
   const spec: TaskSpec = { task: i.task, target: strip(i.target), timeoutSeconds: i.deadlineSeconds - 30 };
   if (i.source) spec.source = strip(i.source);
   if (i.snapshotIds) spec.snapshotIds = i.snapshotIds;
   if (i.plan) spec.plan = i.plan;
-  if (i.unlock) spec.unlock = i.unlock;
+  if (i.locks) spec.locks = i.locks;
   if (i.aging) spec.aging = i.aging;
   if (i.downstream) spec.downstream = i.downstream.map((d) => ({ ...d, access: strip(d.access) }));
   // Unreachable downstream copies are not mounted: nothing reads them.
   const accesses = [i.target, ...(i.source ? [i.source] : []), ...(i.downstream ?? []).filter((d) => !d.unreachable).map((d) => d.access)];
-  const volumes = [{ name: "tmp", emptyDir: {} }, ...accesses.flatMap((a) => a.volumes.map((v) => ({ name: v.name, ...v.source })))];
+  // Bounded scratch space: a full node disk evicts every pod on it. restic's cache has its own volume and limit.
+  const volumes = [
+    { name: "tmp", emptyDir: { sizeLimit: "1Gi" } },
+    { name: "restic-cache", emptyDir: { sizeLimit: "2Gi" } },
+    ...accesses.flatMap((a) => a.volumes.map((v) => ({ name: v.name, ...v.source }))),
+  ];
   // One env var per secret key; the same variable twice (a copy within one S3 account) is set once.
   const env = new Map<string, Record<string, unknown>>();
   for (const a of accesses)
@@ -170,7 +181,7 @@ export function buildAgentPod(i: AgentPodInput): Record<string, unknown> {
             { name: "AUXO_TASK", value: JSON.stringify(spec) },
             { name: "AUXO_POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
             { name: "HOME", value: "/tmp" },
-            { name: "RESTIC_CACHE_DIR", value: "/tmp/restic-cache" },
+            { name: "RESTIC_CACHE_DIR", value: RESTIC_CACHE_DIR },
             ...env.values(),
           ],
           resources: i.placement?.resources ?? defaultResources,
@@ -178,6 +189,7 @@ export function buildAgentPod(i: AgentPodInput): Record<string, unknown> {
           terminationMessagePolicy: "FallbackToLogsOnError",
           volumeMounts: [
             { name: "tmp", mountPath: "/tmp" },
+            { name: "restic-cache", mountPath: RESTIC_CACHE_DIR },
             ...accesses.flatMap((a) => a.volumes.map((v) => ({ name: v.name, mountPath: v.mountPath, readOnly: v.readOnly }))),
           ],
         },

@@ -149,7 +149,7 @@ describe("data aging task", () => {
     expect((await engine.locks(copyA)).length).toBe(1);
 
     const storedBefore = await engine.storedBytes(copyA);
-    const r = await age({ ...task(), unlock: { target: "stale" } });
+    const r = await age({ ...task(), locks: {} });
     expect(r).toMatchObject({ ok: true, aged: aged.length });
     expect(r.reclaimedBytes).toBeGreaterThan(0);
     expect(r.storedBytes).toBe(storedBefore - (r.reclaimedBytes as number));
