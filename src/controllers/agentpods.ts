@@ -51,7 +51,11 @@ export async function createAgentPod(mgr: Manager, pod: Record<string, unknown>)
  * Why a pod has not started, once it has been Pending for `afterMs`: the scheduler's word when there is one
  * (PodScheduled=False), else how long it waits. Undefined while it is young or running.
  */
-export function stuckPending(pod: PodObj & { status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] } }, now: number, afterMs = PENDING_REPORT_MS): string | undefined {
+export function stuckPending(
+  pod: PodObj & { status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] } },
+  now: number,
+  afterMs = PENDING_REPORT_MS,
+): string | undefined {
   if (pod.status?.phase && pod.status.phase !== "Pending") return undefined;
   const created = parseTime(pod.metadata.creationTimestamp);
   if (created === undefined || now - created < afterMs) return undefined;

@@ -6,6 +6,10 @@
 // a killed attempt finished are on the target, and the next attempt skips them. A copy whose source is itself a
 // target of the run (a cascade) starts once its source's part is done.
 import { isConflict, isNotFound } from "../kube/errors.ts";
+import { labelValue, boundedName } from "../policy/names.ts";
+import { createAgentPod, endedAgentHosts, Label, PENDING_GIVE_UP_MS, stuckPending } from "./agentpods.ts";
+import type { ProbeRequests } from "./probes.ts";
+import { repositoryRefusal } from "./repository.ts";
 import { formatTime, parseTime, Pods } from "../kube/resources.ts";
 import { buildAgentPod, podName, type PodPlacement } from "../mediaagent/pod.ts";
 import { parseDuration } from "../policy/duration.ts";
@@ -69,7 +73,11 @@ export function overallPhase(parts: CopyPart[]): { phase: string; reason?: strin
   if (phases.some((p) => p === "Running")) return { phase: "Running" };
   if (phases.some((p) => p === "Pending" || p === "Retrying"))
     return { phase: "Pending", reason: phases.includes("Retrying") ? "Retrying" : undefined };
-  if (phases.some((p) => p === "Waiting")) return { phase: "Waiting", reason: "ResourcesUnavailable" };
+  if (phases.some((p) => p === "Waiting"))
+    return {
+      phase: "Waiting",
+      reason: parts.some((p) => p.phase === "Waiting" && p.reason === "LockHeld") ? "LockHeld" : "ResourcesUnavailable",
+    };
   if (phases.some((p) => p === "Queued"))
     return {
       phase: "Queued",
@@ -80,7 +88,7 @@ export function overallPhase(parts: CopyPart[]): { phase: string; reason?: strin
   return { phase: "CompletedWithErrors" };
 }
 
-export function registerAuxCopyController(mgr: Manager, settings: ControllerSettings): void {
+export function registerAuxCopyController(mgr: Manager, settings: ControllerSettings, probes?: ProbeRequests): void {
   const jobs = mgr.informer<AcjObj>(AuxCopyJobs);
   const policies = mgr.informer<PolicyObj>(StoragePolicies);
   const copies = mgr.informer<CopyObj>(PolicyCopies);
@@ -201,6 +209,7 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
       // Pods this reconcile creates, with their libraries: the cache does not show them yet.
       const createdHere: string[][] = [];
       const parts: CopyPart[] = [];
+      const history = [...(st.history ?? [])];
       let requeueMs: number | undefined;
       const soon = (ms: number) => (requeueMs = Math.min(requeueMs ?? ms, ms));
       for (const name of targets) {
@@ -259,16 +268,24 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
               (!p.status?.phase || p.status.phase === "Pending" || p.status.phase === "Running") &&
               p.metadata.labels?.["auxo.dev/task"] === "age" &&
               p.metadata.labels?.["auxo.dev/dry-run"] !== "true" &&
-              [name, sourceName].includes(p.metadata.labels?.["auxo.dev/copy"] ?? ""),
+              [name, sourceName].map(labelValue).includes(p.metadata.labels?.[Label.copy] ?? ""),
           );
         if (aging) {
-          waiting(`data aging runs on "${aging.metadata.labels?.["auxo.dev/copy"]}" (pod ${aging.metadata.name})`);
+          waiting(`data aging runs on the repository (pod ${aging.metadata.name})`);
           soon(5000);
           continue;
         }
         const hold = (copy.status?.conditions ?? []).find((c) => c.type === "Ready" && c.reason === "BackupsRequired");
         if (hold) {
           waiting(hold.message);
+          continue;
+        }
+        // A repository shared with another copy, or replaced at its location, is never written or read for this copy.
+        const refusedBy = [copy, source].find((c) => repositoryRefusal(c));
+        if (refusedBy) {
+          const why = repositoryRefusal(refusedBy) as { reason: string; message: string };
+          waiting(`copy "${refusedBy.metadata.name}": ${why.message}`);
+          part.reason = why.reason;
           continue;
         }
         if (!copy.status?.repositoryReady || !source.status?.repositoryReady) {
@@ -284,8 +301,25 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
         const pod = mine.find((p) => p.metadata.name === pName);
         const r = pod && agentResult(pod);
         if (pod && !r) {
+          const stuck = stuckPending(pod, now());
+          if (stuck && once(`pending/${pod.metadata.uid}`)) mgr.events.event(acj, "Warning", "PodNotScheduled", `copy "${name}": ${stuck}`);
+          if (stuck && now() - (parseTime(pod.metadata.creationTimestamp) ?? now()) > PENDING_GIVE_UP_MS) {
+            // A pod that never starts counts as a failed attempt: the run goes on (or ends) instead of waiting forever.
+            await deletePod(mgr, ns, pName);
+            const retryAt = now() + probeBackoffMs(attempt, settings.retryBaseMs);
+            Object.assign(part, {
+              phase: attempt - (prev.lockWaits ?? 0) >= MAX_ATTEMPTS ? "Failed" : "Retrying",
+              reason: "PodNotScheduled",
+              attempts: attempt + 1,
+              nextAttemptTime: formatTime(retryAt),
+              message: stuck,
+            });
+            soon(Math.max(retryAt - now(), 1000));
+            continue;
+          }
           // Running: its live progress.
           part.phase = "Running";
+          part.reason = stuck ? "PodNotScheduled" : undefined;
           part.attempts = attempt;
           part.startTime ??= formatTime(now());
           // At most one log read per pod per interval: the status write a read causes wakes this controller again,
@@ -302,13 +336,16 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
             if (pr.bytesDone !== undefined) part.bytesCopied = settledBytes + pr.bytesDone;
             if (pr.bytesTotal !== undefined) part.bytesTotal = settledBytes + pr.bytesTotal;
             part.currentJob = pr.job;
+            // restic is retrying its storage: probe both libraries now, so an outage shows (and parks the part) soon.
+            if (pr.backendError)
+              for (const l of [lib, srcLib]) probes?.request(ns, l.metadata.name, `copy pod ${pName}: ${pr.backendError}`, now());
             const secs = (now() - (parseTime(part.startTime) ?? now())) / 1000;
             if (secs > 0 && pr.bytesDone) {
               part.throughput = Math.round(pr.bytesDone / secs);
               if (pr.bytesTotal && part.throughput > 0) part.etaSeconds = Math.round((pr.bytesTotal - pr.bytesDone) / part.throughput);
             }
           }
-          part.message = `copying from "${sourceName}" (attempt ${attempt})`;
+          part.message = stuck ?? `copying from "${sourceName}" (attempt ${attempt})`;
           soon(Math.max(100, interval - (now() - (progressReadAt.get(pName) ?? 0))));
           continue;
         }
@@ -323,7 +360,24 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
             bytes?: number;
             kind?: string;
             retryable?: boolean;
+            lock?: { host?: string; ageSeconds?: number };
+            copiedJobs?: string[];
+            failedJobs?: string[];
           };
+          // The run's history: the jobs this pod copied or could not copy (bounded; the job events keep all).
+          if (once(`history/${pod.metadata.uid ?? pName}`)) {
+            const at = r.at ?? formatTime(now());
+            history.push(
+              ...(d.copiedJobs ?? []).map((jobId) => ({ jobId: String(jobId), copy: name, result: "Copied" as const, time: at })),
+              ...(r.ok ? [] : (d.failedJobs ?? [])).map((jobId) => ({
+                jobId: String(jobId),
+                copy: name,
+                result: "Failed" as const,
+                time: at,
+                message: r.message.slice(0, 200),
+              })),
+            );
+          }
           // A pod that died without a result leaves only its last progress as the count of what it finished.
           const copiedNow = d.copied ?? Math.max(0, (part.jobsCopied ?? settledJobs) - settledJobs);
           const bytesNow = d.bytes ?? Math.max(0, (part.bytesCopied ?? settledBytes) - settledBytes);
@@ -385,10 +439,30 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
             mgr.events.event(acj, "Normal", "CopyCompleted", `copy "${name}": ${part.message}`);
             continue;
           }
+          if (d.kind === "Unreachable")
+            for (const l of [lib, srcLib]) probes?.request(ns, l.metadata.name, `copy pod ${pName}: ${r.message}`, now());
+          if (d.kind === "LockHeld") {
+            // Another process holds a lock Auxo cannot prove is its own and dead: wait and try again, without counting
+            // it as a failed attempt (the run's running-time limit still bounds the wait).
+            const waits = (prev.lockWaits ?? 0) + 1;
+            const retryAt = (parseTime(r.at) ?? now()) + Math.min(probeBackoffMs(Math.min(waits, 4), settings.retryBaseMs), 5 * 60_000);
+            Object.assign(part, {
+              phase: "Waiting",
+              reason: "LockHeld",
+              attempts: attempt + 1,
+              lockWaits: waits,
+              nextAttemptTime: formatTime(retryAt),
+              message: `${r.message}; trying again at ${formatTime(retryAt)}`,
+            });
+            if (waits === 1) mgr.events.event(acj, "Warning", "LockHeld", `copy "${name}": ${r.message}`);
+            soon(Math.max(retryAt - now(), 1000));
+            continue;
+          }
           const retryable = d.retryable !== false;
-          if (!retryable || attempt >= MAX_ATTEMPTS) {
+          if (!retryable || attempt - (prev.lockWaits ?? 0) >= MAX_ATTEMPTS) {
             Object.assign(part, {
               phase: "Failed",
+              reason: d.kind,
               jobsFailed: Math.max(0, (part.jobsSelected ?? 0) - (part.jobsCopied ?? 0)),
               message: `attempt ${attempt}: ${r.message}`,
             });
@@ -400,6 +474,7 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
           const retryAt = (parseTime(r.at) ?? now()) + probeBackoffMs(attempt, settings.retryBaseMs);
           Object.assign(part, {
             phase: "Retrying",
+            reason: d.kind,
             attempts: attempt + 1,
             nextAttemptTime: formatTime(retryAt),
             message: `attempt ${attempt} failed (${r.message}); retrying at ${formatTime(retryAt)}`,
@@ -430,7 +505,7 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
         }
         const retryAt = parseTime(prev.nextAttemptTime);
         if (retryAt !== undefined && retryAt > now()) {
-          part.phase = "Retrying";
+          part.phase = prev.reason === "LockHeld" ? "Waiting" : "Retrying";
           soon(retryAt - now());
           continue;
         }
@@ -469,8 +544,8 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
               createdHere.filter((c) => c.includes(l.metadata.name)).length +
               streams.filter(
                 (p) =>
-                  p.metadata.labels?.["auxo.dev/target-library"] === l.metadata.name ||
-                  p.metadata.labels?.["auxo.dev/source-library"] === l.metadata.name,
+                  p.metadata.labels?.[Label.targetLibrary] === labelValue(l.metadata.name) ||
+                  p.metadata.labels?.[Label.sourceLibrary] === labelValue(l.metadata.name),
               ).length,
           })),
         });
@@ -501,25 +576,17 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
         }
         const access = (c: CopyObj, l: LibraryObj, role: string) => {
           const pw = c.spec.encryption.passwordSecret;
-          return repositoryAccess(
-            l.spec,
-            c.spec.repositoryPath ?? defaultRepositoryPath(ns, policy.metadata.name, c.metadata.name),
-            { secret: pw.name, key: pw.key ?? "password" },
-            role,
-          );
+          return {
+            ...repositoryAccess(
+              l.spec,
+              c.spec.repositoryPath ?? defaultRepositoryPath(ns, policy.metadata.name, c.metadata.name),
+              { secret: pw.name, key: pw.key ?? "password" },
+              role,
+            ),
+            // The pod checks it before it writes: a repository swapped in at the location is never written.
+            repositoryId: c.status?.repositoryId,
+          };
         };
-        const busy = (repoCopy: string) =>
-          agentPods.list(ns).some(
-            (p) =>
-              p.metadata.name !== pName &&
-              // Scans, probes and plans read without a lock (restic --no-lock): they cannot own a lock left behind.
-              !["scan", "probe", "plan"].includes(p.metadata.labels?.["auxo.dev/task"] ?? "") &&
-              p.metadata.labels?.["auxo.dev/dry-run"] !== "true" &&
-              (p.status?.phase === "Pending" || p.status?.phase === "Running" || !p.status?.phase) &&
-              (p.metadata.labels?.["auxo.dev/copy"] === repoCopy ||
-                p.metadata.labels?.["auxo.dev/source"] === repoCopy ||
-                p.metadata.ownerReferences?.some((o) => o.kind === "PolicyCopy" && o.name === repoCopy)),
-          );
         const podObj = buildAgentPod({
           task: "copy",
           namespace: ns,
@@ -536,25 +603,47 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
             limit: acj.spec.jobLimit ?? 1000,
             mostRecentFull: acj.spec.useMostRecentFull,
           },
-          // After a killed attempt its locks stay behind; every lock goes only when no other Auxo pod uses the repository.
-          unlock: attempt > 1 ? { target: busy(name) ? "stale" : "all", source: busy(sourceName) ? "stale" : "all" } : undefined,
+          // Locks of Auxo pods that ended (a killed attempt's) may go; any other lock is waited for (docs/job-metadata.md).
+          locks: {
+            deadHosts: endedAgentHosts(
+              agentPods.list(ns),
+              Array.from({ length: attempt - 1 }, (_, i) =>
+                podName(acj.metadata.name, name, ...(pass > 1 ? [`p${pass}`] : []), String(i + 1)),
+              ),
+            ),
+          },
           deadlineSeconds: 6 * 3600,
           placement: placementOf(acj, acj.spec.mediaAgent?.from === "Source" ? source : copy),
           labels: {
-            "auxo.dev/target-library": lib.metadata.name,
-            "auxo.dev/source-library": srcLib.metadata.name,
-            "auxo.dev/copy": name,
-            "auxo.dev/source": sourceName,
-            "auxo.dev/auxcopyjob": acj.metadata.name,
-            "auxo.dev/attempt": String(attempt),
+            [Label.targetLibrary]: labelValue(lib.metadata.name),
+            [Label.sourceLibrary]: labelValue(srcLib.metadata.name),
+            [Label.copy]: labelValue(name),
+            [Label.source]: labelValue(sourceName),
+            [Label.auxCopyJob]: labelValue(acj.metadata.name),
+            [Label.attempt]: String(attempt),
           },
         });
-        await mgr.client.create(Pods, podObj as never).catch((err) => {
-          if (!isConflict(err)) throw err;
-        });
+        const created = await createAgentPod(mgr, podObj);
+        if (!created.created) {
+          // The API refuses the pod itself (quota, admission, invalid settings): a failed attempt with the server's words.
+          const retryAt = now() + probeBackoffMs(attempt, settings.retryBaseMs);
+          const last = attempt - (prev.lockWaits ?? 0) >= MAX_ATTEMPTS;
+          Object.assign(part, {
+            phase: last ? "Failed" : "Retrying",
+            reason: "PodRejected",
+            attempts: last ? attempt : attempt + 1,
+            nextAttemptTime: last ? undefined : formatTime(retryAt),
+            message: `attempt ${attempt}: ${created.message}`,
+          });
+          if (last) part.completionTime = formatTime(now());
+          mgr.events.event(acj, "Warning", "PodRejected", `copy "${name}": ${created.message}`);
+          if (!last) soon(Math.max(retryAt - now(), 1000));
+          continue;
+        }
         createdHere.push([lib.metadata.name, srcLib.metadata.name]);
         Object.assign(part, {
           phase: "Running",
+          reason: undefined,
           message: `copying from "${sourceName}" (attempt ${attempt})`,
           startTime: part.startTime ?? formatTime(now()),
         });
@@ -597,12 +686,16 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
       const more = parts.filter((p) => (p.jobsRemaining ?? 0) > 0).map((p) => p.name);
       if (terminal && more.length > 0 && !followUpJob) {
         // Beyond jobLimit: a follow-up run picks up the rest (reference §4.5).
-        followUpJob = followUpName(acj.metadata.name);
+        followUpJob = boundedName(followUpName(acj.metadata.name), "");
         await mgr.client
           .create(AuxCopyJobs, {
             apiVersion: "auxo.dev/v1alpha1",
             kind: "AuxCopyJob",
-            metadata: { name: followUpJob, namespace: ns, labels: { ...acj.metadata.labels, "auxo.dev/follows": acj.metadata.name } },
+            metadata: {
+              name: followUpJob,
+              namespace: ns,
+              labels: { ...acj.metadata.labels, [Label.follows]: labelValue(acj.metadata.name) },
+            },
             spec: { ...acj.spec, copies: more, suspend: false },
           } as never)
           .catch((err) => {
@@ -638,6 +731,7 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
         bytesCopied: totals.bytes,
         progress: `${totals.copied}/${totals.selected} jobs`,
         followUpJob,
+        history: history.length ? history.slice(-100) : undefined,
       });
       return requeueMs !== undefined ? requeueAfter(requeueMs) : done();
     },

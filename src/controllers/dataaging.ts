@@ -4,7 +4,12 @@
 // lock, so a run waits while another Auxo pod writes the repository, and aux copies wait for it (auxcopyjob.ts). A
 // dry-run pod after each catalog scan previews the next run in status. Pods are named by run number, recorded in
 // status before they start, so a stale cache never starts a run twice.
-import { isConflict, isNotFound } from "../kube/errors.ts";
+import { isNotFound } from "../kube/errors.ts";
+import { labelValue } from "../policy/names.ts";
+import { probeBackoffMs } from "../policy/probe.ts";
+import { createAgentPod, endedAgentHosts, Label } from "./agentpods.ts";
+import type { ProbeRequests } from "./probes.ts";
+import { repositoryRefusal } from "./repository.ts";
 import { formatTime, parseTime, Pods } from "../kube/resources.ts";
 import { buildAgentPod, type DownstreamTask, podName } from "../mediaagent/pod.ts";
 import { checkTimeZone, type CopyFacts, holdersOf } from "../policy/references.ts";
@@ -28,9 +33,13 @@ export const AGE_NOW_ANNOTATION = "auxo.dev/data-aging-requested";
 type AgingStatus = NonNullable<PolicyCopyStatus["dataAging"]>;
 const OFF = "data aging is off for this copy (the policy's dataAging.enabled or the copy's retention.enableDataAging)";
 const key = (ns: string | undefined, name: string) => `${ns}/${name}`;
+/** The furthest ahead a mass-aging confirmation may reach: a value left in Git must not disarm the breaker for good. */
+const MAX_CONFIRM_AHEAD_MS = 7 * 86_400_000;
+/** Annotation with a MediaAgent pod's copy, in full (its label value may be shortened). */
+const COPY_ANNOTATION = "auxo.dev/copy";
 const active = (p: PodObj) => !p.status?.phase || p.status.phase === "Pending" || p.status.phase === "Running";
 
-export function registerDataAgingController(mgr: Manager, settings: ControllerSettings): void {
+export function registerDataAgingController(mgr: Manager, settings: ControllerSettings, probes?: ProbeRequests): void {
   const copies = mgr.informer<CopyObj>(PolicyCopies);
   const policies = mgr.informer<PolicyObj>(StoragePolicies);
   const libraries = mgr.informer<LibraryObj>(Libraries);
@@ -55,7 +64,7 @@ export function registerDataAgingController(mgr: Manager, settings: ControllerSe
       {
         informer: pods as never,
         map: (p) => {
-          const c = (p as PodObj).metadata.labels?.["auxo.dev/copy"];
+          const c = p.metadata.annotations?.[COPY_ANNOTATION] ?? (p as PodObj).metadata.labels?.[Label.copy];
           return c ? [key(p.metadata.namespace, c)] : [];
         },
       },
@@ -94,6 +103,13 @@ export function registerDataAgingController(mgr: Manager, settings: ControllerSe
         return done();
       }
       if (!lib || lib.status?.phase !== "Ready" || !copy.status?.repositoryReady) return done(); // library/repository status says why
+      const refused = repositoryRefusal(copy);
+      if (refused) {
+        // Never forget or prune in a repository this copy does not own alone.
+        const message = `no data aging: ${refused.message}`;
+        if (st.message !== message) await write({ ...st, phase: "Waiting", message, nextRunTime: undefined });
+        return done();
+      }
       const tz = policy.spec.timeZone ?? "UTC";
       // An unknown time zone: no day, window or calendar can be read in it, so no run (the policy's Ready says so).
       const badZone = checkTimeZone(policy.spec.timeZone)[0];
@@ -159,7 +175,13 @@ export function registerDataAgingController(mgr: Manager, settings: ControllerSe
             ...(reachable ? {} : { unreachable: true }),
           };
         });
-      const confirmed = (parseTime(copy.spec.retention?.confirmMassAgingUntil) ?? 0) > t;
+      const until = parseTime(copy.spec.retention?.confirmMassAgingUntil) ?? 0;
+      // A confirmation reaches at most 7 days ahead; one further out is not honoured (and says so).
+      const confirmed = until > t && until <= t + MAX_CONFIRM_AHEAD_MS;
+      const confirmTooFar =
+        until > t + MAX_CONFIRM_AHEAD_MS
+          ? `spec.retention.confirmMassAgingUntil is more than 7 days ahead and is not honoured: confirm a time within the next 7 days`
+          : undefined;
       const aging = {
         retention: copy.spec.retention as RetentionSpec | undefined,
         overrides: copy.spec.jobOverrides as RetentionOverride[] | undefined,
@@ -173,23 +195,34 @@ export function registerDataAgingController(mgr: Manager, settings: ControllerSe
           name,
           owner: controllerRef(copy, PolicyCopies),
           image: settings.agentImage,
-          target: access(copy, lib, "target"),
+          target: { ...access(copy, lib, "target"), repositoryId: copy.status?.repositoryId },
           downstream,
-          aging: { ...aging, ...(dryRun ? { dryRun: true, at } : {}) },
-          ...(dryRun ? {} : { unlock: { target: "stale" as const } }),
+          // The decision time is the operator's: a pod whose clock is off refuses instead of ageing by it.
+          aging: { ...aging, at: at ?? formatTime(now()), ...(dryRun ? { dryRun: true } : {}) },
+          // Locks of Auxo's ended pods (earlier runs, killed copies) may go; any other lock is waited for.
+          ...(dryRun
+            ? {}
+            : {
+                locks: {
+                  deadHosts: endedAgentHosts(
+                    pods.list(ns),
+                    Array.from({ length: Math.min(runs, 5) }, (_, i) => podName(copy.metadata.name, "age", String(runs - 1 - i))),
+                  ),
+                },
+              }),
           deadlineSeconds: 6 * 3600,
           placement: copy.spec.mediaAgent as never,
-          labels: { "auxo.dev/copy": copy.metadata.name, ...(dryRun ? { "auxo.dev/dry-run": "true" } : {}) },
-        });
-        await mgr.client.create(Pods, pod as never).catch((err) => {
-          if (!isConflict(err)) throw err;
-        });
+          labels: { [Label.copy]: labelValue(copy.metadata.name), ...(dryRun ? { [Label.dryRun]: "true" } : {}) },
+        }) as { metadata: { annotations?: Record<string, string> } };
+        pod.metadata.annotations = { ...pod.metadata.annotations, [COPY_ANNOTATION]: copy.metadata.name };
+        const out = await createAgentPod(mgr, pod);
+        return out.created ? undefined : out.message;
       };
 
       // A run that ended: its result goes to status (and metrics, once), then the pod goes.
       const runResult = runPod && agentResult(runPod);
       if (runPod && runResult) {
-        if (st.lastRunTime !== runResult.at) {
+        if (st.lastRunTime !== runResult.at && st.lockedRunTime !== runResult.at) {
           const d = runResult.data as { aged?: number; agedBytes?: number; reclaimedBytes?: number; kind?: string };
           const next: AgingStatus = { ...st, lastRunTime: runResult.at };
           if (runResult.ok) {
@@ -213,11 +246,26 @@ export function registerDataAgingController(mgr: Manager, settings: ControllerSe
             });
             mgr.metrics.agingRuns.inc({ ...labels, result: "stopped" });
             mgr.events.event(copy, "Warning", "MassDeletion", next.message as string);
+          } else if (d.kind === "LockHeld") {
+            // Another process holds a lock Auxo cannot prove is its own and dead: wait and run again, never unlock it.
+            const retryAt = (parseTime(runResult.at) ?? t) + 2 * 60_000;
+            Object.assign(next, {
+              lastRunTime: st.lastRunTime,
+              lockedRunTime: runResult.at,
+              phase: "Waiting",
+              message: `${runResult.message}; trying again at ${formatTime(retryAt)}`,
+              retryTime: formatTime(retryAt),
+            });
+            mgr.events.event(copy, "Warning", "LockHeld", `data aging waits: ${runResult.message}`);
           } else {
             Object.assign(next, { phase: "Idle", message: `data aging failed: ${runResult.message}` });
             mgr.metrics.agingRuns.inc({ ...labels, result: "failed" });
             mgr.events.event(copy, "Warning", "DataAgingFailed", next.message as string);
+            if (d.kind === "Unreachable") probes?.request(ns, lib.metadata.name, `data aging: ${runResult.message}`, t);
           }
+          const unread = downstream.filter((x) => x.unreachable).map((x) => x.name);
+          if (runResult.ok && unread.length)
+            next.message = `${next.message}; held every job for ${unread.map((n) => `"${n}"`).join(", ")}, which cannot be read now`;
           next.preview = undefined; // the catalog changed (or a person must look): preview again
           await write(next);
           return requeueAfter(1000);
@@ -236,17 +284,23 @@ export function registerDataAgingController(mgr: Manager, settings: ControllerSe
       const due = asked !== undefined && asked > last ? Math.min(asked, scheduled) : scheduled;
       const nextRunTime = formatTime(due);
 
-      // The preview: a dry run as of the next run, once per catalog scan.
+      // The preview: a dry run as of the next run, once per catalog scan; a failing preview backs off.
       const scanned = copy.status?.lastScanTime;
       for (const p of previewPods) {
         const r = agentResult(p);
         if (!r) continue;
+        if (!r.ok && st.lastPreviewFailureTime !== r.at) {
+          await write({ ...st, previewFailures: (st.previewFailures ?? 0) + 1, lastPreviewFailureTime: r.at ?? formatTime(t) });
+          return requeueAfter(1000);
+        }
         const d = r.data as { aged?: number; agedBytes?: number; breaker?: { stop?: boolean } };
         const catalogTime = p.metadata.annotations?.["auxo.dev/catalog-time"];
         if (r.ok && st.preview?.catalogTime !== catalogTime) {
           await write({
             ...st,
             nextRunTime,
+            previewFailures: undefined,
+            lastPreviewFailureTime: undefined,
             preview: { at: nextRunTime, jobs: d.aged ?? 0, bytes: d.agedBytes ?? 0, breakerWouldStop: !!d.breaker?.stop, catalogTime },
           });
           return requeueAfter(1000);
@@ -254,10 +308,15 @@ export function registerDataAgingController(mgr: Manager, settings: ControllerSe
         await remove(p);
       }
 
+      const retryAt = st.phase === "Waiting" ? parseTime(st.retryTime) : undefined;
+      if (retryAt !== undefined && retryAt > t && due <= t) return requeueAfter(retryAt - t); // a lock holds it
       if (due > t) {
-        const wantPreview = scanned && st.preview?.catalogTime !== scanned && previewPods.length === 0;
+        const failures = st.previewFailures ?? 0;
+        const previewAt = failures ? (parseTime(st.lastPreviewFailureTime) ?? t) + probeBackoffMs(failures, settings.retryBaseMs) : t;
+        const wantPreview = scanned && st.preview?.catalogTime !== scanned && previewPods.length === 0 && previewAt <= t;
         if (wantPreview && !mine.some((p) => active(p) && p.metadata.labels?.["auxo.dev/task"] !== "scan")) {
-          const name = podName(copy.metadata.name, "age-preview", String(parseTime(scanned) ?? 0));
+          // Named by the catalog scan and the failures so far: a failed preview pod is not recreated under its name.
+          const name = podName(copy.metadata.name, "age-preview", String(parseTime(scanned) ?? 0), ...(failures ? [String(failures)] : []));
           const pod = buildAgentPod({
             task: "age",
             namespace: ns,
@@ -269,12 +328,24 @@ export function registerDataAgingController(mgr: Manager, settings: ControllerSe
             aging: { ...aging, dryRun: true, at: nextRunTime },
             deadlineSeconds: 3600,
             placement: copy.spec.mediaAgent as never,
-            labels: { "auxo.dev/copy": copy.metadata.name, "auxo.dev/dry-run": "true" },
+            labels: { [Label.copy]: labelValue(copy.metadata.name), [Label.dryRun]: "true" },
           }) as { metadata: { annotations?: Record<string, string> } };
-          pod.metadata.annotations = { "auxo.dev/catalog-time": scanned };
-          await mgr.client.create(Pods, pod as never).catch((err) => {
-            if (!isConflict(err)) throw err;
-          });
+          pod.metadata.annotations = { "auxo.dev/catalog-time": scanned, [COPY_ANNOTATION]: copy.metadata.name };
+          const out = await createAgentPod(mgr, pod);
+          if (!out.created) {
+            mgr.events.event(copy, "Warning", "PodRejected", `data aging preview: ${out.message}`);
+            await write({ ...st, nextRunTime, previewFailures: failures + 1, lastPreviewFailureTime: formatTime(t), message: out.message });
+            return requeueAfter(probeBackoffMs(failures + 1, settings.retryBaseMs));
+          }
+        } else if (wantPreview === false && previewAt > t && scanned && st.preview?.catalogTime !== scanned) {
+          const back = previewAt - t;
+          if (st.nextRunTime !== nextRunTime) await write({ ...st, nextRunTime });
+          return requeueAfter(Math.min(back, due - t));
+        }
+        if (confirmTooFar && st.message !== confirmTooFar) {
+          mgr.events.event(copy, "Warning", "ConfirmationTooFar", confirmTooFar);
+          await write({ ...st, nextRunTime, message: confirmTooFar });
+          return requeueAfter(Math.min(due - t, 3600_000));
         }
         if (st.nextRunTime !== nextRunTime || (st.phase !== "Idle" && st.phase !== "Stopped"))
           await write({ ...st, phase: st.phase === "Stopped" ? "Stopped" : "Idle", nextRunTime });
@@ -296,8 +367,8 @@ export function registerDataAgingController(mgr: Manager, settings: ControllerSe
             active(p) &&
             p.metadata.name !== podName(copy.metadata.name, "age", String(runs)) &&
             !["scan", "probe", "plan"].includes(p.metadata.labels?.["auxo.dev/task"] ?? "") &&
-            (p.metadata.labels?.["auxo.dev/copy"] === copy.metadata.name ||
-              p.metadata.labels?.["auxo.dev/source"] === copy.metadata.name ||
+            (p.metadata.labels?.[Label.copy] === labelValue(copy.metadata.name) ||
+              p.metadata.labels?.[Label.source] === labelValue(copy.metadata.name) ||
               (p.metadata.ownerReferences?.some((o) => o.uid === copy.metadata.uid) ?? false)),
         );
       if (using.length) {
@@ -311,10 +382,23 @@ export function registerDataAgingController(mgr: Manager, settings: ControllerSe
       }
       // The run is recorded before its pod exists (a stale cache then names the same pod), then the pod starts.
       if (st.phase === "Starting" || (st.phase === "Running" && !runPod)) {
-        await start(podName(copy.metadata.name, "age", String(runs)), false);
+        const refused = await start(podName(copy.metadata.name, "age", String(runs)), false);
+        if (refused) {
+          // The API refuses the pod: a failed run, reported; the next run is the next scheduled one.
+          mgr.events.event(copy, "Warning", "PodRejected", `data aging run ${runs}: ${refused}`);
+          mgr.metrics.agingRuns.inc({ ...labels, result: "failed" });
+          await write({ ...st, phase: "Idle", message: `data aging failed: ${refused}`, lastRunTime: formatTime(t) });
+        }
         return done();
       }
-      await write({ ...st, runs: runs + 1, phase: "Starting", message: `data aging run ${runs + 1} starting`, nextRunTime });
+      await write({
+        ...st,
+        runs: runs + 1,
+        phase: "Starting",
+        message: `data aging run ${runs + 1} starting`,
+        nextRunTime,
+        retryTime: undefined,
+      });
       return requeueAfter(500);
     },
   });

@@ -2,7 +2,7 @@
 // probe of the storage itself runs in a MediaAgent pod (the data-path issue); until then Ready means "configured".
 import { checkLibraryVolume, checkSecrets, type Problem, type SecretKeys, type SecretRefCheck } from "../policy/references.ts";
 import { done, requeueAfter } from "../runtime/result.ts";
-import { isConflict, isNotFound } from "../kube/errors.ts";
+import { isNotFound } from "../kube/errors.ts";
 import { formatTime, type KubeObject, parseTime, Pods } from "../kube/resources.ts";
 import { buildAgentPod, podName } from "../mediaagent/pod.ts";
 import { nextProbeAt } from "../policy/probe.ts";
@@ -11,6 +11,8 @@ import { controllerRef } from "../runtime/objects.ts";
 import type { Manager } from "../runtime/manager.ts";
 import { Libraries, type LibraryObj, PersistentVolumeClaims, type SecretObj } from "./resources.ts";
 import { writeStatus } from "./status.ts";
+import { createAgentPod } from "./agentpods.ts";
+import type { ProbeRequests } from "./probes.ts";
 
 export function librarySecretRefs(lib: LibraryObj): SecretRefCheck[] {
   const s = lib.spec;
@@ -55,6 +57,8 @@ export interface ControllerSettings {
   allowHostPathLibraries?: boolean;
   /** Accept NFS libraries (any export the nodes reach). Refused unless set: --allow-nfs-libraries. */
   allowNfsLibraries?: boolean;
+  /** Let a PolicyCopy's spec.repositoryPath leave its namespace's prefix (default false: tenants stay in their prefix). */
+  allowRepositoryPathsOutsideNamespace?: boolean;
   now?: () => number;
 }
 
@@ -102,7 +106,7 @@ export function probeResult(pod: PodObj): { ok: boolean; message: string; at?: s
   return { ok, message: message.slice(0, 1000), at: t?.finishedAt };
 }
 
-export function registerLibraryController(mgr: Manager, settings: ControllerSettings): void {
+export function registerLibraryController(mgr: Manager, settings: ControllerSettings, probesAsked?: ProbeRequests): void {
   const now = settings.now ?? Date.now;
   const libraries = mgr.informer<LibraryObj>(Libraries);
   const secrets = mgr.secrets();
@@ -114,7 +118,7 @@ export function registerLibraryController(mgr: Manager, settings: ControllerSett
   );
   const byIndex = (index: string) => (o: { metadata: { namespace?: string; name: string } }) =>
     libraries.byIndex(index, `${o.metadata.namespace}/${o.metadata.name}`).map((l) => `${l.metadata.namespace}/${l.metadata.name}`);
-  mgr.addController({
+  const controller = mgr.addController({
     name: "library",
     forType: libraries as never,
     owns: [probes as never],
@@ -178,11 +182,14 @@ export function registerLibraryController(mgr: Manager, settings: ControllerSett
             );
           }
         } else if (pods.length === 0) {
-          const due = nextProbeAt({
+          const scheduled = nextProbeAt({
             lastProbeTime: parseTime(st.lastProbeTime),
             consecutiveFailures: st.consecutiveFailures ?? 0,
             probeInterval: lib.spec.probeInterval ?? "5m",
           });
+          // A MediaAgent that could not reach the library asked for a probe now (controllers/probes.ts).
+          const asked = probesAsked?.latest(ns, lib.metadata.name);
+          const due = asked && asked.at > (parseTime(st.lastProbeTime) ?? 0) + 999 ? Math.min(scheduled, asked.at) : scheduled;
           if (due <= now()) {
             const access = repositoryAccess(lib.spec, "", undefined, "target");
             const pod = buildAgentPod({
@@ -195,15 +202,28 @@ export function registerLibraryController(mgr: Manager, settings: ControllerSett
               target: access,
               deadlineSeconds: (settings.probeTimeoutSeconds ?? 60) + 30,
             });
-            await mgr.client.create(Pods, pod as never).catch((err) => {
-              if (!isConflict(err)) throw err;
-            });
+            const out = await createAgentPod(mgr, pod);
+            if (!out.created) {
+              // Counted as a failed probe: the library is not Ready, and probes back off like any failure.
+              const failures = (st.consecutiveFailures ?? 0) + 1;
+              Object.assign(fields, {
+                phase: "Unreachable",
+                message: out.message,
+                lastProbeTime: formatTime(now()),
+                consecutiveFailures: failures,
+                nextProbeTime: formatTime(
+                  nextProbeAt({ lastProbeTime: now(), consecutiveFailures: failures, probeInterval: lib.spec.probeInterval ?? "5m" }),
+                ),
+              });
+              problems.push({ reason: "PodRejected", message: out.message });
+            }
           } else {
             requeue = due - now();
           }
         }
       }
-      // An unreachable library is not Ready; a library not yet probed is Ready as far as its configuration goes.
+      // An unreachable library is not Ready, and neither is one not probed yet (only a probe proves the storage works);
+      // with probes switched off by the operator, a library is Ready as far as its configuration goes.
       const readyProblems =
         problems.length === 0 && fields.phase === "Unreachable"
           ? [{ reason: "Unreachable", message: String(fields.message ?? "probe failed") }]
@@ -211,10 +231,15 @@ export function registerLibraryController(mgr: Manager, settings: ControllerSett
       const ok =
         fields.phase === "Ready"
           ? { reason: "Reachable", message: String(fields.message ?? "the last probe succeeded") }
-          : { reason: "Configured", message: "every Secret and claim the library names exists; not probed yet" };
-      await writeStatus(mgr, Libraries, lib, { problems: readyProblems, ok }, fields);
+          : { reason: "Configured", message: "every Secret and claim the library names exists; library probes are off" };
+      const unknown =
+        fields.phase !== "Ready" && settings.probeLibraries !== false
+          ? { reason: "ProbePending", message: "every Secret and claim the library names exists; waiting for the first probe" }
+          : undefined;
+      await writeStatus(mgr, Libraries, lib, { problems: readyProblems, ok, unknown }, fields);
       if (requeue !== undefined) return requeueAfter(Math.max(requeue, 1000));
       return done();
     },
   });
+  probesAsked?.onRequest((key) => controller.queue.add(key));
 }

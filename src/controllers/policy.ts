@@ -14,7 +14,7 @@ import {
 import type { Manager } from "../runtime/manager.ts";
 import { done, requeueAfter } from "../runtime/result.ts";
 import type { ControllerSettings, PodObj } from "./library.ts";
-import { type RepositoryStep, repositoryStep } from "./repository.ts";
+import { type RepositoryStep, repositoryClaims, repositoryStep } from "./repository.ts";
 import { librarySecretRefs, secretKeys } from "./library.ts";
 import {
   AuxCopyJobs,
@@ -38,7 +38,8 @@ import { blockingWindow, type Window } from "../policy/windows.ts";
 import { largeSourceHold } from "../policy/selection.ts";
 import { parseDuration } from "../policy/duration.ts";
 import { controllerRef } from "../runtime/objects.ts";
-import { isConflict, isNotFound } from "../kube/errors.ts";
+import { type ApiError, isConflict, isNotFound, isRejected } from "../kube/errors.ts";
+import { boundedName, labelValue } from "../policy/names.ts";
 import { formatTime, parseTime } from "../kube/resources.ts";
 
 const key = (ns: string | undefined, name: string) => `${ns}/${name}`;
@@ -66,6 +67,11 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
   copies.addIndexer("library", (c) => [key(c.metadata.namespace, c.spec.library)]);
   copies.addIndexer("secret", (c) => [key(c.metadata.namespace, c.spec.encryption.passwordSecret.name)]);
   copies.addIndexer("namespace", (c) => [c.metadata.namespace ?? ""]);
+  copies.addIndexer("refused", (c) =>
+    (c.status?.conditions ?? []).some((x) => x.type === "Ready" && x.status === "False" && x.reason === "RepositoryShared")
+      ? ["refused"]
+      : [],
+  );
   const copiesOf = (index: string) => (o: { metadata: { namespace?: string; name: string } }) =>
     copies.byIndex(index, key(o.metadata.namespace, o.metadata.name)).map((c) => key(c.metadata.namespace, c.metadata.name));
   const copyMap = (ns: string) => new Map(copies.byIndex("namespace", ns).map((c) => [c.metadata.name, facts(c)]));
@@ -151,12 +157,13 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
         // No new automatic run while a promotion is pending: it waits for runs to end.
         promo.fields.promotion !== undefined,
       );
+      const client = await writeClientSecret(mgr, policy, copies.get(req.namespace, pf.primaryCopy), libraries, secrets as never);
       await writeStatus(
         mgr,
         StoragePolicies,
         policy,
         {
-          problems: [...checkPolicy(pf, all), ...checkTimeZone(policy.spec.timeZone)],
+          problems: [...checkPolicy(pf, all), ...checkTimeZone(policy.spec.timeZone), ...(client.problem ? [client.problem] : [])],
           ok: {
             reason: "CopiesResolved",
             message: `primary copy "${pf.primaryCopy}" and ${list.length - 1} secondary cop${list.length === 2 ? "y" : "ies"}`,
@@ -176,7 +183,7 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
             .at(-1),
           // Where new backups go: a promotion moves it.
           primaryRepository: copies.get(req.namespace, pf.primaryCopy)?.status?.repository,
-          clientSecret: await writeClientSecret(mgr, policy, copies.get(req.namespace, pf.primaryCopy), libraries, secrets as never),
+          clientSecret: client.name,
         },
       );
       const after = [auto.recheckMs, promo.requeueMs].filter((x): x is number => x !== undefined);
@@ -192,10 +199,14 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
       { informer: policies as never, map: copiesOf("policy") },
       { informer: libraries as never, map: copiesOf("library") },
       { informer: secrets.metadata, map: copiesOf("secret") },
-      // Sources and cycles depend on the other copies of the namespace.
+      // Sources and cycles depend on the other copies of the namespace; a copy kept off a shared repository (in any
+      // namespace) looks again when another copy changes or goes.
       {
         informer: copies as never,
-        map: (c) => copies.byIndex("namespace", c.metadata.namespace ?? "").map((o) => key(o.metadata.namespace, o.metadata.name)),
+        map: (c) =>
+          [...copies.byIndex("namespace", c.metadata.namespace ?? ""), ...copies.byIndex("refused", "refused")].map((o) =>
+            key(o.metadata.namespace, o.metadata.name),
+          ),
       },
     ],
     reconcile: async (req) => {
@@ -226,6 +237,7 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
           source: sourceName ? copies.get(ns, sourceName) : undefined,
           libraries: libraries as never,
           pods: agentPods,
+          claims: repositoryClaims(copies.list(), libraries as never),
         });
         problems.push(...repo.problems);
         const source = sourceName ? copies.get(ns, sourceName) : undefined;
@@ -252,8 +264,8 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
   });
 }
 
-/** Name of a policy's generated client Secret. */
-export const clientSecretName = (policy: string): string => `${policy}-auxo-client`;
+/** Name of a policy's generated client Secret (shortened with a hash where the policy's name is very long). */
+export const clientSecretName = (policy: string): string => boundedName(policy, "-auxo-client");
 
 /**
  * The policy's client Secret: a restic client's environment for the primary copy in force (DESIGN: producers mount
@@ -267,12 +279,21 @@ async function writeClientSecret(
   primary: CopyObj | undefined,
   libraries: Informer<LibraryObj>,
   secrets: NamedSecrets,
-): Promise<string | undefined> {
+): Promise<{ name?: string; problem?: Problem }> {
   const ns = policy.metadata.namespace as string;
   const name = clientSecretName(policy.metadata.name);
   const existing = await secrets.get(ns, name);
+  // Never take over a Secret Auxo did not make for this policy: a user's Secret of the same name stays theirs.
+  if (existing && !existing.metadata.ownerReferences?.some((o) => o.uid === policy.metadata.uid))
+    return {
+      problem: {
+        reason: "ClientSecretConflict",
+        message: `Secret "${name}" exists and was not made by Auxo for this policy; Auxo leaves it alone and publishes no client Secret until it is renamed or removed`,
+      },
+    };
   const lib = primary && libraries.get(ns, primary.spec.library);
-  if (!primary || !lib) return existing ? name : undefined;
+  // Only a copy of this very policy is its primary (spec.primaryCopy may name another policy's copy: that is refused).
+  if (!primary || !lib || primary.spec.storagePolicy !== policy.metadata.name) return existing ? { name } : {};
   const pw = primary.spec.encryption.passwordSecret;
   // Only the Secrets it copies from are read (and so cached).
   const named = new Map(
@@ -284,31 +305,39 @@ async function writeClientSecret(
     { secret: pw.name, key: pw.key ?? "password" },
     (s, k) => {
       const v = named.get(s)?.data?.[k];
-      return v === undefined ? undefined : Buffer.from(v, "base64").toString("utf8");
+      return v === undefined ? undefined : Buffer.from(v, "base64"); // bytes, as the MediaAgents get them
     },
   );
-  if ("missing" in env) return existing ? name : undefined;
-  const data = Object.fromEntries(Object.entries(env.data).map(([k, v]) => [k, Buffer.from(v).toString("base64")]));
-  if (existing && isDeepStrictEqual(existing.data ?? {}, data)) return name;
-  await mgr.client.apply(
-    Secrets,
-    {
-      apiVersion: "v1",
-      kind: "Secret",
-      metadata: {
-        name,
-        namespace: ns,
-        labels: { "app.kubernetes.io/managed-by": "auxo", "auxo.dev/storage-policy": policy.metadata.name },
-        annotations: { "auxo.dev/primary-copy": primary.metadata.name },
-        ownerReferences: [controllerRef(policy, StoragePolicies)],
-      },
-      type: "Opaque",
-      data,
-    } as never,
-    "auxo-operator",
-  );
+  if ("missing" in env) return existing ? { name } : {};
+  const data = Object.fromEntries(Object.entries(env.data).map(([k, v]) => [k, v.toString("base64")]));
+  if (existing && isDeepStrictEqual(existing.data ?? {}, data)) return { name };
+  try {
+    await mgr.client.apply(
+      Secrets,
+      {
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: {
+          name,
+          namespace: ns,
+          labels: { "app.kubernetes.io/managed-by": "auxo", "auxo.dev/storage-policy": labelValue(policy.metadata.name) },
+          annotations: { "auxo.dev/primary-copy": primary.metadata.name },
+          ownerReferences: [controllerRef(policy, StoragePolicies)],
+        },
+        type: "Opaque",
+        data,
+      } as never,
+      "auxo-operator",
+    );
+  } catch (err) {
+    // Refused as invalid or forbidden: report it on the policy; the same write again would fail again.
+    if (!isRejected(err)) throw err;
+    return {
+      problem: { reason: "ClientSecretRejected", message: `the API server refused Secret "${name}": ${(err as ApiError).apiMessage}` },
+    };
+  }
   mgr.events.event(policy, "Normal", "ClientSecretUpdated", `Secret ${name} points at the primary copy "${primary.metadata.name}"`);
-  return name;
+  return { name };
 }
 
 /**
@@ -359,21 +388,28 @@ async function automaticAuxCopy(
     return { lastAuxCopyTime: formatTime(now), recheckMs: d.recheckMs };
   }
   const name = slotName(policy.metadata.name, d.slot);
-  await mgr.client
+  const created = await mgr.client
     .create(AuxCopyJobs, {
       apiVersion: "auxo.dev/v1alpha1",
       kind: "AuxCopyJob",
       metadata: {
         name,
         namespace: ns,
-        labels: { "auxo.dev/storage-policy": policy.metadata.name, "auxo.dev/trigger": "schedule" },
+        labels: { "auxo.dev/storage-policy": labelValue(policy.metadata.name), "auxo.dev/trigger": "schedule" },
         ownerReferences: [controllerRef(policy, StoragePolicies)],
       },
       spec: { storagePolicy: policy.metadata.name },
     } as never)
-    .catch((err) => {
-      if (!isConflict(err)) throw err;
-    });
-  mgr.events.event(policy, "Normal", "AuxCopyScheduled", `automatic aux copy ${name}`);
+    .then(
+      () => true,
+      (err: unknown) => {
+        if (isConflict(err)) return true;
+        if (!isRejected(err)) throw err;
+        // Refused as such: say so, and let this slot pass (the next one tries again) instead of a create loop.
+        mgr.events.event(policy, "Warning", "AuxCopyRejected", `automatic aux copy ${name}: ${(err as ApiError).apiMessage}`);
+        return false;
+      },
+    );
+  if (created) mgr.events.event(policy, "Normal", "AuxCopyScheduled", `automatic aux copy ${name}`);
   return { lastAuxCopyTime: formatTime(now), recheckMs: d.recheckMs };
 }

@@ -12,19 +12,30 @@ export interface AgentProgress {
   percent?: number;
   /** The job being copied. */
   job?: string;
+  /** restic is retrying its storage (newer than any job progress): the library may be down. */
+  backendError?: string;
 }
 
-/** The newest progress line among a log's last lines. */
+/**
+ * The newest progress line among a log's last lines; with `backendError` when the agent's newest line says restic is
+ * retrying its storage and no job progress came after it.
+ */
 export function lastProgress(log: string): AgentProgress | undefined {
   const lines = log.split("\n");
+  let backendError: string | undefined;
   for (let i = lines.length - 1; i >= 0; i--) {
     const l = (lines[i] as string).trim();
     if (!l.startsWith("{") || !l.includes('"progress"')) continue;
     try {
       const m = JSON.parse(l) as Record<string, unknown>;
       if (m.msg !== "progress") continue;
+      if (typeof m.backendError === "string") {
+        backendError ??= m.backendError.slice(0, 300);
+        continue;
+      }
       const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : undefined);
       return {
+        backendError,
         jobsDone: num(m.jobsDone),
         jobsTotal: num(m.jobsTotal),
         bytesDone: num(m.bytesDone),
@@ -36,7 +47,7 @@ export function lastProgress(log: string): AgentProgress | undefined {
       // a line that only looks like JSON
     }
   }
-  return undefined;
+  return backendError ? { backendError } : undefined;
 }
 
 /** The running pod's progress, or undefined when its log cannot be read now (it is only a view; the result counts). */

@@ -3,11 +3,19 @@
 // every scan interval and summarised in status (counts, bytes, oldest and newest job; never a list of jobs).
 // Pods are named by round, and a finished pod is removed only once status shows its result, so a reconcile on a
 // stale cache never starts a second pod for the same work.
-import { isConflict, isNotFound } from "../kube/errors.ts";
+import { isNotFound } from "../kube/errors.ts";
 import { formatTime, parseTime, Pods } from "../kube/resources.ts";
 import { buildAgentPod, podName } from "../mediaagent/pod.ts";
 import { probeBackoffMs } from "../policy/probe.ts";
-import { defaultRepositoryPath, repositoryAccess } from "../policy/repository.ts";
+import {
+  defaultRepositoryPath,
+  type RepositoryClaim,
+  repositoryAccess,
+  repositoryConflict,
+  repositoryLocation,
+  repositoryPathProblem,
+} from "../policy/repository.ts";
+import { createAgentPod, PENDING_GIVE_UP_MS, stuckPending } from "./agentpods.ts";
 import type { Problem } from "../policy/references.ts";
 import type { Manager } from "../runtime/manager.ts";
 import { controllerRef } from "../runtime/objects.ts";
@@ -17,6 +25,43 @@ import type { Informer } from "../kube/informer.ts";
 
 /** Set by the aux copy controller after it copied jobs to a copy: a scan is due now, not at the next interval. */
 export const RESCAN_ANNOTATION = "auxo.dev/rescan-requested";
+
+/** Reasons of a copy's Ready condition that keep every MediaAgent that would write or forget off its repository. */
+export const REPOSITORY_REFUSED = new Set(["RepositoryShared", "RepositoryChanged", "RepositoryPathNotAllowed"]);
+
+/** The condition that keeps writers off a copy's repository, if any. */
+export function repositoryRefusal(copy: CopyObj): { reason: string; message: string } | undefined {
+  const c = (copy.status?.conditions ?? []).find((x) => x.type === "Ready" && x.status === "False" && REPOSITORY_REFUSED.has(x.reason));
+  return c && { reason: c.reason, message: c.message };
+}
+
+/** What each copy claims (cluster-wide): where its repository is now, and what its status recorded there. */
+export function repositoryClaims(copies: CopyObj[], libraries: Informer<LibraryObj>): RepositoryClaim[] {
+  const out: RepositoryClaim[] = [];
+  for (const c of copies) {
+    const ns = c.metadata.namespace as string;
+    const lib = libraries.get(ns, c.spec.library);
+    if (!lib) continue;
+    let location: string;
+    try {
+      location = repositoryLocation(
+        lib.spec,
+        ns,
+        c.spec.repositoryPath ?? defaultRepositoryPath(ns, c.spec.storagePolicy, c.metadata.name),
+      );
+    } catch {
+      continue;
+    }
+    out.push({
+      key: `${ns}/${c.metadata.name}`,
+      location,
+      id: c.status?.repositoryId,
+      established: !!c.status?.repositoryReady && c.status.repositoryLocation === location,
+      createdAt: c.metadata.creationTimestamp ?? "",
+    });
+  }
+  return out;
+}
 
 export interface RepositoryStep {
   fields: Record<string, unknown>;
@@ -35,7 +80,14 @@ export async function repositoryStep(
   mgr: Manager,
   settings: ControllerSettings,
   copy: CopyObj,
-  ctx: { policy: string; source?: CopyObj; libraries: Informer<LibraryObj>; pods: Informer<PodObj> },
+  ctx: {
+    policy: string;
+    source?: CopyObj;
+    libraries: Informer<LibraryObj>;
+    pods: Informer<PodObj>;
+    /** Every copy's claim on a repository, cluster-wide (one repository, one copy). */
+    claims: RepositoryClaim[];
+  },
 ): Promise<RepositoryStep> {
   const now = settings.now ?? Date.now;
   const ns = copy.metadata.namespace as string;
@@ -43,6 +95,9 @@ export async function repositoryStep(
   const fields: Record<string, unknown> = {
     repository: st.repository,
     repositoryReady: st.repositoryReady ?? false,
+    repositoryId: st.repositoryId,
+    repositoryIdFound: st.repositoryIdFound,
+    repositoryLocation: st.repositoryLocation,
     jobs: st.jobs,
     bytes: st.bytes,
     oldestJob: st.oldestJob,
@@ -53,11 +108,67 @@ export async function repositoryStep(
     copyRetries: st.copyRetries,
     metadataMessage: st.metadataMessage,
   };
+  const initFailed = (attempt: number, reason: string, message: string) => {
+    const retryAt = now() + probeBackoffMs(attempt, settings.retryBaseMs);
+    return {
+      attempts: attempt,
+      reason,
+      message: `repository init failed (attempt ${attempt}): ${message}; next attempt at ${formatTime(retryAt)}`,
+      lastAttemptTime: formatTime(now()),
+    };
+  };
   const lib = ctx.libraries.get(ns, copy.spec.library);
+  if (!lib) return { fields, problems: [] };
+  const repoPath = copy.spec.repositoryPath ?? defaultRepositoryPath(ns, ctx.policy, copy.metadata.name);
+  const pathProblem = repositoryPathProblem(ns, copy.spec.repositoryPath, settings.allowRepositoryPathsOutsideNamespace === true);
+  if (pathProblem)
+    return { fields: { ...fields, repositoryReady: false }, problems: [{ reason: "RepositoryPathNotAllowed", message: pathProblem }] };
+  // One repository, one copy: a copy whose repository another copy has (or gets first) is never written.
+  const location = repositoryLocation(lib.spec, ns, repoPath);
+  const me = ctx.claims.find((c) => c.key === `${ns}/${copy.metadata.name}`) ?? {
+    key: `${ns}/${copy.metadata.name}`,
+    location,
+    id: st.repositoryId,
+    established: !!st.repositoryReady && st.repositoryLocation === location,
+    createdAt: copy.metadata.creationTimestamp ?? "",
+  };
+  const shared = repositoryConflict(me, ctx.claims);
+  if (shared) return { fields: { ...fields, repositoryReady: false }, problems: [shared] };
+  if (st.repositoryLocation && st.repositoryLocation !== location) {
+    // The library or path changed: the repository there is another one until an init pod has opened it again.
+    Object.assign(fields, {
+      repositoryReady: false,
+      repositoryId: undefined,
+      repositoryIdFound: undefined,
+      repositoryLocation: undefined,
+      initFailure: undefined,
+    });
+    mgr.events.event(
+      copy,
+      "Normal",
+      "RepositoryMoved",
+      `the repository moved from ${st.repositoryLocation} to ${location}; it is checked again before use`,
+    );
+    return {
+      fields,
+      problems: [{ reason: "RepositoryMoved", message: `the repository location changed to ${location}; checking it again` }],
+      requeueMs: 1000,
+    };
+  }
+  if (st.repositoryIdFound && st.repositoryIdFound !== st.repositoryId)
+    return {
+      fields,
+      problems: [
+        {
+          reason: "RepositoryChanged",
+          message: `the repository at ${location} has ID ${st.repositoryIdFound.slice(0, 12)}, not the recorded ${st.repositoryId?.slice(0, 12)}: another repository took its place, and Auxo writes nothing to it. Recreate the PolicyCopy to adopt the new one`,
+        },
+      ],
+    };
   // Only a probed, reachable library gets MediaAgent pods: nothing touches storage that has not answered a probe.
-  if (!lib || lib.status?.phase !== "Ready" || settings.probeLibraries === false) return { fields, problems: [] };
+  if (lib.status?.phase !== "Ready" || settings.probeLibraries === false) return { fields, problems: [] };
   const pw = copy.spec.encryption.passwordSecret;
-  const access = repositoryAccess(lib.spec, copy.spec.repositoryPath ?? defaultRepositoryPath(ns, ctx.policy, copy.metadata.name), {
+  const access = repositoryAccess(lib.spec, repoPath, {
     secret: pw.name,
     key: pw.key ?? "password",
   });
@@ -72,7 +183,7 @@ export async function repositoryStep(
     name: string,
     source?: ReturnType<typeof repositoryAccess>,
     labels?: Record<string, string>,
-  ) => {
+  ): Promise<string | undefined> => {
     const pod = buildAgentPod({
       task,
       namespace: ns,
@@ -85,9 +196,8 @@ export async function repositoryStep(
       placement: copy.spec.mediaAgent as never,
       labels,
     });
-    await mgr.client.create(Pods, pod as never).catch((err) => {
-      if (!isConflict(err)) throw err;
-    });
+    const out = await createAgentPod(mgr, pod);
+    return out.created ? undefined : out.message;
   };
 
   if (!st.repositoryReady) {
@@ -103,6 +213,10 @@ export async function repositoryStep(
       if (r.ok) {
         fields.repositoryReady = true; // the pod is removed once status shows it
         fields.initFailure = undefined;
+        // Its identity: writers check the ID before they write, and a later move of the copy is noticed.
+        fields.repositoryId = typeof r.data.id === "string" && r.data.id ? r.data.id : undefined;
+        fields.repositoryIdFound = undefined;
+        fields.repositoryLocation = location;
         return { fields, problems: [] };
       }
       if (attempt > attempts) {
@@ -118,7 +232,18 @@ export async function repositoryStep(
         return { fields, problems: [{ reason, message: (fields.initFailure as { message: string }).message }] };
       }
       await finish(pod);
-    } else if (pod) return { fields, problems }; // running
+    } else if (pod) {
+      // Running, or never started: a pod that cannot start is reported, and after a while counts as a failed attempt.
+      const stuck = stuckPending(pod, now());
+      if (stuck && now() - (parseTime(pod.metadata.creationTimestamp) ?? now()) > PENDING_GIVE_UP_MS) {
+        await finish(pod);
+        return {
+          fields: { ...fields, initFailure: initFailed(attempts + 1, "PodNotScheduled", stuck) },
+          problems: [{ reason: "PodNotScheduled", message: stuck }],
+        };
+      }
+      return { fields, problems: stuck ? [...problems, { reason: "PodNotScheduled", message: stuck }] : problems };
+    }
     if (failure) {
       const retryAt = (parseTime(failure.lastAttemptTime) ?? 0) + probeBackoffMs(attempts, settings.retryBaseMs);
       if (retryAt > now()) return { fields, problems, requeueMs: retryAt - now() };
@@ -137,9 +262,19 @@ export async function repositoryStep(
       );
     }
     const attempt = attempts + 1;
-    await start("init", podName(copy.metadata.name, "init", (copy.metadata.uid ?? "").slice(0, 8), String(attempt)), chunkerFrom, {
-      "auxo.dev/attempt": String(attempt),
-    });
+    const refused = await start(
+      "init",
+      podName(copy.metadata.name, "init", (copy.metadata.uid ?? "").slice(0, 8), String(attempt)),
+      chunkerFrom,
+      {
+        "auxo.dev/attempt": String(attempt),
+      },
+    );
+    if (refused) {
+      // Counted as a failed attempt, so the next one backs off like any other.
+      fields.initFailure = initFailed(attempt, "PodRejected", refused);
+      return { fields, problems: [{ reason: "PodRejected", message: refused }] };
+    }
     return { fields, problems };
   }
   for (const p of ownedBy(pods, copy, "init")) await finish(p); // the init result is in status
@@ -156,6 +291,22 @@ export async function repositoryStep(
     }
     fields.lastScanTime = at;
     if (!r.ok) return { fields, problems: [{ reason: "ScanFailed", message: r.message }] };
+    // The repository's identity: recorded once (copies initialised before Auxo recorded it), then checked on every scan.
+    const id = typeof r.data.repositoryId === "string" && r.data.repositoryId ? r.data.repositoryId : undefined;
+    if (id && !st.repositoryId) Object.assign(fields, { repositoryId: id, repositoryLocation: location });
+    fields.repositoryIdFound = id && st.repositoryId && id !== st.repositoryId ? id : undefined;
+    if (fields.repositoryIdFound) {
+      mgr.events.event(
+        copy,
+        "Warning",
+        "RepositoryChanged",
+        `the repository at ${location} has another ID than the one recorded; nothing is written to it`,
+      );
+      return {
+        fields,
+        problems: [{ reason: "RepositoryChanged", message: `the repository at ${location} has another ID than the one recorded` }],
+      };
+    }
     const byStatus = (r.data.byStatus ?? {}) as Record<string, number>;
     fields.jobs = { ...((st.jobs as object) ?? {}), available: (byStatus.completed ?? 0) + (byStatus.completedWithErrors ?? 0) };
     fields.bytes = r.data.bytes;
@@ -173,10 +324,25 @@ export async function repositoryStep(
     fields.metadataMessage = typeof r.data.metadataError === "string" ? r.data.metadataError : undefined;
     return { fields, problems: [] };
   }
-  if (scan) return { fields, problems: [] };
+  if (scan) {
+    const stuck = stuckPending(scan, now());
+    if (stuck && now() - (parseTime(scan.metadata.creationTimestamp) ?? now()) > PENDING_GIVE_UP_MS) {
+      // Give up this round; the next scan is due an interval later.
+      await finish(scan);
+      return { fields: { ...fields, lastScanTime: formatTime(now()) }, problems: [{ reason: "PodNotScheduled", message: stuck }] };
+    }
+    return { fields, problems: stuck ? [{ reason: "PodNotScheduled", message: stuck }] : [] };
+  }
   const requested = parseTime(copy.metadata.annotations?.[RESCAN_ANNOTATION]);
   const due = requested !== undefined && (last === undefined || requested > last) ? 0 : (last ?? 0) + (last === undefined ? 0 : interval);
   if (due > now()) return { fields, problems: [], requeueMs: due - now() };
-  await start("scan", podName(copy.metadata.name, "scan", String(last ?? 0)));
+  const refused = await start("scan", podName(copy.metadata.name, "scan", String(last ?? 0)));
+  // A scan pod the API refuses waits an interval, like a failed scan (never a pod storm).
+  if (refused)
+    return {
+      fields: { ...fields, lastScanTime: formatTime(now()) },
+      problems: [{ reason: "PodRejected", message: refused }],
+      requeueMs: interval,
+    };
   return { fields, problems: [] };
 }

@@ -12,6 +12,8 @@ export interface ReadyInput {
   problems: Problem[];
   /** Reason and message when there is no problem. */
   ok: { reason: string; message: string };
+  /** No problem found, but not known to work yet either (Ready=Unknown: kstatus reads it as in progress, no event). */
+  unknown?: { reason: string; message: string };
   /** Other conditions this writer owns (for example a StoragePolicy's Promotion). */
   others?: { type: string; status: "True" | "False" | "Unknown"; reason: string; message: string }[];
 }
@@ -53,7 +55,9 @@ export async function writeStatus(
     before,
     first
       ? { type: "Ready", status: "False", reason: first.reason, message: ready.problems.map((p) => p.message).join("; ") }
-      : { type: "Ready", status: "True", ...ready.ok },
+      : ready.unknown
+        ? { type: "Ready", status: "Unknown", ...ready.unknown }
+        : { type: "Ready", status: "True", ...ready.ok },
     obj.metadata.generation,
     now,
   );

@@ -57,7 +57,7 @@ async function clientEnv(copy: string): Promise<Record<string, string>> {
  * Job ids listed by a plain restic client configured only by a client Secret's environment (RESTIC_REPOSITORY and
  * RESTIC_PASSWORD; no -r, no password file), with the library's volume where the Secret expects it.
  */
-async function jobsOnWith(env: Record<string, string>): Promise<string[]> {
+async function jobsOnWith(env: Record<string, string>, ...backupPaths: string[]): Promise<string[]> {
   const mount = "/libraries/client/";
   expect(env.RESTIC_REPOSITORY?.startsWith(mount)).toBe(true);
   const pvc = await kube.get(`/api/v1/namespaces/${ns}/persistentvolumeclaims/disk`);
@@ -69,20 +69,21 @@ async function jobsOnWith(env: Record<string, string>): Promise<string[]> {
     `disk-${pvc.metadata.uid}`,
     (env.RESTIC_REPOSITORY as string).slice(mount.length),
   );
-  const out = execFileSync(
-    "setpriv",
-    [
-      "--reuid=65532",
-      "--regid=65532",
-      "--clear-groups",
-      "--",
-      path.join(world().dir, "bin", "restic"),
-      "--no-cache",
-      "snapshots",
-      "--json",
-    ],
-    { env: { PATH: process.env.PATH, HOME: scratch, RESTIC_REPOSITORY: host, RESTIC_PASSWORD: env.RESTIC_PASSWORD }, encoding: "utf8" },
-  );
+  const asProducer = (...args: string[]) =>
+    execFileSync(
+      "setpriv",
+      ["--reuid=65532", "--regid=65532", "--clear-groups", "--", path.join(world().dir, "bin", "restic"), "--no-cache", ...args],
+      {
+        env: { PATH: process.env.PATH, HOME: scratch, RESTIC_REPOSITORY: host, RESTIC_PASSWORD: env.RESTIC_PASSWORD },
+        encoding: "utf8",
+      },
+    );
+  // A producer's backup with that environment alone (a foreign snapshot: a completed full of its host and paths).
+  if (backupPaths[0] === "--forget-producer") {
+    const ids = (JSON.parse(asProducer("snapshots", "--json", "--host", "producer")) as { id: string }[]).map((x) => x.id);
+    asProducer("forget", ...ids);
+  } else if (backupPaths.length) asProducer("backup", "-q", "--host", "producer", ...backupPaths);
+  const out = asProducer("snapshots", "--json");
   return (JSON.parse(out) as { tags?: string[] }[])
     .map((x) => (x.tags ?? []).find((t) => t.startsWith("auxo.dev/job="))?.slice("auxo.dev/job=".length) ?? "?")
     .sort();
@@ -152,7 +153,9 @@ beforeAll(async () => {
   kube = admin();
   await installCrds(kube);
   ({ name: ns, remove: removeNs } = await freshNamespace(kube, "promotion"));
-  await kube.create(`/api/v1/namespaces/${ns}/secrets`, { metadata: { name: "repo-password" }, stringData: { password } });
+  // As `kubectl create secret generic repo-password --from-file=password=<file>` makes it: the file's newline is in
+  // the Secret. The MediaAgents read it from a file, and restic trims it; the client Secret must give producers the same.
+  await kube.create(`/api/v1/namespaces/${ns}/secrets`, { metadata: { name: "repo-password" }, stringData: { password: `${password}\n` } });
   await kube.create(`/api/v1/namespaces/${ns}/persistentvolumeclaims`, {
     metadata: { name: "disk" },
     spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } } },
@@ -255,7 +258,7 @@ describe("promotion", () => {
     // environment (the library's volume at /libraries/client) lists the promoted copy's jobs.
     expect(s.clientSecret).toBe("gold-auxo-client");
     const env = await clientEnv("offsite");
-    expect(env.RESTIC_PASSWORD).toBe(password);
+    expect(env.RESTIC_PASSWORD).toBe(password); // the Secret's trailing newline trimmed, as restic trims a password file
     expect(await jobsOnWith(env)).toEqual([...first, ...late].sort());
     await waitFor(
       "copy statuses to follow",
@@ -281,6 +284,18 @@ describe("promotion", () => {
     expect(parts.primary.jobStates).toEqual({ ToBeCopied: 0, PartiallyCopied: 0, Available: all.length, DoNotCopy: 0, Bad: 0 });
     await policyStatus((x) => x.copies?.find((c: Obj) => c.name === "vault")?.jobStates?.Available === all.length, "to sum up job states");
     for (const c of ["offsite", "primary", "vault"]) expect(jobsOn(await hostRepo(c))).toEqual(all);
+
+    // A producer that knows only the client Secret backs up to the new primary (its snapshot, without Auxo tags, is
+    // removed again so that the next test counts only its own jobs).
+    const produced = path.join(scratch, "produced");
+    mkdirSync(produced, { recursive: true });
+    writeFileSync(path.join(produced, "file"), randomBytes(1024));
+    execFileSync("chown", ["-R", "65532:65532", produced]);
+    const withProducer = await jobsOnWith(env, produced);
+    expect(withProducer.filter((j) => j === "?")).toHaveLength(1);
+    expect(jobsOn(await hostRepo("offsite")).filter((j) => j === "?")).toHaveLength(1);
+    await jobsOnWith(env, "--forget-producer");
+    expect(jobsOn(await hostRepo("offsite"))).toEqual(all);
   }, 300_000);
 
   it("promotes back only with force while a job of the current primary is not copied, and records what it left behind", async () => {

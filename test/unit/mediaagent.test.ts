@@ -62,11 +62,13 @@ describe("client environment (the policy's client Secret)", () => {
     pw: { password: "s3cret" },
     s3: { AWS_ACCESS_KEY_ID: "AK", AWS_SECRET_ACCESS_KEY: "SK" },
   };
-  const read = (n: string, k: string) => secrets[n]?.[k];
+  const read = (n: string, k: string) => (secrets[n]?.[k] === undefined ? undefined : Buffer.from(secrets[n]?.[k] as string));
+  const text = (r: ReturnType<typeof clientEnvironment>) =>
+    "data" in r ? { data: Object.fromEntries(Object.entries(r.data).map(([k, v]) => [k, v.toString("utf8")])) } : r;
 
   it("gives a restic client the repository, password and backend credentials", () => {
     const s3 = { s3: { endpoint: "https://s3.example", bucket: "b", prefix: "p", credentialsSecret: { name: "s3" } } };
-    expect(clientEnvironment(s3 as never, "ns/gold/offsite", { secret: "pw", key: "password" }, read)).toEqual({
+    expect(text(clientEnvironment(s3 as never, "ns/gold/offsite", { secret: "pw", key: "password" }, read))).toEqual({
       data: {
         RESTIC_REPOSITORY: "s3:https://s3.example/b/p/ns/gold/offsite",
         RESTIC_PASSWORD: "s3cret",
@@ -76,7 +78,7 @@ describe("client environment (the policy's client Secret)", () => {
       },
     });
     const fs = { filesystem: { persistentVolumeClaim: { claimName: "disk" }, path: "repos" } };
-    expect(clientEnvironment(fs as never, "ns/gold/primary", { secret: "pw", key: "password" }, read)).toEqual({
+    expect(text(clientEnvironment(fs as never, "ns/gold/primary", { secret: "pw", key: "password" }, read))).toEqual({
       data: { RESTIC_REPOSITORY: "/libraries/client/repos/ns/gold/primary", RESTIC_PASSWORD: "s3cret" },
     });
   });
