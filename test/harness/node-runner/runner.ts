@@ -136,6 +136,8 @@ export class NodeRunner {
   private server?: https.Server;
   private heartbeat?: NodeJS.Timeout;
   private stopped = false;
+  /** Process groups of every container started and not yet reaped: stop() ends them all, whatever their pod. */
+  private readonly groups = new Set<number>();
   private watchStop?: () => void;
   private loop?: Promise<void>;
   private lastStatusBeat = 0;
@@ -158,12 +160,23 @@ export class NodeRunner {
     this.loop = this.watchLoop();
   }
 
+  /**
+   * Stops taking pods first (no pod starts and no container spawns once `stopped` is set: the check and the spawn
+   * happen in one tick), then ends every process it started, including ones started while it was stopping (a
+   * reconcile's pod whose env was still being read): a process left behind would outlive the world, as a non-root
+   * MediaAgent loses its parent-death signal when it changes user.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.watchStop?.();
     await this.loop;
     await Promise.all([...this.runs.values()].map((r) => this.killPod(r, 2)));
+    // Work already queued for a pod (a sync, a deadline) may still be running: let it end, then sweep.
+    await Promise.allSettled([...this.queue.values()]);
+    await Promise.all([...this.runs.values()].map((r) => this.killPod(r, 0)));
+    for (const pid of this.groups) killGroup(pid, "SIGKILL");
+    while ([...this.groups].some(groupAlive)) await new Promise((r) => setTimeout(r, 50));
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
   }
 
@@ -328,6 +341,8 @@ export class NodeRunner {
 
   private async sync(pod: Obj): Promise<void> {
     const uid: string = pod.metadata.uid;
+    // A runner that is stopping binds and starts no pod (queued work may still reach here).
+    if (this.stopped && !this.runs.has(uid)) return;
     if (!pod.spec.nodeName) {
       if (schedulable(pod, { name: this.nodeName, labels: this.labels() })) await this.bind(pod);
       return;
@@ -590,6 +605,11 @@ export class NodeRunner {
       KUBERNETES_SERVICE_PORT_HTTPS: String(this.opts.apiServer.port),
       ...Object.fromEntries(env),
     };
+    // Stopping (the runner or this pod) while the container was being prepared: it must not start. Nothing awaits
+    // between this check and the spawn, so stop() sees every process that did start.
+    if (this.stopped || run.stopping) {
+      return { name: c.name, exitCode: 137, startedAt: now(), finishedAt: now(), message: "not started: the pod is stopping" };
+    }
     const fd = openSync(c.logFile, "a");
     c.startedAt = now();
     const child = spawn(
@@ -615,6 +635,15 @@ export class NodeRunner {
     closeSync(fd);
     c.child = child;
     c.pid = child.pid;
+    const group = child.pid;
+    if (group !== undefined) {
+      this.groups.add(group);
+      child.once("exit", () => {
+        // The group may outlive its leader for a moment: forget it only once it is gone.
+        killGroup(group, "SIGKILL");
+        this.groups.delete(group);
+      });
+    }
     c.waiting = undefined;
     run.phase = run.phase === "Pending" && !c.init ? "Running" : run.phase;
     const startedAt = c.startedAt;
