@@ -46,17 +46,25 @@ const key = (ns: string | undefined, name: string) => `${ns}/${name}`;
 const MAX_ATTEMPTS = 4;
 
 /** The copy's rules for the pod's selection, with the policy's time zone. */
-export function rulesOf(copy: CopyObj, policy: PolicyObj): CopyRules {
+export function rulesOf(copy: CopyObj, policy: PolicyObj, now = Date.now()): CopyRules {
   const s = copy.spec;
   return {
     copyType: s.copyType,
     backups: s.backups,
     deferDays: s.deferDays,
     selection: s.selection as CopyRules["selection"],
-    jobOverrides: s.jobOverrides?.map((o) => ({ jobId: o.jobId, action: o.action, ...(o.at ? { at: o.at } : {}) })),
+    // A Recopy dated in the future is refused (the copy's Ready says so): no copy event could ever be newer than it,
+    // so it would recopy the job on every run.
+    jobOverrides: s.jobOverrides
+      ?.filter((o) => !recopyInFuture(o, now))
+      .map((o) => ({ jobId: o.jobId, action: o.action, ...(o.at ? { at: o.at } : {}) })),
     timeZone: policy.spec.timeZone ?? "UTC",
   };
 }
+
+/** A Recopy override whose request time lies ahead of now (beyond a minute of clock difference). */
+export const recopyInFuture = (o: { action: string; at?: string }, now: number): boolean =>
+  o.action === "Recopy" && (parseTime(o.at) ?? 0) > now + 60_000;
 
 /** Where a copy pod runs: the chosen copy's mediaAgent settings, with the job's node selector on top. */
 function placementOf(acj: AcjObj, by: CopyObj): PodPlacement | undefined {
@@ -596,7 +604,7 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
           target: access(copy, lib, "target"),
           source: access(source, srcLib, "source"),
           plan: {
-            rules: rulesOf(copy, policy),
+            rules: rulesOf(copy, policy, now()),
             cutoff: acj.spec.doNotPickNewBackups ? started : undefined,
             runStart: started,
             skipVerificationFailed: acj.spec.skipVerificationFailedJobs,

@@ -102,7 +102,6 @@ export function registerDataAgingController(mgr: Manager, settings: ControllerSe
         await write({ ...st, phase: "Idle", message: OFF, nextRunTime: undefined, preview: undefined });
         return done();
       }
-      if (!lib || lib.status?.phase !== "Ready" || !copy.status?.repositoryReady) return done(); // library/repository status says why
       const refused = repositoryRefusal(copy);
       if (refused) {
         // Never forget or prune in a repository this copy does not own alone.
@@ -110,6 +109,7 @@ export function registerDataAgingController(mgr: Manager, settings: ControllerSe
         if (st.message !== message) await write({ ...st, phase: "Waiting", message, nextRunTime: undefined });
         return done();
       }
+      if (!lib || lib.status?.phase !== "Ready" || !copy.status?.repositoryReady) return done(); // library/repository status says why
       const tz = policy.spec.timeZone ?? "UTC";
       // An unknown time zone: no day, window or calendar can be read in it, so no run (the policy's Ready says so).
       const badZone = checkTimeZone(policy.spec.timeZone)[0];

@@ -32,7 +32,7 @@ import { isDeepStrictEqual } from "node:util";
 import type { Informer } from "../kube/informer.ts";
 import type { NamedSecrets } from "../kube/secrets.ts";
 import { clientEnvironment, defaultRepositoryPath } from "../policy/repository.ts";
-import type { AcjObj } from "./auxcopyjob.ts";
+import { type AcjObj, recopyInFuture } from "./auxcopyjob.ts";
 import { autoCopy, overHistory, slotName } from "../policy/schedule.ts";
 import { blockingWindow, type Window } from "../policy/windows.ts";
 import { largeSourceHold } from "../policy/selection.ts";
@@ -243,6 +243,12 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
         const source = sourceName ? copies.get(ns, sourceName) : undefined;
         const hold = largeSourceHold(copy.spec.backups, source?.status, (settings.now ?? Date.now)(), copy.status?.jobs?.available);
         if (hold) problems.push({ reason: "BackupsRequired", message: `aux copy holds: ${hold}` });
+        const future = (copy.spec.jobOverrides ?? []).filter((o) => recopyInFuture(o, (settings.now ?? Date.now)()));
+        if (future.length)
+          problems.push({
+            reason: "RecopyInFuture",
+            message: `jobOverrides: Recopy of ${future.map((o) => `"${o.jobId}"`).join(", ")} has an "at" in the future; it is ignored until "at" names the time of the request (now or earlier)`,
+          });
       }
       await writeStatus(
         mgr,

@@ -420,6 +420,8 @@ async function work(task: AgentTask, spec: TaskSpec, env: NodeJS.ProcessEnv, eng
           ok: true,
           task,
           copied: todo.length,
+          // For the run's history in status: the latest jobs copied (bounded; the job events keep all).
+          copiedJobs: todo.slice(-20).map((e) => e.jobId),
           bytes: bytesTotal,
           ...planned,
           ...lag(todo),
@@ -444,7 +446,15 @@ async function work(task: AgentTask, spec: TaskSpec, env: NodeJS.ProcessEnv, eng
         for (const job of todo.filter((j) => !copied.has(j.snapshotId)))
           events.add({ jobId: job.jobId, snapshotId: job.snapshotId, kind: "copy", result: "failed", message: messageOf(err) });
         await events.flush();
-        if (err instanceof EngineError) err.details = { copied: copied.size, bytes: bytesDone, ...planned, ...(await runCopied()) };
+        if (err instanceof EngineError)
+          err.details = {
+            copied: copied.size,
+            copiedJobs: todo.filter((j) => copied.has(j.snapshotId)).slice(-20).map((e) => e.jobId),
+            failedJobs: todo.filter((j) => !copied.has(j.snapshotId)).slice(0, 20).map((e) => e.jobId),
+            bytes: bytesDone,
+            ...planned,
+            ...(await runCopied()),
+          };
         throw err;
       }
     }
