@@ -148,8 +148,9 @@ export class KubeClient {
           accept: opts.accept,
         },
       );
-      // List items carry no apiVersion/kind; add them so cached objects are complete.
-      for (const it of page.items) items.push({ apiVersion: apiVersionOf(r), kind: r.kind, ...it });
+      // List items carry no apiVersion/kind; add them so cached objects are complete. An empty
+      // PartialObjectMetadataList comes with `items: null`.
+      for (const it of page.items ?? []) items.push({ apiVersion: apiVersionOf(r), kind: r.kind, ...it });
       resourceVersion = page.metadata.resourceVersion;
       cont = page.metadata.continue || undefined;
     } while (cont);
