@@ -222,13 +222,15 @@ describe("copy repositories", () => {
       metadata: { name: "other-password" },
       stringData: { password: "not-the-one-the-repository-has" },
     });
-    // An existing repository (the primary's) named by a copy with another password.
+    // An existing repository that no copy owns (made by a plain restic client, as one that outlived its cluster),
+    // named by a copy with another password. (The primary's repository would be refused: one repository, one copy.)
+    restic(await onDisk(ns, "found"), {}, "init");
     await kube.create(
       api("policycopies"),
       auxo("PolicyCopy", "imposter", {
         storagePolicy: "p",
         library: "disk",
-        repositoryPath: `${ns}/p/primary`,
+        repositoryPath: `${ns}/found`,
         backups: { mode: "All" },
         encryption: { passwordSecret: { name: "other-password" } },
       }),
