@@ -64,6 +64,7 @@ bench: tools deps
 	node bench/policies-200.ts 200
 	node bench/streams.ts 16 64
 	node bench/retention.ts 100000 128,512
+	node bench/secrets-memory.ts 3000 200
 
 clean:
 	rm -rf node_modules .run dist
