@@ -15,6 +15,7 @@ import {
   SecretKeyRef,
   Str,
   cel,
+  noCredentialsIn,
 } from "./schema-helpers.ts";
 
 const Filesystem = Obj(
@@ -66,10 +67,13 @@ const S3 = Obj(
     ),
   },
   "An S3-compatible bucket.",
-  cel({
-    rule: "!(has(self.insecureSkipTLSVerify) && self.insecureSkipTLSVerify && has(self.caSecret))",
-    message: "set either caSecret or insecureSkipTLSVerify, not both",
-  }),
+  cel(
+    {
+      rule: "!(has(self.insecureSkipTLSVerify) && self.insecureSkipTLSVerify && has(self.caSecret))",
+      message: "set either caSecret or insecureSkipTLSVerify, not both",
+    },
+    noCredentialsIn("endpoint"),
+  ),
 );
 
 const Rest = Obj(
@@ -88,6 +92,7 @@ const Rest = Obj(
     caSecret: Type.Optional(SecretKeyRef("Secret holding a PEM CA bundle.", "ca.crt")),
   },
   "A restic REST server.",
+  cel(noCredentialsIn("url")),
 );
 
 export const LibrarySpec = Obj(

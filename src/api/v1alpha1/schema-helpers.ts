@@ -98,18 +98,24 @@ export const LibraryFolder = (description: string) =>
     ),
   });
 
-/** An http(s) URL without user:password in it: credentials belong in a Secret. */
+/** An http(s) URL; see noCredentialsIn for user:password in it. */
 export const HttpUrl = (description: string) =>
   Type.String({
     description: `${description} No user or password in the URL: they belong in credentialsSecret.`,
     minLength: 8,
     maxLength: 2048,
-    pattern: "^https?://[^\\s/@]+(/\\S*)?$",
-    ...cel({
-      rule: "!self.matches('^[a-z]+://[^/]*@')",
-      message: "must not hold a user or password (https://user:password@host): put credentials in credentialsSecret",
-    }),
+    pattern: "^https?://[^\\s/]+(/\\S*)?$",
   });
+
+/**
+ * Refuses user:password in the URL `field` of the object (credentials belong in a Secret). A rule on the object, not
+ * on the string: the API server's error then names the field without echoing the value, password and all.
+ */
+export const noCredentialsIn = (field: string): Rule => ({
+  rule: `!self.${field}.matches('^[a-z]+://[^/]*@')`,
+  message: "must not hold a user or password (https://user:password@host): put credentials in credentialsSecret",
+  fieldPath: `.${field}`,
+});
 
 /** A time of day, 24-hour HH:MM. */
 export const TimeOfDay = (description: string, extra: Record<string, unknown> = {}) =>
