@@ -97,6 +97,8 @@ describe("helm chart", () => {
       capabilities: { drop: ["ALL"] },
     });
     expect(pod.containers[0].args).toContain("--leader-elect=true");
+    // Tenancy: hostPath and NFS libraries refused unless the values allow them (docs/tenancy.md).
+    expect(pod.containers[0].args).toEqual(expect.arrayContaining(["--allow-host-path-libraries=false", "--allow-nfs-libraries=false"]));
     expect(pod.containers[0].resources.limits.memory).toBe("512Mi");
     expect(docs.map((d) => d.kind).sort()).toEqual(
       ["ClusterRole", "ClusterRoleBinding", "Deployment", "PodDisruptionBudget", "Role", "RoleBinding", "Service", "ServiceAccount"].sort(),
