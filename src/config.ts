@@ -23,6 +23,7 @@ export interface OperatorConfig {
   /** Accept hostPath and NFS libraries (off: refused, docs/tenancy.md). */
   allowHostPathLibraries: boolean;
   allowNfsLibraries: boolean;
+  allowRepositoryPathsOutsideNamespace: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -72,6 +73,8 @@ flags (environment variable in brackets):
   --data-aging BOOL                     run data aging on the copies, with its previews (default true) [AUXO_DATA_AGING]
   --allow-host-path-libraries BOOL      accept hostPath libraries: any folder of a node (default false) [AUXO_ALLOW_HOST_PATH_LIBRARIES]
   --allow-nfs-libraries BOOL            accept NFS libraries: any export the nodes reach (default false) [AUXO_ALLOW_NFS_LIBRARIES]
+  --allow-repository-paths-outside-namespace BOOL
+                                        let spec.repositoryPath leave <namespace>/ on a library (default false) [AUXO_ALLOW_REPOSITORY_PATHS_OUTSIDE_NAMESPACE]
 `;
 
 export function parseOperatorConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): OperatorConfig {
@@ -98,6 +101,7 @@ export function parseOperatorConfig(argv: string[], env: NodeJS.ProcessEnv = pro
         "data-aging": { type: "string" },
         "allow-host-path-libraries": { type: "string" },
         "allow-nfs-libraries": { type: "string" },
+        "allow-repository-paths-outside-namespace": { type: "string" },
       },
     }));
   } catch (err) {
@@ -123,6 +127,10 @@ export function parseOperatorConfig(argv: string[], env: NodeJS.ProcessEnv = pro
     dataAging: bool("data-aging", v("data-aging", "AUXO_DATA_AGING") ?? true),
     allowHostPathLibraries: bool("allow-host-path-libraries", v("allow-host-path-libraries", "AUXO_ALLOW_HOST_PATH_LIBRARIES") ?? false),
     allowNfsLibraries: bool("allow-nfs-libraries", v("allow-nfs-libraries", "AUXO_ALLOW_NFS_LIBRARIES") ?? false),
+    allowRepositoryPathsOutsideNamespace: bool(
+      "allow-repository-paths-outside-namespace",
+      v("allow-repository-paths-outside-namespace", "AUXO_ALLOW_REPOSITORY_PATHS_OUTSIDE_NAMESPACE") ?? false,
+    ),
   };
   if (!levels.includes(cfg.logLevel)) throw new ConfigError(`--log-level: "${cfg.logLevel}" is not one of ${levels.join(", ")}`);
   if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(cfg.leaderElectionNamespace)) {

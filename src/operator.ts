@@ -58,6 +58,7 @@ export async function runOperator(cfg: OperatorConfig, version: string): Promise
     dataAging: cfg.dataAging,
     allowHostPathLibraries: cfg.allowHostPathLibraries,
     allowNfsLibraries: cfg.allowNfsLibraries,
+    allowRepositoryPathsOutsideNamespace: cfg.allowRepositoryPathsOutsideNamespace,
   });
   await manager.start();
   log.info({ identity, ports: manager.ports }, "operator started");
