@@ -442,15 +442,24 @@ async function work(task: AgentTask, spec: TaskSpec, env: NodeJS.ProcessEnv, eng
         } catch {
           // the target cannot be read now; the next attempt's catalog finds those jobs anyway
         }
-        // Every job this attempt did not finish counts one failed attempt (the next run finds the finished ones).
-        for (const job of todo.filter((j) => !copied.has(j.snapshotId)))
-          events.add({ jobId: job.jobId, snapshotId: job.snapshotId, kind: "copy", result: "failed", message: messageOf(err) });
+        // Every job this attempt did not finish counts one failed attempt (the next run finds the finished ones); a
+        // lock that kept restic from starting is no attempt at any job.
+        const attempted = !(err instanceof EngineError && err.kind === "LockHeld" && copied.size === 0);
+        if (attempted)
+          for (const job of todo.filter((j) => !copied.has(j.snapshotId)))
+            events.add({ jobId: job.jobId, snapshotId: job.snapshotId, kind: "copy", result: "failed", message: messageOf(err) });
         await events.flush();
         if (err instanceof EngineError)
           err.details = {
             copied: copied.size,
-            copiedJobs: todo.filter((j) => copied.has(j.snapshotId)).slice(-20).map((e) => e.jobId),
-            failedJobs: todo.filter((j) => !copied.has(j.snapshotId)).slice(0, 20).map((e) => e.jobId),
+            copiedJobs: todo
+              .filter((j) => copied.has(j.snapshotId))
+              .slice(-20)
+              .map((e) => e.jobId),
+            failedJobs: todo
+              .filter((j) => !copied.has(j.snapshotId))
+              .slice(0, 20)
+              .map((e) => e.jobId),
             bytes: bytesDone,
             ...planned,
             ...(await runCopied()),
