@@ -25,12 +25,12 @@ describe("bin/auxo", () => {
     expect(r.status).toBe(1);
     expect(r.stdout).toBe("");
     expect(r.stderr).toBe(`auxo needs Node.js 24 or newer (found ${old})\n`);
-  });
+  }, 60_000);
 
   it("runs under Node.js 24", () => {
     const r = run([path.dirname(process.execPath)]);
     expect(r.stderr).toBe("");
     expect(r.stdout).toMatch(/^auxo \d+\.\d+\.\d+/);
     expect(r.status).toBe(0);
-  });
+  }, 60_000); // a whole Node.js start with every module: slow on a loaded machine
 });
