@@ -372,19 +372,17 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
             copiedJobs?: string[];
             failedJobs?: string[];
           };
-          // The run's history: the jobs this pod copied or could not copy (bounded; the job events keep all).
-          if (once(`history/${pod.metadata.uid ?? pName}`)) {
+          // The run's history: the jobs this pod copied or could not copy (bounded; the job events keep all). Added
+          // once by content, so a reconcile on a cache without the last write adds them again rather than losing them.
+          {
             const at = r.at ?? formatTime(now());
-            history.push(
-              ...(d.copiedJobs ?? []).map((jobId) => ({ jobId: String(jobId), copy: name, result: "Copied" as const, time: at })),
-              ...(r.ok ? [] : (d.failedJobs ?? [])).map((jobId) => ({
-                jobId: String(jobId),
-                copy: name,
-                result: "Failed" as const,
-                time: at,
-                message: r.message.slice(0, 200),
-              })),
-            );
+            const seen = new Set(history.map((h) => `${h.copy}/${h.jobId}/${h.time}`));
+            const add = (jobId: string, result: "Copied" | "Failed") => {
+              if (seen.has(`${name}/${jobId}/${at}`)) return;
+              history.push({ jobId, copy: name, result, time: at, ...(result === "Failed" ? { message: r.message.slice(0, 200) } : {}) });
+            };
+            for (const j of d.copiedJobs ?? []) add(String(j), "Copied");
+            if (!r.ok) for (const j of d.failedJobs ?? []) add(String(j), "Failed");
           }
           // A pod that died without a result leaves only its last progress as the count of what it finished.
           const copiedNow = d.copied ?? Math.max(0, (part.jobsCopied ?? settledJobs) - settledJobs);

@@ -259,6 +259,7 @@ describe("data aging", () => {
     const before = ids(await catalogOf("primary"));
     const st = await ageNow("primary");
     expect(st).toMatchObject({ phase: "Idle", lastAgedJobs: 0, lastReclaimedBytes: 0 });
+    expect(st.message).toContain('held every job for "offsite", which cannot be read now'); // and says why
     const cond = (await kube.get(api("policycopies", "primary"))).status.conditions;
     expect(cond.find((c: Obj) => c.type === "DataAging")).toMatchObject({ status: "True", reason: "Enabled" });
     expect(ids(await catalogOf("primary"))).toEqual(before);
