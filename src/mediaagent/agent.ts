@@ -493,9 +493,9 @@ async function work(task: AgentTask, spec: TaskSpec, env: NodeJS.ProcessEnv, eng
       if (!spec.aging) throw new Error("age needs the copy's retention");
       const a = spec.aging;
       const target = repo(spec.target);
-      if (!a.dryRun && a.at) {
+      if (!a.dryRun) {
         // The operator decided as of `at`; a node clock far from it would age by another day's rules.
-        const skew = Date.now() - Date.parse(a.at);
+        const skew = a.at ? Date.now() - Date.parse(a.at) : 0;
         if (!(Math.abs(skew) <= MAX_CLOCK_SKEW_MS))
           throw new EngineError(
             "ClockSkew",
