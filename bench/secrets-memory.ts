@@ -27,6 +27,8 @@ import { load, pool, secs } from "./lib.ts";
 
 interface Sample {
   rss: number;
+  /** The process's peak RSS so far (getrusage maxrss). */
+  peakRss: number;
   heap: number;
   /** Objects in the operator's Secret caches (informers on secrets, and the named Secrets it read). */
   cachedSecrets: number;
@@ -59,7 +61,7 @@ async function operatorProcess(kubeconfig: string): Promise<void> {
     gc();
     gc();
     const m = process.memoryUsage();
-    return { rss: m.rss, heap: m.heapUsed, cachedSecrets: objs.length, dataBytes, synced };
+    return { rss: m.rss, peakRss: process.resourceUsage().maxRSS * 1024, heap: m.heapUsed, cachedSecrets: objs.length, dataBytes, synced };
   };
   process.on("message", (msg) => {
     if (msg === "sample") process.send?.(sample());
@@ -153,9 +155,16 @@ async function bench(): Promise<void> {
       },
     );
     const created = Date.now() - t0;
-    await waitFor("the operator to have seen every Secret", async () => ((await sample()).cachedSecrets >= n ? true : undefined), {
-      timeoutMs: 300_000,
-    });
+    // An operator that caches whole Secrets may not keep up (a relist of every Secret outlives its request
+    // timeout): after 5 minutes, what it holds is reported as it is.
+    const seen = await waitFor(
+      "the operator to have seen every Secret",
+      async () => ((await sample()).cachedSecrets >= n ? true : undefined),
+      {
+        timeoutMs: 300_000,
+      },
+    ).catch(() => false);
+    const waited = Date.now() - t0 - created;
     await sleep(5000);
     const after = await sample();
     c.send("stop");
@@ -163,11 +172,16 @@ async function bench(): Promise<void> {
     child = undefined;
 
     const line = (label: string, s: Sample) =>
-      `  ${label}: RSS ${mib(s.rss)}, heap used ${mib(s.heap)}; Secret caches hold ${s.cachedSecrets} objects, ${mib(s.dataBytes)} of data`;
+      `  ${label}: RSS ${mib(s.rss)} (peak so far ${mib(s.peakRss)}), heap used ${mib(s.heap)}; Secret caches hold ${s.cachedSecrets} objects, ${mib(s.dataBytes)} of data`;
     console.log(`operator memory against unrelated Secrets (${n} of ${kib} KiB in ${NAMESPACES} other namespaces):`);
     console.log(line("0 unrelated Secrets", before));
     console.log(line(`${n} unrelated Secrets`, after));
     console.log(`  RSS grew by ${mib(after.rss - before.rss)}, heap by ${mib(after.heap - before.heap)}; created in ${secs(created)}`);
+    console.log(
+      seen
+        ? `  the operator's Secret caches had seen all of them ${secs(waited)} after the last create`
+        : `  the operator's Secret caches had NOT seen all of them 5 minutes after the last create (figures as they were)`,
+    );
     console.log(`  load average before: ${loadBefore}; after: ${load()} (${os.cpus().length} cores)`);
   } finally {
     child?.kill("SIGKILL");
