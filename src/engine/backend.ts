@@ -96,18 +96,27 @@ const s3Problem = (err: unknown, place: S3Place): EngineError => {
   const e = err as { name?: string; Code?: string; message?: string; code?: string; $metadata?: { httpStatusCode?: number } };
   const code = e.name ?? e.Code ?? "";
   const where = `bucket "${place.bucket}"${place.prefix ? ` (prefix "${place.prefix}")` : ""} at ${place.endpoint}`;
-  if (code === "NoSuchBucket")
-    return new EngineError("RepositoryNotFound", "probe", null, "", `bucket "${place.bucket}" does not exist at ${place.endpoint}`);
-  if (code === "InvalidAccessKeyId")
-    return new EngineError("WrongPassword", "probe", null, "", `the S3 server does not know the access key ID (${where})`);
-  if (code === "SignatureDoesNotMatch")
-    return new EngineError("WrongPassword", "probe", null, "", `the secret access key does not match the access key ID (${where})`);
+  const fail = (kind: EngineError["kind"], message: string) => new EngineError(kind, "probe", null, message, message);
+  if (code === "NoSuchBucket") return fail("RepositoryNotFound", `bucket "${place.bucket}" does not exist at ${place.endpoint}`);
+  // versitygw says XAdminUserNotFound where AWS says InvalidAccessKeyId.
+  if (code === "InvalidAccessKeyId" || code === "XAdminUserNotFound")
+    return fail("WrongPassword", `the S3 server does not know the access key ID (${where})`);
+  if (code === "SignatureDoesNotMatch") return fail("WrongPassword", `the secret access key does not match the access key ID (${where})`);
   if (code === "AccessDenied" || e.$metadata?.httpStatusCode === 403)
-    return new EngineError("WrongPassword", "probe", null, "", `access denied: the credentials may not write to ${where}`);
+    return fail("WrongPassword", `access denied: the credentials may not write to ${where}`);
   const text = `${code} ${e.code ?? ""} ${e.message ?? ""}`;
-  if (/ECONNREFUSED|ENOTFOUND|ETIMEDOUT|ECONNRESET|EAI_AGAIN|socket hang up|timeout|TimeoutError|EHOSTUNREACH|certificate/i.test(text))
-    return new EngineError("Unreachable", "probe", null, `${where}: ${(e.message ?? code).slice(0, 300)}`);
-  return new EngineError("Failed", "probe", null, `${where}: ${(e.message ?? code).slice(0, 300)}`);
+  const network: [RegExp, string][] = [
+    [/ECONNREFUSED/, "connection refused"],
+    [/ENOTFOUND|EAI_AGAIN/, "no such host"],
+    [/ECONNRESET|socket hang up/, "connection reset"],
+    [/ETIMEDOUT|TimeoutError|AbortError|aborted|timeout/i, "no answer in time"],
+    [/EHOSTUNREACH|ENETUNREACH/, "network is unreachable"],
+    [/certificate|self[- ]signed|TLS|SSL/i, "TLS handshake failed"],
+  ];
+  const hit = network.find(([p]) => p.test(text));
+  const said = (e.message ?? code).slice(0, 300);
+  if (hit) return fail("Unreachable", `cannot reach ${where}: ${hit[1]} (${said})`);
+  return fail("Failed", `the S3 server refused a test write to ${where}: ${said}`);
 };
 
 /**

@@ -64,7 +64,7 @@ describe("library probes", () => {
     expect(disk.status.message).toContain("is writable");
     expect(disk.status.conditions.find((c: Obj) => c.type === "Ready")).toMatchObject({ status: "True", reason: "Reachable" });
     const objects = await phase("objects", "Ready");
-    expect(objects.status).toMatchObject({ consecutiveFailures: 0, message: "storage answered" });
+    expect(objects.status).toMatchObject({ consecutiveFailures: 0, message: `wrote and deleted a marker in bucket "probe" under "k8s/"` });
     expect(Date.parse(objects.status.nextProbeTime) - Date.parse(objects.status.lastProbeTime)).toBe(5 * 60_000);
     // The probe pods are gone once their verdict is in status.
     await waitFor("probe pods removed", async () =>
