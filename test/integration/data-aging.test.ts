@@ -275,6 +275,16 @@ describe("data aging", () => {
         intervalMs: 300,
       },
     );
+    // The library's endpoint changed twice: the copy's repository is checked again before anything relies on it.
+    const back = await waitFor(
+      "offsite's repository checked again at its location",
+      async () => {
+        const c = await kube.get(api("policycopies", "offsite"));
+        return c.status?.repositoryReady && c.status.repositoryLocation ? c : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 300 },
+    );
+    expect(back.status.repositoryLocation).toBe(`s3:${new URL(world().s3.endpoint).host}/${bucket}//${ns}/gold/offsite`);
     for (const c of ["offsite", "monthly"])
       await kube.patch(api("policycopies", c), {
         spec: { retention: { confirmMassAgingUntil: new Date(Date.now() + 3600_000).toISOString() } },
