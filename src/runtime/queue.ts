@@ -72,6 +72,9 @@ export class WorkQueue {
   addAfter(key: string, delayMs: number): void {
     if (this.shuttingDown) return;
     if (delayMs <= 0) return this.add(key);
+    // setTimeout fires at once for a delay beyond 2^31-1 ms (24.8 days): a far deadline wakes the key after a day
+    // instead, and the reconcile then computes the rest (level-based, so an early wake is harmless).
+    delayMs = Math.min(delayMs, 86_400_000);
     const at = this.opts.now() + delayMs;
     const existing = this.timers.get(key);
     if (existing && existing.at <= at) return;

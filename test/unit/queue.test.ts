@@ -59,6 +59,15 @@ describe("WorkQueue", () => {
     expect(q.length).toBe(1);
   });
 
+  it("wakes a key with a far deadline after a day, not at once (setTimeout overflows past 24.8 days)", () => {
+    const q = new WorkQueue();
+    q.addAfter("k", 40 * 86_400_000);
+    vi.advanceTimersByTime(1000);
+    expect(q.length).toBe(0);
+    vi.advanceTimersByTime(86_400_000);
+    expect(q.length).toBe(1);
+  });
+
   it("hands a waiting worker the next key, and undefined after shutdown", async () => {
     const q = new WorkQueue();
     const waiting = q.get();
