@@ -388,7 +388,8 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
           const copiedNow = d.copied ?? Math.max(0, (part.jobsCopied ?? settledJobs) - settledJobs);
           const bytesNow = d.bytes ?? Math.max(0, (part.bytesCopied ?? settledBytes) - settledBytes);
           // The job events beside the repository give the exact count, also after a killed pod.
-          part.settledJobsCopied = d.runCopied ?? settledJobs + copiedNow;
+          // (Never below what the pods said they copied: an event lost to a storage outage must not lower the count.)
+          part.settledJobsCopied = Math.max(d.runCopied ?? 0, settledJobs + copiedNow);
           part.settledBytesCopied = settledBytes + bytesNow;
           part.jobsCopied = part.settledJobsCopied;
           part.bytesCopied = part.settledBytesCopied;

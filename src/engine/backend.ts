@@ -115,7 +115,8 @@ const s3Problem = (err: unknown, place: S3Place): EngineError => {
   ];
   const hit = network.find(([p]) => p.test(text));
   const said = (e.message ?? code).slice(0, 300);
-  if (hit) return fail("Unreachable", `cannot reach ${where}: ${hit[1]} (${said})`);
+  // Worded like every other Unreachable error, so that a user reads one phrase for one cause.
+  if (hit) return fail("Unreachable", `the repository's storage cannot be reached: ${where}: ${hit[1]} (${said})`);
   return fail("Failed", `the S3 server refused a test write to ${where}: ${said}`);
 };
 

@@ -45,18 +45,36 @@ class EventWriter {
     this.pod = pod;
   }
 
+  private failed: JobEvent[] = [];
+
   add(e: Omit<JobEvent, "schema" | "at" | "pod">): void {
     if (!this.store) return;
+    const event = { ...e, at: new Date().toISOString(), pod: this.pod } as JobEvent;
     this.writes.push(
-      this.store.add({ ...e, at: new Date().toISOString(), pod: this.pod }).catch((err: unknown) => {
-        this.errors++;
-        this.lastError = messageOf(err);
+      this.store.add(event).catch(() => {
+        this.failed.push(event); // written again at flush: the storage may be back by then
       }),
     );
   }
 
+  /** Waits for the writes; those that failed (a storage outage mid-run) are tried again, 1 s doubling, 3 times. */
   async flush(): Promise<void> {
     await Promise.all(this.writes);
+    this.writes = [];
+    for (let round = 0; round < 3 && this.failed.length; round++) {
+      await new Promise((r) => setTimeout(r, 1000 * 2 ** round));
+      const again = this.failed;
+      this.failed = [];
+      await Promise.all(
+        again.map((event) =>
+          (this.store as MetadataStore).add(event).catch((err: unknown) => {
+            this.failed.push(event);
+            this.lastError = messageOf(err);
+          }),
+        ),
+      );
+    }
+    this.errors = this.failed.length;
   }
 
   problem(): Record<string, unknown> {

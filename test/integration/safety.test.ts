@@ -446,6 +446,120 @@ describe("data safety", () => {
     for (const n of ["picky", "stranded"]) await kube.deleteIfExists(api("policycopies", n));
   }, 180_000);
 
+  it("refuses what it must not act on: a Recopy dated ahead, a mass-aging confirmation beyond 7 days, a user's Secret", async () => {
+    const ahead = new Date(Date.now() + 3600_000).toISOString();
+    await kube.patch(api("policycopies", "second"), {
+      spec: {
+        jobOverrides: [{ jobId: "app-00", action: "Recopy", at: ahead }],
+        retention: { confirmMassAgingUntil: new Date(Date.now() + 30 * 86_400_000).toISOString() },
+      },
+    });
+    const second = await until(
+      "the Recopy refused",
+      () => copyObj("second"),
+      (o) => ready(o)?.reason === "RecopyInFuture",
+    );
+    expect(ready(second).message).toContain('Recopy of "app-00" has an "at" in the future');
+    const aging = await until(
+      "the confirmation refused",
+      () => copyObj("second"),
+      (o) => /more than 7 days ahead/.test(o.status?.dataAging?.message ?? ""),
+    );
+    expect(aging.status.dataAging.message).toContain("is not honoured");
+    expect((await events("second")).some((e) => e.type === "Warning" && e.reason === "ConfirmationTooFar")).toBe(true);
+    await kube.request(
+      "PATCH",
+      api("policycopies", "second"),
+      { spec: { jobOverrides: null, retention: { confirmMassAgingUntil: null } } },
+      "application/merge-patch+json",
+    );
+    await until(
+      "second Ready again",
+      () => copyObj("second"),
+      (o) => ready(o)?.status === "True",
+    );
+
+    // A Secret of the user's with the name a client Secret would have: never taken over.
+    await kube.create(`/api/v1/namespaces/${ns}/secrets`, { metadata: { name: "silver-auxo-client" }, stringData: { mine: "keep" } });
+    await kube.create(
+      api("storagepolicies"),
+      auxo("StoragePolicy", "silver", { primaryCopy: "silver-primary", auxCopySchedule: { enabled: false } }),
+    );
+    await kube.create(
+      api("policycopies"),
+      auxo("PolicyCopy", "silver-primary", { storagePolicy: "silver", library: "disk", encryption: enc }),
+    );
+    const silver = await until(
+      "silver to say why",
+      () => kube.get(api("storagepolicies", "silver")),
+      (o) => ready(o)?.reason === "ClientSecretConflict",
+    );
+    expect(ready(silver).message).toContain('Secret "silver-auxo-client" exists and was not made by Auxo');
+    const theirs = await kube.get(`/api/v1/namespaces/${ns}/secrets/silver-auxo-client`);
+    expect(Object.keys(theirs.data)).toEqual(["mine"]);
+    expect(theirs.metadata.ownerReferences).toBeUndefined();
+    // A policy whose primaryCopy names another policy's copy gets no client Secret with that copy's credentials.
+    await kube.create(
+      api("storagepolicies"),
+      auxo("StoragePolicy", "bronze", { primaryCopy: "primary", auxCopySchedule: { enabled: false } }),
+    );
+    await until(
+      "bronze refused",
+      () => kube.get(api("storagepolicies", "bronze")),
+      (o) => ready(o)?.reason === "PrimaryCopyInOtherPolicy",
+    );
+    await sleep(2000);
+    expect(await kube.get(`/api/v1/namespaces/${ns}/secrets/bronze-auxo-client`).catch(() => undefined)).toBeUndefined();
+    for (const n of ["silver", "bronze"]) await kube.deleteIfExists(api("storagepolicies", n));
+    await kube.deleteIfExists(api("policycopies", "silver-primary"));
+  }, 120_000);
+
+  it("backs off a data aging preview that fails, instead of recreating its pod at once", async () => {
+    await kube.create(`/api/v1/namespaces/${ns}/secrets`, { metadata: { name: "fragile-pw" }, stringData: { password } });
+    await kube.create(
+      api("policycopies"),
+      auxo("PolicyCopy", "fragile", {
+        storagePolicy: "gold",
+        library: "disk",
+        backups: { mode: "All" },
+        encryption: { passwordSecret: { name: "fragile-pw" } },
+      }),
+    );
+    await until(
+      "fragile initialised",
+      () => copyObj("fragile"),
+      (o) => o.status?.repositoryReady === true,
+    );
+    // Its password changes under it: every read of its repository fails from now on, the preview's too.
+    await kube.request(
+      "PATCH",
+      `/api/v1/namespaces/${ns}/secrets/fragile-pw`,
+      { stringData: { password: "not-it" } },
+      "application/merge-patch+json",
+    );
+    await kube.patch(api("policycopies", "fragile"), {
+      metadata: { annotations: { "auxo.dev/rescan-requested": new Date().toISOString() } },
+    });
+    const failing = await until(
+      "previews to fail twice",
+      () => copyObj("fragile"),
+      (o) => (o.status?.dataAging?.previewFailures ?? 0) >= 2,
+      90_000,
+    );
+    const previews = async () =>
+      ((await podsOwnedBy(failing.metadata.uid)) as Obj[])
+        .filter((p) => p.metadata.name.includes("age-preview"))
+        .map((p) => p.metadata.name);
+    const seen = new Set(await previews());
+    for (let i = 0; i < 20; i++) {
+      for (const n of await previews()) seen.add(n);
+      await sleep(500);
+    }
+    // 1 s doubling (the test's retry base): at most a few more pods in 10 s, where the old loop made one every pod's lifetime.
+    expect(seen.size).toBeLessThanOrEqual(4);
+    await kube.deleteIfExists(api("policycopies", "fragile"));
+  }, 150_000);
+
   it("runs the automatic aux copy of a policy with a 60-character name", async () => {
     const long = `p${"x".repeat(58)}d`;
     expect(long).toHaveLength(60);

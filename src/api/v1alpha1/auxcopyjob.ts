@@ -128,7 +128,9 @@ const CopyProgress = Obj(
       ),
     ),
     reason: Type.Optional(
-      Str("Why the part waits or failed, in one word: LockHeld, LibraryUnreachable, PodNotCreated, PodNotScheduled, ..."),
+      Str(
+        "Why the part waits, retries or failed, in one word: LockHeld, PodRejected, PodNotScheduled, RepositoryShared, RepositoryChanged, or the MediaAgent's error kind (Unreachable, CorruptData, RepositoryMismatch, ...).",
+      ),
     ),
     message: Type.Optional(Str("Details.")),
   },
