@@ -6,7 +6,6 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import net, { type AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -17,6 +16,7 @@ import { installCrds } from "../harness/crds.ts";
 import type { KubeRest, Obj } from "../harness/kube-rest.ts";
 import { sleep, waitFor } from "../harness/net.ts";
 import { testManager } from "../harness/operator-testing.ts";
+import { Relay } from "../harness/relay.ts";
 import { admin, createBucket, freshNamespace, resticAsAgent, world } from "../harness/testing.ts";
 
 let kube: KubeRest;
@@ -33,51 +33,6 @@ const s3env = () => ({ AWS_ACCESS_KEY_ID: world().s3.accessKey, AWS_SECRET_ACCES
 const restic = resticAsAgent(scratch, password);
 const finished = (s: Obj) => ["Completed", "CompletedWithErrors", "Failed", "Killed"].includes(s.phase);
 const merge = (p: string, body: Obj) => kube.request("PATCH", p, body, "application/merge-patch+json");
-
-/**
- * A TCP relay from a port of its own to the world's S3 server: the S3 library's endpoint. cut() closes the port and
- * drops every open connection (the storage is gone for every MediaAgent and probe); restore() serves the same port again.
- */
-class Relay {
-  port = 0;
-  private server?: net.Server;
-  private readonly sockets = new Set<net.Socket>();
-  private readonly targetPort: number;
-  constructor(targetPort: number) {
-    this.targetPort = targetPort;
-  }
-
-  async open(): Promise<void> {
-    const server = net.createServer((client) => {
-      const upstream = net.connect(this.targetPort, "127.0.0.1");
-      for (const [a, b] of [
-        [client, upstream],
-        [upstream, client],
-      ] as const) {
-        this.sockets.add(a);
-        a.on("error", () => b.destroy());
-        a.on("close", () => {
-          this.sockets.delete(a);
-          b.destroy();
-        });
-        a.pipe(b);
-      }
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(this.port, "127.0.0.1", () => resolve());
-    });
-    this.port = (server.address() as AddressInfo).port;
-    this.server = server;
-  }
-
-  async cut(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-  }
-}
 
 let relay: Relay;
 

@@ -312,7 +312,28 @@ describe("data safety", () => {
         const l = existsSync(locks) ? readdirSync(locks) : [];
         if (l.length === 1) {
           holder.kill("SIGSTOP");
-          lockFile = l[0] as string;
+          // Only a lock that is the stopped check's own, exclusive one will do (another process may have had a
+          // passing lock there, and the check then gave up); else end this holder and start another.
+          await sleep(300);
+          const mine = (() => {
+            try {
+              const lock = JSON.parse(restic(repo, {}, "cat", "lock", l[0] as string, "--no-lock")) as {
+                exclusive?: boolean;
+                pid?: number;
+              };
+              return holder.exitCode === null && lock.exclusive === true && lock.pid === holder.pid;
+            } catch {
+              return false;
+            }
+          })();
+          if (mine) lockFile = l[0] as string;
+          else {
+            // Let it end cleanly (restic removes its lock on SIGTERM), and clear what a dead process of this host left.
+            holder.kill("SIGCONT");
+            holder.kill("SIGTERM");
+            for (let i = 0; i < 100 && holder.exitCode === null && holder.signalCode === null; i++) await sleep(100);
+            restic(repo, {}, "unlock");
+          }
           break;
         }
         await sleep(5);
