@@ -14,7 +14,7 @@ import { type PromotionDownstream, promotionShortfall } from "../policy/promotio
 import { decideRetention, type DownstreamCopy, massDeletionBreaker } from "../policy/retention.ts";
 import { type JobEvent, jobRecords, verificationSummary } from "../policy/jobevents.ts";
 import { type MetadataStore, metadataStore } from "./metadata.ts";
-import type { AgentTask, TaskSpec } from "./pod.ts";
+import type { AgentTask, LockHolder, TaskSpec } from "./protocol.ts";
 
 export interface AgentResult {
   ok: boolean;
@@ -131,16 +131,6 @@ const progress = (p: Record<string, unknown>) => process.stdout.write(`${JSON.st
 
 /** How far the agent's clock may be from the operator's decision time before data aging refuses to forget. */
 export const MAX_CLOCK_SKEW_MS = 5 * 60_000;
-
-/** A lock as the run's status shows it: who holds it, since when. */
-export interface LockHolder {
-  host: string;
-  pid?: number;
-  user?: string;
-  exclusive: boolean;
-  createdAt: string;
-  ageSeconds?: number;
-}
 
 const holderOf = (l: ResticLock, now = Date.now()): LockHolder => {
   const t = Date.parse(l.time);
@@ -622,11 +612,6 @@ async function work(task: AgentTask, spec: TaskSpec, env: NodeJS.ProcessEnv, eng
         ...events.problem(),
       };
     }
-    case "prune":
-      await checkIdentity(spec.target);
-      await clearLocks(spec.target);
-      await engine.prune(repo(spec.target), timeoutMs);
-      return { ok: true, task, ...locksNote() };
   }
 }
 
@@ -645,7 +630,7 @@ export function progressOf(m: Record<string, unknown>): Record<string, unknown> 
 
 /** The `auxo agent <task>` command. */
 export async function agentMain(task: string, env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const tasks: AgentTask[] = ["probe", "init", "scan", "copy", "plan", "age", "verify", "prune"];
+  const tasks: AgentTask[] = ["probe", "init", "scan", "copy", "plan", "age", "verify"];
   const write = (r: AgentResult) => {
     const text = fitResult(r);
     process.stdout.write(`${JSON.stringify({ level: r.ok ? "info" : "error", msg: "result", ...r })}\n`);

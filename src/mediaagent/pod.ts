@@ -5,67 +5,9 @@
 import { createHash } from "node:crypto";
 import type { OwnerReference } from "../kube/resources.ts";
 import type { RepositoryAccess } from "../policy/repository.ts";
-import type { CopyRules } from "../policy/selection.ts";
-import type { RetentionOverride, RetentionSpec } from "../policy/retention.ts";
+import type { AgentTask, AgingTask, CopyTaskPlan, DownstreamTask, TaskSpec } from "./protocol.ts";
 
-export type AgentTask = "probe" | "init" | "scan" | "copy" | "plan" | "age" | "verify" | "prune";
-
-/** What the agent reads from AUXO_TASK (no secrets: passwords and keys are files and env from Secrets). */
-export interface TaskSpec {
-  task: AgentTask;
-  target: Omit<RepositoryAccess, "volumes" | "env">;
-  source?: Omit<RepositoryAccess, "volumes" | "env">;
-  snapshotIds?: string[];
-  /** For copy: select the jobs in the pod, from both catalogs, by the copy's rules (policy/selection.ts). */
-  plan?: CopyTaskPlan;
-  /**
-   * For age: the copies that source from the target, whose needs hold its jobs (read-only). For plan (a promotion
-   * check): the copies the promotion re-points to the target, whose needs count too.
-   */
-  downstream?: DownstreamTask[];
-  /** For age: the target copy's retention. */
-  aging?: AgingTask;
-  /**
-   * Locks: before it works on a repository the agent removes restic's stale locks and the locks of these hosts (pod
-   * names of Auxo MediaAgents the operator knows have ended), never any other lock (docs/job-metadata.md).
-   */
-  locks?: { deadHosts?: string[] };
-  timeoutSeconds?: number;
-}
-
-export interface CopyTaskPlan {
-  rules: CopyRules;
-  /** Do not pick new backups: the run's start time. */
-  cutoff?: string;
-  /** When the run started: the agent counts the run's copied jobs from the job events since then. */
-  runStart?: string;
-  skipVerificationFailed?: boolean;
-  limit?: number;
-  /** Use Most Recent Full: the latest successful full of each subclient goes to a selective copy. */
-  mostRecentFull?: boolean;
-}
-
-export interface DownstreamTask {
-  name: string;
-  access: Omit<RepositoryAccess, "volumes" | "env">;
-  /** Its selection rules: what it will take from the target decides what it still needs. */
-  rules: CopyRules;
-  active: boolean;
-  /** Its library is not Ready: it cannot be read, so it needs every job (hold until copied). */
-  unreachable?: boolean;
-}
-
-export interface AgingTask {
-  retention?: RetentionSpec;
-  overrides?: RetentionOverride[];
-  timeZone?: string;
-  /** The mass-deletion breaker: most percent of the copy's jobs one run may age. */
-  maxSharePercent: number;
-  /** Only report what would age. */
-  dryRun?: boolean;
-  /** Decide as of this time (a preview of the next run); default now. */
-  at?: string;
-}
+export type { AgentTask, AgingTask, CopyTaskPlan, DownstreamTask, TaskSpec } from "./protocol.ts";
 
 export interface PodPlacement {
   nodeSelector?: Record<string, string>;

@@ -1,0 +1,190 @@
+// The agent protocol: what a MediaAgent task takes (TaskSpec, in AUXO_TASK) and what it leaves in its termination
+// message (one result type per task). Shared by the pod builder, the agent and the controllers that read the results,
+// so a field the agent writes and a field a controller reads are the same field. Results are summaries: the
+// termination message holds at most 4 KiB (the agent drops its largest fields first, see `truncated`).
+//
+// Results are type aliases, not interfaces: an alias is assignable to a plain JSON record, which is what the
+// termination message and the tests that read it take.
+import type { RepositoryAccess } from "../policy/repository.ts";
+import type { VerificationSummary } from "../policy/jobevents.ts";
+import type { RetentionOverride, RetentionSpec, RetentionSummary } from "../policy/retention.ts";
+import type { CopyRules, JobCopyState } from "../policy/selection.ts";
+
+export type AgentTask = "probe" | "init" | "scan" | "copy" | "plan" | "age" | "verify";
+
+/** What the agent reads from AUXO_TASK (no secrets: passwords and keys are files and env from Secrets). */
+export interface TaskSpec {
+  task: AgentTask;
+  target: Omit<RepositoryAccess, "volumes" | "env">;
+  source?: Omit<RepositoryAccess, "volumes" | "env">;
+  snapshotIds?: string[];
+  /** For copy: select the jobs in the pod, from both catalogs, by the copy's rules (policy/selection.ts). */
+  plan?: CopyTaskPlan;
+  /**
+   * For age: the copies that source from the target, whose needs hold its jobs (read-only). For plan (a promotion
+   * check): the copies the promotion re-points to the target, whose needs count too.
+   */
+  downstream?: DownstreamTask[];
+  /** For age: the target copy's retention. */
+  aging?: AgingTask;
+  /**
+   * Locks: before it works on a repository the agent removes restic's stale locks and the locks of these hosts (pod
+   * names of Auxo MediaAgents the operator knows have ended), never any other lock (docs/job-metadata.md).
+   */
+  locks?: { deadHosts?: string[] };
+  timeoutSeconds?: number;
+}
+
+export interface CopyTaskPlan {
+  rules: CopyRules;
+  /** Do not pick new backups: the run's start time. */
+  cutoff?: string;
+  /** When the run started: the agent counts the run's copied jobs from the job events since then. */
+  runStart?: string;
+  skipVerificationFailed?: boolean;
+  limit?: number;
+  /** Use Most Recent Full: the latest successful full of each subclient goes to a selective copy. */
+  mostRecentFull?: boolean;
+}
+
+export interface DownstreamTask {
+  name: string;
+  access: Omit<RepositoryAccess, "volumes" | "env">;
+  /** Its selection rules: what it will take from the target decides what it still needs. */
+  rules: CopyRules;
+  active: boolean;
+  /** Its library is not Ready: it cannot be read, so it needs every job (hold until copied). */
+  unreachable?: boolean;
+}
+
+export interface AgingTask {
+  retention?: RetentionSpec;
+  overrides?: RetentionOverride[];
+  timeZone?: string;
+  /** The mass-deletion breaker: most percent of the copy's jobs one run may age. */
+  maxSharePercent: number;
+  /** Only report what would age. */
+  dryRun?: boolean;
+  /** Decide as of this time (a preview of the next run); default now. */
+  at?: string;
+}
+
+/** A lock as the run's status shows it: who holds it, since when. */
+export interface LockHolder {
+  host: string;
+  pid?: number;
+  user?: string;
+  exclusive: boolean;
+  createdAt: string;
+  ageSeconds?: number;
+}
+
+/** What every result carries. A failed task has kind (the engine's error kind, or "Failed"), retryable and message. */
+export type ResultBase = {
+  ok: boolean;
+  message?: string;
+  kind?: string;
+  retryable?: boolean;
+  /** LockHeld: the lock that blocked the task. */
+  lock?: LockHolder;
+  /** Fields cut (lists halved, others dropped) to fit the termination message. */
+  truncated?: string[];
+  /** Job events that could not be written or read; the work itself is done. */
+  metadataError?: string;
+};
+
+/** Locks of ended Auxo pods the task removed before it wrote (at most 10). */
+export type LocksNote = { locksRemoved?: { host: string; id: string }[] };
+
+export type ProbeResult = ResultBase & { message: string };
+
+export type InitResult = ResultBase & {
+  /** False: the repository was there already (a retried init, or one that outlived the cluster). */
+  created: boolean;
+  /** restic's repository ID, which the operator records. */
+  id: string;
+};
+
+export type ScanResult = ResultBase & {
+  repositoryId: string;
+  jobs: number;
+  byType: Record<string, number>;
+  byStatus: Record<string, number>;
+  bytes: number;
+  oldestJob?: string;
+  newestJob?: string;
+  /** From the job events beside the repository; absent when the library keeps none. */
+  verification?: VerificationSummary;
+  /** Jobs that took more than one copy attempt. */
+  copyRetries?: number;
+};
+
+/**
+ * A copy pod's result. On failure the same counts describe what this attempt finished before it stopped, with
+ * failedJobs the jobs it did not.
+ */
+export type CopyResult = ResultBase &
+  LocksNote & {
+    /** Jobs this pod copied. */
+    copied: number;
+    /** The latest jobs copied (at most 20; the job events keep all). */
+    copiedJobs: string[];
+    /** On failure: the jobs not copied (at most 20). */
+    failedJobs?: string[];
+    bytes: number;
+    /** With a plan: jobs selected for this pod, those left beyond its limit, and every job's state before it copied. */
+    selected?: number;
+    remaining?: number;
+    counts?: Record<JobCopyState, number>;
+    /** Jobs forgotten on the target to be copied again. */
+    recopied?: number;
+    /** The newest valid source job against the newest job the target holds after this pod. */
+    lagSeconds?: number;
+    /** Jobs copied since the run started, by every pod of the run (from the job events). */
+    runCopied?: number;
+  };
+
+/** A promotion check: the primary's jobs the candidate lacks that someone still needs. */
+export type PlanResult = ResultBase & {
+  notCopied: number;
+  /** Some of them (at most 10). */
+  sample: string[];
+  /** The downstream copies that need them. */
+  neededBy: string[];
+  downstreamUnread?: string[];
+};
+
+export type AgeResult = ResultBase &
+  LocksNote & {
+    jobs: number;
+    aged: number;
+    agedBytes: number;
+    /** At most 20. */
+    agedJobs: string[];
+    byReason: RetentionSummary["byReason"];
+    breaker: { stop: boolean; share: number; message: string };
+    /** Downstream copies that could not be read (so they held every job). */
+    downstreamUnread?: string[];
+    dryRun?: boolean;
+    reclaimedBytes?: number;
+    storedBytes?: number;
+  };
+
+export type VerifyResult = ResultBase & {
+  verified: number;
+  /** At most 20. */
+  failedJobs?: string[];
+};
+
+export type TaskResults = {
+  probe: ProbeResult;
+  init: InitResult;
+  scan: ScanResult;
+  copy: CopyResult;
+  plan: PlanResult;
+  age: AgeResult;
+  verify: VerifyResult;
+};
+
+/** A result as the termination message holds it: the task's fields and its name. */
+export type ResultOf<T extends AgentTask> = TaskResults[T] & { task: T };
