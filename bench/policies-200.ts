@@ -16,7 +16,7 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { registerControllers } from "../src/controllers/index.ts";
 import { PolicyCopies, StoragePolicies } from "../src/controllers/resources.ts";
-import { Secrets } from "../src/kube/resources.ts";
+import { type KubeObject, Secrets } from "../src/kube/resources.ts";
 import type { Controller, ControllerOptions } from "../src/runtime/controller.ts";
 import { ControlPlane } from "../test/harness/control-plane.ts";
 import { installCrds } from "../test/harness/crds.ts";
@@ -61,7 +61,7 @@ try {
   mgr = testManager(cp.kubeconfig);
   const durations = new Map<string, number[]>();
   const add = mgr.addController.bind(mgr);
-  mgr.addController = (opts: ControllerOptions): Controller => {
+  mgr.addController = <T extends KubeObject>(opts: ControllerOptions<T>): Controller<T> => {
     const list: number[] = [];
     durations.set(opts.name, list);
     return add({

@@ -7,8 +7,8 @@
 // target of the run (a cascade) starts once its source's part is done.
 import { isConflict, isNotFound } from "../kube/errors.ts";
 import { labelValue, boundedName } from "../policy/names.ts";
-import { createAgentPod, endedAgentHosts, Label, PENDING_GIVE_UP_MS, stuckPending } from "./agentpods.ts";
-import type { ProbeRequests } from "./probes.ts";
+import { createAgentPod, endedAgentHosts, Label, PENDING_GIVE_UP_MS, stuckPending } from "./agent/pods.ts";
+import type { ProbeRequests } from "./agent/probes.ts";
 import { repositoryRefusal } from "./repository.ts";
 import { formatTime, parseTime, Pods } from "../kube/resources.ts";
 import { buildAgentPod, podName, type PodPlacement } from "../mediaagent/pod.ts";
@@ -20,11 +20,13 @@ import { checkTimeZone, effectiveSource } from "../policy/references.ts";
 import { defaultRepositoryPath, repositoryAccess } from "../policy/repository.ts";
 import type { CopyRules } from "../policy/selection.ts";
 import type { Manager } from "../runtime/manager.ts";
+import { watch } from "../runtime/controller.ts";
 import { controllerRef } from "../runtime/objects.ts";
 import { done, requeueAfter } from "../runtime/result.ts";
 import type { AuxCopyJobSpec, AuxCopyJobStatus, Typed } from "../api/v1alpha1/index.ts";
-import { agentResult, type ControllerSettings, type PodObj } from "./library.ts";
-import { podProgress } from "./progress.ts";
+import { agentResult, type PodObj } from "./agent/results.ts";
+import { type ControllerSettings } from "./settings.ts";
+import { podProgress } from "./agent/progress.ts";
 import { RESCAN_ANNOTATION } from "./repository.ts";
 import {
   AuxCopyJobs,
@@ -120,16 +122,16 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
 
   mgr.addController({
     name: "auxcopyjob",
-    forType: jobs as never,
-    owns: [agentPods as never],
+    forType: jobs,
+    owns: [agentPods],
     // A job waits on its copies' repositories and libraries.
     watches: [
       // Windows, time zone and the primary copy live on the policy.
-      { informer: policies as never, map: jobsOf },
-      { informer: copies as never, map: jobsOf },
-      { informer: libraries as never, map: jobsOf },
+      watch(policies, jobsOf),
+      watch(copies, jobsOf),
+      watch(libraries, jobsOf),
       // A job queued behind another for the same copy goes on when that one finishes its part.
-      { informer: jobs as never, map: jobsOf },
+      watch(jobs, jobsOf),
     ],
     reconcile: async (req) => {
       const acj = jobs.get(req.namespace, req.name);

@@ -7,8 +7,8 @@
 import { isNotFound } from "../kube/errors.ts";
 import { labelValue } from "../policy/names.ts";
 import { probeBackoffMs } from "../policy/probe.ts";
-import { createAgentPod, endedAgentHosts, Label } from "./agentpods.ts";
-import type { ProbeRequests } from "./probes.ts";
+import { createAgentPod, endedAgentHosts, Label } from "./agent/pods.ts";
+import type { ProbeRequests } from "./agent/probes.ts";
 import { repositoryRefusal } from "./repository.ts";
 import { formatTime, parseTime, Pods } from "../kube/resources.ts";
 import { buildAgentPod, type DownstreamTask, podName } from "../mediaagent/pod.ts";
@@ -18,11 +18,13 @@ import type { RetentionOverride, RetentionSpec } from "../policy/retention.ts";
 import { nextAgingRun } from "../policy/retention.ts";
 import { blockingWindow, type Window } from "../policy/windows.ts";
 import type { Manager } from "../runtime/manager.ts";
+import { watch } from "../runtime/controller.ts";
 import { controllerRef } from "../runtime/objects.ts";
 import { done, requeueAfter } from "../runtime/result.ts";
 import type { PolicyCopyStatus } from "../api/v1alpha1/index.ts";
 import { requestRescan, rulesOf } from "./auxcopyjob.ts";
-import { agentResult, type ControllerSettings, type PodObj } from "./library.ts";
+import { agentResult, type PodObj } from "./agent/results.ts";
+import { type ControllerSettings } from "./settings.ts";
 import { type CopyObj, Libraries, type LibraryObj, PolicyCopies, policyFacts, type PolicyObj, StoragePolicies } from "./resources.ts";
 import { writeFields } from "./status.ts";
 import { type Condition, setCondition } from "../runtime/conditions.ts";
@@ -53,21 +55,15 @@ export function registerDataAgingController(mgr: Manager, settings: ControllerSe
 
   mgr.addController({
     name: "dataaging",
-    forType: copies as never,
+    forType: copies,
     watches: [
-      { informer: policies as never, map: ofPolicy },
-      {
-        informer: libraries as never,
-        map: (l) => copies.list(l.metadata.namespace).map((c) => key(c.metadata.namespace, c.metadata.name)),
-      },
+      watch(policies, ofPolicy),
+      watch(libraries, (l) => copies.list(l.metadata.namespace).map((c) => key(c.metadata.namespace, c.metadata.name))),
       // Its own pods end runs; other pods on a repository end a wait.
-      {
-        informer: pods as never,
-        map: (p) => {
-          const c = p.metadata.annotations?.[COPY_ANNOTATION] ?? (p as PodObj).metadata.labels?.[Label.copy];
-          return c ? [key(p.metadata.namespace, c)] : [];
-        },
-      },
+      watch(pods, (p) => {
+        const c = p.metadata.annotations?.[COPY_ANNOTATION] ?? (p as PodObj).metadata.labels?.[Label.copy];
+        return c ? [key(p.metadata.namespace, c)] : [];
+      }),
     ],
     reconcile: async (req) => {
       const copy = copies.get(req.namespace, req.name);

@@ -2,19 +2,20 @@
 import type { Manager } from "../runtime/manager.ts";
 import { registerAuxCopyController } from "./auxcopyjob.ts";
 import { registerDataAgingController } from "./dataaging.ts";
-import { type ControllerSettings, registerLibraryController } from "./library.ts";
+import { registerLibraryController } from "./library.ts";
+import { type ControllerSettings } from "./settings.ts";
 import { registerPolicyControllers } from "./policy.ts";
 import { registerSnapVaultController } from "./snapvault.ts";
-import { ProbeRequests } from "./probes.ts";
+import { ProbeRequests } from "./agent/probes.ts";
 
-export type { ControllerSettings } from "./library.ts";
+export type { ControllerSettings } from "./settings.ts";
 
 export function registerControllers(mgr: Manager, settings: ControllerSettings): void {
   // MediaAgents that cannot reach a library ask for its probe now.
   const probes = new ProbeRequests();
   registerLibraryController(mgr, settings, probes);
   registerPolicyControllers(mgr, settings);
-  registerSnapVaultController(mgr);
+  registerSnapVaultController(mgr, settings.now ?? Date.now);
   registerAuxCopyController(mgr, settings, probes);
   registerDataAgingController(mgr, settings, probes);
 }

@@ -3,16 +3,20 @@
 import { checkLibraryVolume, checkSecrets, type Problem, type SecretKeys, type SecretRefCheck } from "../policy/references.ts";
 import { done, requeueAfter } from "../runtime/result.ts";
 import { isNotFound } from "../kube/errors.ts";
-import { formatTime, type KubeObject, parseTime, Pods } from "../kube/resources.ts";
+import { formatTime, parseTime, Pods } from "../kube/resources.ts";
 import { buildAgentPod, podName } from "../mediaagent/pod.ts";
 import { nextProbeAt } from "../policy/probe.ts";
 import { repositoryAccess } from "../policy/repository.ts";
 import { controllerRef } from "../runtime/objects.ts";
 import type { Manager } from "../runtime/manager.ts";
+import { watch } from "../runtime/controller.ts";
 import { Libraries, type LibraryObj, PersistentVolumeClaims, type SecretObj } from "./resources.ts";
 import { writeStatus } from "./status.ts";
-import { createAgentPod } from "./agentpods.ts";
-import type { ProbeRequests } from "./probes.ts";
+import { createAgentPod } from "./agent/pods.ts";
+import type { ProbeRequests } from "./agent/probes.ts";
+import { agentPodsOf } from "./agent/labels.ts";
+import { type PodObj, probeResult } from "./agent/results.ts";
+import type { ControllerSettings } from "./settings.ts";
 
 export function librarySecretRefs(lib: LibraryObj): SecretRefCheck[] {
   const s = lib.spec;
@@ -36,82 +40,12 @@ export function secretKeys(secrets: SecretObj[]): SecretKeys {
   return new Map(secrets.map((s) => [s.metadata.name, new Set(Object.keys(s.data ?? {}))]));
 }
 
-export interface ControllerSettings {
-  /** Image of MediaAgent pods. */
-  agentImage: string;
-  /** Probe libraries with MediaAgent pods (default true); off, libraries stay Pending. */
-  probeLibraries?: boolean;
-  /** How long a probe may take before the library counts as unreachable (default 60 s). */
-  probeTimeoutSeconds?: number;
-  /** How often a copy's catalog is read from its repository (default 600 s). */
-  scanIntervalSeconds?: number;
-  /** First retry delay of failed MediaAgent work (doubling to 30 minutes). Default: 30 s. */
-  retryBaseMs?: number;
-  /** How often a running copy's progress is read into status. Default: 2 s. */
-  progressIntervalMs?: number;
-  /** Create the policies' automatic aux copy jobs (spec.auxCopySchedule). Default: true. */
-  autoAuxCopy?: boolean;
-  /** Run data aging and its previews. Off unless set: the operator's --data-aging (default true) sets it. */
-  dataAging?: boolean;
-  /** Accept hostPath libraries (any folder of a node). Refused unless set: --allow-host-path-libraries. */
-  allowHostPathLibraries?: boolean;
-  /** Accept NFS libraries (any export the nodes reach). Refused unless set: --allow-nfs-libraries. */
-  allowNfsLibraries?: boolean;
-  /** Let a PolicyCopy's spec.repositoryPath leave its namespace's prefix (default false: tenants stay in their prefix). */
-  allowRepositoryPathsOutsideNamespace?: boolean;
-  now?: () => number;
-}
-
-const PROBE_LABELS = "app.kubernetes.io/managed-by=auxo,auxo.dev/task=probe";
-
-export interface PodObj extends KubeObject {
-  status?: {
-    phase?: string;
-    containerStatuses?: { state?: { terminated?: { exitCode: number; message?: string; finishedAt?: string } } }[];
-  };
-}
-
-/** A finished agent pod's result: the agent's JSON termination message, or what the pod says of itself. */
-export function agentResult(pod: PodObj): { ok: boolean; message: string; at?: string; data: Record<string, unknown> } | undefined {
-  const phase = pod.status?.phase;
-  if (phase !== "Succeeded" && phase !== "Failed") return undefined;
-  const t = pod.status?.containerStatuses?.[0]?.state?.terminated;
-  const raw = t?.message ?? "";
-  try {
-    const r = JSON.parse(raw) as { ok?: unknown; message?: string; kind?: string };
-    if (typeof r.ok === "boolean")
-      return { ok: r.ok, message: (r.message ?? r.kind ?? "").slice(0, 1000), at: t?.finishedAt, data: r as Record<string, unknown> };
-  } catch {
-    // not a result: the agent died before writing one
-  }
-  // Killed (OOM, node loss, SIGKILL) or crashed: no result, so the work is retryable.
-  const how = t?.exitCode === 137 ? "was killed (exit code 137)" : `ended without a result (exit code ${t?.exitCode ?? "unknown"})`;
-  return { ok: false, message: `agent pod ${pod.metadata.name} ${how}`, at: t?.finishedAt, data: {} };
-}
-
-/** The probe pod's verdict, from its termination message (the agent's JSON result). */
-export function probeResult(pod: PodObj): { ok: boolean; message: string; at?: string } | undefined {
-  const phase = pod.status?.phase;
-  if (phase !== "Succeeded" && phase !== "Failed") return undefined;
-  const t = pod.status?.containerStatuses?.[0]?.state?.terminated;
-  let message = t?.message ?? "";
-  let ok = phase === "Succeeded";
-  try {
-    const r = JSON.parse(message) as { ok: boolean; message?: string; kind?: string };
-    ok = r.ok;
-    message = r.message ?? r.kind ?? "";
-  } catch {
-    message = message.trim().split("\n").slice(-3).join(" ") || `probe pod ${phase}`;
-  }
-  return { ok, message: message.slice(0, 1000), at: t?.finishedAt };
-}
-
 export function registerLibraryController(mgr: Manager, settings: ControllerSettings, probesAsked?: ProbeRequests): void {
   const now = settings.now ?? Date.now;
   const libraries = mgr.informer<LibraryObj>(Libraries);
   const secrets = mgr.secrets();
   const claims = mgr.informer(PersistentVolumeClaims);
-  const probes = mgr.informer<PodObj>(Pods, { labelSelector: PROBE_LABELS });
+  const probes = mgr.informer<PodObj>(Pods, { labelSelector: agentPodsOf("probe") });
   libraries.addIndexer("secret", (l) => librarySecretRefs(l).map((r) => `${l.metadata.namespace}/${r.name}`));
   libraries.addIndexer("claim", (l) =>
     l.spec.filesystem?.persistentVolumeClaim ? [`${l.metadata.namespace}/${l.spec.filesystem.persistentVolumeClaim.claimName}`] : [],
@@ -120,12 +54,9 @@ export function registerLibraryController(mgr: Manager, settings: ControllerSett
     libraries.byIndex(index, `${o.metadata.namespace}/${o.metadata.name}`).map((l) => `${l.metadata.namespace}/${l.metadata.name}`);
   const controller = mgr.addController({
     name: "library",
-    forType: libraries as never,
-    owns: [probes as never],
-    watches: [
-      { informer: secrets.metadata as never, map: byIndex("secret") },
-      { informer: claims, map: byIndex("claim") },
-    ],
+    forType: libraries,
+    owns: [probes],
+    watches: [watch(secrets.metadata, byIndex("secret")), watch(claims, byIndex("claim"))],
     reconcile: async (req) => {
       const lib = libraries.get(req.namespace, req.name);
       if (!lib) return done();
@@ -236,7 +167,7 @@ export function registerLibraryController(mgr: Manager, settings: ControllerSett
         fields.phase !== "Ready" && settings.probeLibraries !== false
           ? { reason: "ProbePending", message: "every Secret and claim the library names exists; waiting for the first probe" }
           : undefined;
-      await writeStatus(mgr, Libraries, lib, { problems: readyProblems, ok, unknown }, fields);
+      await writeStatus(mgr, Libraries, lib, { problems: readyProblems, ok, unknown }, fields, now());
       if (requeue !== undefined) return requeueAfter(Math.max(requeue, 1000));
       return done();
     },

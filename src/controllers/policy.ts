@@ -12,8 +12,10 @@ import {
   type Problem,
 } from "../policy/references.ts";
 import type { Manager } from "../runtime/manager.ts";
+import { watch } from "../runtime/controller.ts";
 import { done, requeueAfter } from "../runtime/result.ts";
-import type { ControllerSettings, PodObj } from "./library.ts";
+import type { PodObj } from "./agent/results.ts";
+import type { ControllerSettings } from "./settings.ts";
 import { type RepositoryStep, repositoryClaims, repositoryStep } from "./repository.ts";
 import { librarySecretRefs, secretKeys } from "./library.ts";
 import {
@@ -78,24 +80,18 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
 
   mgr.addController({
     name: "storagepolicy",
-    forType: policies as never,
+    forType: policies,
     // Promotion check pods.
-    owns: [agentPods as never],
+    owns: [agentPods],
     // A policy's status lists its copies; any copy change in the namespace may change it (a copy can also claim
     // a policy by naming it, or stop naming it).
     watches: [
-      { informer: copies as never, map: (c) => policies.list(c.metadata.namespace).map((p) => key(p.metadata.namespace, p.metadata.name)) },
+      watch(copies, (c) => policies.list(c.metadata.namespace).map((p) => key(p.metadata.namespace, p.metadata.name))),
       // An automatic job that ends lets the next one start, and trims the history.
-      { informer: acjs as never, map: (j) => [key(j.metadata.namespace, (j as AcjObj).spec.storagePolicy)] },
+      watch(acjs, (j) => [key(j.metadata.namespace, (j as AcjObj).spec.storagePolicy)]),
       // The client Secret copies the primary's password and its library's credentials.
-      {
-        informer: secrets.metadata,
-        map: (o) => policies.list(o.metadata.namespace).map((p) => key(p.metadata.namespace, p.metadata.name)),
-      },
-      {
-        informer: libraries as never,
-        map: (o) => policies.list(o.metadata.namespace).map((p) => key(p.metadata.namespace, p.metadata.name)),
-      },
+      watch(secrets.metadata, (o) => policies.list(o.metadata.namespace).map((p) => key(p.metadata.namespace, p.metadata.name))),
+      watch(libraries, (o) => policies.list(o.metadata.namespace).map((p) => key(p.metadata.namespace, p.metadata.name))),
     ],
     reconcile: async (req) => {
       const policy = policies.get(req.namespace, req.name);
@@ -185,6 +181,7 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
           primaryRepository: copies.get(req.namespace, pf.primaryCopy)?.status?.repository,
           clientSecret: client.name,
         },
+        (settings.now ?? Date.now)(),
       );
       const after = [auto.recheckMs, promo.requeueMs].filter((x): x is number => x !== undefined);
       return after.length ? requeueAfter(Math.max(Math.min(...after), 1000)) : done();
@@ -193,21 +190,19 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
 
   mgr.addController({
     name: "policycopy",
-    forType: copies as never,
-    owns: [agentPods as never],
+    forType: copies,
+    owns: [agentPods],
     watches: [
-      { informer: policies as never, map: copiesOf("policy") },
-      { informer: libraries as never, map: copiesOf("library") },
-      { informer: secrets.metadata, map: copiesOf("secret") },
+      watch(policies, copiesOf("policy")),
+      watch(libraries, copiesOf("library")),
+      watch(secrets.metadata, copiesOf("secret")),
       // Sources and cycles depend on the other copies of the namespace; a copy kept off a shared repository (in any
       // namespace) looks again when another copy changes or goes.
-      {
-        informer: copies as never,
-        map: (c) =>
-          [...copies.byIndex("namespace", c.metadata.namespace ?? ""), ...copies.byIndex("refused", "refused")].map((o) =>
-            key(o.metadata.namespace, o.metadata.name),
-          ),
-      },
+      watch(copies, (c) =>
+        [...copies.byIndex("namespace", c.metadata.namespace ?? ""), ...copies.byIndex("refused", "refused")].map((o) =>
+          key(o.metadata.namespace, o.metadata.name),
+        ),
+      ),
     ],
     reconcile: async (req) => {
       const copy = copies.get(req.namespace, req.name);
@@ -264,6 +259,7 @@ export function registerPolicyControllers(mgr: Manager, settings: ControllerSett
           },
         },
         { primary, ...(prec !== undefined ? { precedence: prec } : {}), ...repo.fields },
+        (settings.now ?? Date.now)(),
       );
       return repo.requeueMs !== undefined ? requeueAfter(Math.max(repo.requeueMs, 1000)) : done();
     },

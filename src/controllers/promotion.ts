@@ -13,7 +13,8 @@ import type { Manager } from "../runtime/manager.ts";
 import { controllerRef } from "../runtime/objects.ts";
 import type { StoragePolicyStatus } from "../api/v1alpha1/index.ts";
 import { type AcjObj, rulesOf } from "./auxcopyjob.ts";
-import { agentResult, type ControllerSettings, type PodObj } from "./library.ts";
+import { agentResult, type PodObj } from "./agent/results.ts";
+import { type ControllerSettings } from "./settings.ts";
 import { type CopyObj, type LibraryObj, policyFacts, type PolicyObj, StoragePolicies } from "./resources.ts";
 
 /** A check older than this, or older than an aux copy that ended since, is counted again. */

@@ -15,11 +15,12 @@ import {
   repositoryLocation,
   repositoryPathProblem,
 } from "../policy/repository.ts";
-import { createAgentPod, PENDING_GIVE_UP_MS, stuckPending } from "./agentpods.ts";
+import { createAgentPod, PENDING_GIVE_UP_MS, stuckPending } from "./agent/pods.ts";
 import type { Problem } from "../policy/references.ts";
 import type { Manager } from "../runtime/manager.ts";
 import { controllerRef } from "../runtime/objects.ts";
-import { agentResult, type ControllerSettings, type PodObj } from "./library.ts";
+import { agentResult, type PodObj } from "./agent/results.ts";
+import { type ControllerSettings } from "./settings.ts";
 import { type CopyObj, type LibraryObj, PolicyCopies } from "./resources.ts";
 import type { Informer } from "../kube/informer.ts";
 

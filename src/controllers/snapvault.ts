@@ -1,12 +1,13 @@
 // SnapVault: checks the destination library and the password Secret it names.
 import { checkSecrets, type Problem } from "../policy/references.ts";
 import type { Manager } from "../runtime/manager.ts";
+import { watch } from "../runtime/controller.ts";
 import { done } from "../runtime/result.ts";
 import { secretKeys } from "./library.ts";
 import { Libraries, SnapVaults, type SnapVaultObj, StoragePolicies } from "./resources.ts";
 import { writeStatus } from "./status.ts";
 
-export function registerSnapVaultController(mgr: Manager): void {
+export function registerSnapVaultController(mgr: Manager, now: () => number): void {
   const vaults = mgr.informer<SnapVaultObj>(SnapVaults);
   const libraries = mgr.informer(Libraries);
   const policies = mgr.informer(StoragePolicies);
@@ -15,12 +16,8 @@ export function registerSnapVaultController(mgr: Manager): void {
     vaults.list(o.metadata.namespace).map((v) => `${v.metadata.namespace}/${v.metadata.name}`);
   mgr.addController({
     name: "snapvault",
-    forType: vaults as never,
-    watches: [
-      { informer: libraries, map: inNamespace },
-      { informer: policies, map: inNamespace },
-      { informer: secrets.metadata, map: inNamespace },
-    ],
+    forType: vaults,
+    watches: [watch(libraries, inNamespace), watch(policies, inNamespace), watch(secrets.metadata, inNamespace)],
     reconcile: async (req) => {
       const sv = vaults.get(req.namespace, req.name);
       if (!sv) return done();
@@ -52,6 +49,7 @@ export function registerSnapVaultController(mgr: Manager): void {
         sv,
         { problems, ok: { reason: "ReferencesResolved", message: "destination library and password Secret resolve" } },
         {},
+        now(),
       );
       return done();
     },

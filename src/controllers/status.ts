@@ -5,18 +5,10 @@ import { isDeepStrictEqual } from "node:util";
 import type { KubeObject, ResourceType } from "../kube/resources.ts";
 import { type Condition, getCondition, setCondition } from "../runtime/conditions.ts";
 import type { Manager } from "../runtime/manager.ts";
-import type { Problem } from "../policy/references.ts";
+import type { ReadyPlan } from "../policy/plan.ts";
 import { statusManager } from "./resources.ts";
 
-export interface ReadyInput {
-  problems: Problem[];
-  /** Reason and message when there is no problem. */
-  ok: { reason: string; message: string };
-  /** No problem found, but not known to work yet either (Ready=Unknown: kstatus reads it as in progress, no event). */
-  unknown?: { reason: string; message: string };
-  /** Other conditions this writer owns (for example a StoragePolicy's Promotion). */
-  others?: { type: string; status: "True" | "False" | "Unknown"; reason: string; message: string }[];
-}
+export type ReadyInput = ReadyPlan;
 
 /** Applies `status` (all the fields this writer owns) when it differs from what the object shows; true when written. */
 export async function writeFields(
@@ -47,7 +39,7 @@ export async function writeStatus(
   obj: KubeObject & { status?: Record<string, unknown> },
   ready: ReadyInput,
   fields: Record<string, unknown>,
-  now = Date.now(),
+  now: number,
 ): Promise<void> {
   const before = (obj.status?.conditions as Condition[] | undefined) ?? [];
   const first = ready.problems[0];
@@ -66,6 +58,7 @@ export async function writeStatus(
   const types = new Set(["Ready", ...(ready.others ?? []).map((c) => c.type)]);
   const mineOnly = conditions.filter((c) => types.has(c.type));
   if (!(await writeFields(mgr, type, obj, { ...fields, observedGeneration: obj.metadata.generation, conditions: mineOnly }))) return;
+  if (ready.events === false) return;
   const was = getCondition(before, "Ready");
   const is = getCondition(conditions, "Ready") as Condition;
   if (is.status === "False" && (was?.status !== "False" || was.reason !== is.reason))

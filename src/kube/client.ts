@@ -3,7 +3,7 @@
 // undici for the requests themselves, with one connection pool for the process.
 import { type KubeConfig, RequestContext } from "@kubernetes/client-node";
 import { Agent, fetch, type Response } from "undici";
-import { ApiError } from "./errors.ts";
+import { ApiError, isConflict, isNotFound } from "./errors.ts";
 import { type KubeObject, type ResourceType, apiVersionOf } from "./resources.ts";
 
 export interface ListResult<T> {
@@ -212,7 +212,36 @@ export class KubeClient {
     });
   }
 
-  /** GET /version: proves reachability and credentials. */
+  /**
+   * Creates the object unless one of its name exists (409): for objects with deterministic names, where a second
+   * create after a stale cache or a restart is the same decision. True when this call created it.
+   */
+  async createIfAbsent<T extends KubeObject>(r: ResourceType, obj: T): Promise<boolean> {
+    try {
+      await this.create(r, obj);
+      return true;
+    } catch (err) {
+      if (isConflict(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Deletes the object unless it is gone already (404). True when this call deleted it. */
+  async deleteIfExists(
+    r: ResourceType,
+    namespace: string | undefined,
+    name: string,
+    opts: { uid?: string; propagationPolicy?: string } = {},
+  ): Promise<boolean> {
+    try {
+      await this.delete(r, namespace, name, opts);
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
   /** The last lines a pod's container wrote (the kubelet's log, through the API server). */
   async podLog(namespace: string, name: string, tailLines = 20): Promise<string> {
     return await this.request<string>("GET", `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}/log`, {
@@ -221,6 +250,7 @@ export class KubeClient {
     });
   }
 
+  /** GET /version: proves reachability and credentials. */
   async version(): Promise<string> {
     return (await this.request<{ gitVersion: string }>("GET", "/version")).gitVersion;
   }

@@ -21,18 +21,30 @@ export interface ReconcileContext {
   reconcileId: string;
 }
 
-export interface Watch {
-  informer: Informer<KubeObject>;
-  /** Keys to reconcile when the watched object changes. */
-  map: (obj: KubeObject) => string[];
+/** What a controller needs of an informer it watches: its kind and its change notifications. */
+export interface Watched<T extends KubeObject = KubeObject> {
+  readonly resource: Informer<T>["resource"];
+  on(handler: (type: "add" | "update" | "delete", obj: T, old?: T) => void): void;
 }
 
-export interface ControllerOptions {
+export type Watch =
+  | {
+      /** Calls `add` with the keys to reconcile whenever the watched object changes. */
+      subscribe(add: (key: string) => void): void;
+    }
+  | { informer: Watched<KubeObject>; map: (obj: KubeObject) => string[] };
+
+/** A watch of related objects: `map` gives the keys of the objects to reconcile when one of them changes. */
+export function watch<W extends KubeObject>(informer: Watched<W>, map: (obj: W) => string[]): Watch {
+  return { subscribe: (add) => informer.on((_t, obj) => map(obj).forEach(add)) };
+}
+
+export interface ControllerOptions<T extends KubeObject = KubeObject> {
   name: string;
   /** The informer of the kind this controller reconciles. */
-  forType: Informer<KubeObject>;
+  forType: Watched<T>;
   /** Informers of objects it owns: a change reconciles the controlling owner, when of the `forType` kind. */
-  owns?: Informer<KubeObject>[];
+  owns?: Watched<KubeObject>[];
   watches?: Watch[];
   reconcile: (req: ReconcileRequest, ctx: ReconcileContext) => Promise<Result>;
   workers?: number;
@@ -40,16 +52,16 @@ export interface ControllerOptions {
   maxDelayMs?: number;
 }
 
-export class Controller {
+export class Controller<T extends KubeObject = KubeObject> {
   readonly name: string;
   readonly queue: WorkQueue;
-  private readonly opts: ControllerOptions;
+  private readonly opts: ControllerOptions<T>;
   private readonly log: Logger;
   private readonly metrics?: Metrics;
   private workers: Promise<void>[] = [];
   private running = false;
 
-  constructor(opts: ControllerOptions, log: Logger, metrics?: Metrics) {
+  constructor(opts: ControllerOptions<T>, log: Logger, metrics?: Metrics) {
     this.opts = opts;
     this.name = opts.name;
     this.log = log.child({ controller: opts.name, controllerKind: opts.forType.resource.kind });
@@ -77,7 +89,11 @@ export class Controller {
         }
       });
     }
-    for (const w of opts.watches ?? []) w.informer.on((_t, obj) => w.map(obj).forEach((k) => this.queue.add(k)));
+    for (const w of opts.watches ?? []) {
+      const add = (k: string) => this.queue.add(k);
+      if ("subscribe" in w) w.subscribe(add);
+      else w.informer.on((_t, obj) => w.map(obj).forEach(add));
+    }
   }
 
   /** Starts the workers (on the leader only; caches run everywhere). */

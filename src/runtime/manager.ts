@@ -99,9 +99,9 @@ export class Manager {
     return out;
   }
 
-  addController(opts: ControllerOptions): Controller {
+  addController<T extends KubeObject>(opts: ControllerOptions<T>): Controller<T> {
     const c = new Controller(opts, this.log, this.metrics);
-    this.controllers.push(c);
+    this.controllers.push(c as unknown as Controller);
     if (this.leading) c.start();
     return c;
   }

@@ -2,7 +2,7 @@
 // reads the last one through the API server (pods/log). The agent holds no API credentials at all, so nothing a
 // compromised data pod does can touch the cluster; the operator, which already owns the pod, is the only writer
 // of status.
-import type { Manager } from "../runtime/manager.ts";
+import type { Manager } from "../../runtime/manager.ts";
 
 export interface AgentProgress {
   jobsDone?: number;

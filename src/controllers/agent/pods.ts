@@ -1,26 +1,12 @@
 // What every controller that runs MediaAgent pods needs alike: creating a pod without retrying a rejected one in a
-// loop, seeing a pod that never starts, the label names, and which Auxo pods have ended (their restic locks are
+// loop, seeing a pod that never starts, and which Auxo pods have ended (their restic locks are
 // provably dead: a pod's hostname is its name, and Auxo's pod names are deterministic).
-import { isConflict, isRejected, type ApiError } from "../kube/errors.ts";
-import { parseTime, Pods } from "../kube/resources.ts";
-import type { Manager } from "../runtime/manager.ts";
-import type { PodObj } from "./library.ts";
+import { isConflict, isRejected, type ApiError } from "../../kube/errors.ts";
+import { parseTime, Pods } from "../../kube/resources.ts";
+import type { Manager } from "../../runtime/manager.ts";
+import type { PodObj } from "./results.ts";
 
-/** Label and annotation names on MediaAgent pods. Label values of user names go through policy/names.ts labelValue. */
-export const Label = {
-  managedBy: "app.kubernetes.io/managed-by",
-  task: "auxo.dev/task",
-  copy: "auxo.dev/copy",
-  source: "auxo.dev/source",
-  auxCopyJob: "auxo.dev/auxcopyjob",
-  targetLibrary: "auxo.dev/target-library",
-  sourceLibrary: "auxo.dev/source-library",
-  attempt: "auxo.dev/attempt",
-  dryRun: "auxo.dev/dry-run",
-  storagePolicy: "auxo.dev/storage-policy",
-  trigger: "auxo.dev/trigger",
-  follows: "auxo.dev/follows",
-} as const;
+export { Label } from "./labels.ts";
 
 /** How long a pod may stay Pending before its owner says so, and before the attempt counts as failed. */
 export const PENDING_REPORT_MS = 60_000;

@@ -1,0 +1,42 @@
+// Label and annotation names of Auxo's objects, in one place. Label values of user names go through
+// policy/names.ts labelValue (at most 63 characters); annotations keep names in full.
+
+/** Labels on MediaAgent pods and on the objects the operator creates. */
+export const Label = {
+  managedBy: "app.kubernetes.io/managed-by",
+  task: "auxo.dev/task",
+  copy: "auxo.dev/copy",
+  source: "auxo.dev/source",
+  auxCopyJob: "auxo.dev/auxcopyjob",
+  targetLibrary: "auxo.dev/target-library",
+  sourceLibrary: "auxo.dev/source-library",
+  attempt: "auxo.dev/attempt",
+  dryRun: "auxo.dev/dry-run",
+  storagePolicy: "auxo.dev/storage-policy",
+  trigger: "auxo.dev/trigger",
+  follows: "auxo.dev/follows",
+  promoteTo: "auxo.dev/promote-to",
+} as const;
+
+export const Annotation = {
+  /** Set by a user to the current time: read the copy's catalog now (docs/operations.md). */
+  rescanRequested: "auxo.dev/rescan-requested",
+  /** Set by a user to the current time: run the copy's data aging now (docs/retention.md). */
+  dataAgingRequested: "auxo.dev/data-aging-requested",
+  /** A MediaAgent pod's copy, in full (its label value may be shortened). */
+  copy: "auxo.dev/copy",
+  /** A preview pod's catalog scan time: the preview belongs to that scan. */
+  catalogTime: "auxo.dev/catalog-time",
+  /** The client Secret's primary copy. */
+  primaryCopy: "auxo.dev/primary-copy",
+} as const;
+
+/** The value of the managed-by label on everything Auxo creates. */
+export const MANAGED_BY = "auxo";
+
+/** Selector of every MediaAgent pod. */
+export const AGENT_PODS = `${Label.managedBy}=${MANAGED_BY}`;
+
+/** Selector of the MediaAgent pods of some tasks. */
+export const agentPodsOf = (...tasks: string[]): string =>
+  tasks.length === 1 ? `${AGENT_PODS},${Label.task}=${tasks[0]}` : `${AGENT_PODS},${Label.task} in (${tasks.join(",")})`;
