@@ -7,12 +7,12 @@ import type { Manager } from "../../runtime/manager.ts";
 import type { PodObj } from "./results.ts";
 
 export { Label } from "./labels.ts";
+export { podActive } from "./busy.ts";
 
 /** How long a pod may stay Pending before its owner says so, and before the attempt counts as failed. */
 export const PENDING_REPORT_MS = 60_000;
 export const PENDING_GIVE_UP_MS = 10 * 60_000;
 
-export const podActive = (p: PodObj): boolean => !p.status?.phase || p.status.phase === "Pending" || p.status.phase === "Running";
 export const podEnded = (p: PodObj): boolean => p.status?.phase === "Succeeded" || p.status?.phase === "Failed";
 
 export type CreateOutcome = { created: true } | { created: false; message: string };
