@@ -34,9 +34,18 @@ export type Watch =
     }
   | { informer: Watched<KubeObject>; map: (obj: KubeObject) => string[] };
 
-/** A watch of related objects: `map` gives the keys of the objects to reconcile when one of them changes. */
+/**
+ * A watch of related objects: `map` gives the keys of the objects to reconcile when one of them changes. It is called
+ * for the new and the previous version of the object: an object that stops naming another reconciles both.
+ */
 export function watch<W extends KubeObject>(informer: Watched<W>, map: (obj: W) => string[]): Watch {
-  return { subscribe: (add) => informer.on((_t, obj) => map(obj).forEach(add)) };
+  return {
+    subscribe: (add) =>
+      informer.on((_t, obj, old) => {
+        map(obj).forEach(add);
+        if (old) map(old).forEach(add);
+      }),
+  };
 }
 
 export interface ControllerOptions<T extends KubeObject = KubeObject> {
