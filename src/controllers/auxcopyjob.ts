@@ -9,7 +9,7 @@ import { isConflict, isNotFound } from "../kube/errors.ts";
 import { labelValue, boundedName } from "../policy/names.ts";
 import { createAgentPod, endedAgentHosts, Label, PENDING_GIVE_UP_MS, stuckPending } from "./agent/pods.ts";
 import type { ProbeRequests } from "./agent/probes.ts";
-import { repositoryRefusal } from "./repository.ts";
+import { repositoryRefusal } from "./agent/busy.ts";
 import { formatTime, parseTime, Pods } from "../kube/resources.ts";
 import { buildAgentPod, podName, type PodPlacement } from "../mediaagent/pod.ts";
 import { parseDuration } from "../policy/duration.ts";
@@ -18,17 +18,18 @@ import { allocateStream, queuePosition } from "../policy/streams.ts";
 import { blockingWindow, type Window } from "../policy/windows.ts";
 import { checkTimeZone, effectiveSource } from "../policy/references.ts";
 import { defaultRepositoryPath, repositoryAccess } from "../policy/repository.ts";
-import type { CopyRules } from "../policy/selection.ts";
+import { rulesOf } from "../policy/copyrules.ts";
+import { requestRescan } from "./rescan.ts";
 import type { Manager } from "../runtime/manager.ts";
 import { watch } from "../runtime/controller.ts";
 import { controllerRef } from "../runtime/objects.ts";
 import { done, requeueAfter } from "../runtime/result.ts";
-import type { AuxCopyJobSpec, AuxCopyJobStatus, Typed } from "../api/v1alpha1/index.ts";
+import type { AuxCopyJobStatus } from "../api/v1alpha1/index.ts";
 import { agentResult, type PodObj } from "./agent/results.ts";
 import { type ControllerSettings } from "./settings.ts";
 import { podProgress } from "./agent/progress.ts";
-import { RESCAN_ANNOTATION } from "./repository.ts";
 import {
+  type AcjObj,
   AuxCopyJobs,
   type CopyObj,
   Libraries,
@@ -40,33 +41,11 @@ import {
 } from "./resources.ts";
 import { writeFields } from "./status.ts";
 
-export type AcjObj = Typed<AuxCopyJobSpec, AuxCopyJobStatus>;
 type CopyPart = NonNullable<AuxCopyJobStatus["copies"]>[number];
 
 const Terminal = new Set(["Completed", "CompletedWithErrors", "Failed", "Killed"]);
 const key = (ns: string | undefined, name: string) => `${ns}/${name}`;
 const MAX_ATTEMPTS = 4;
-
-/** The copy's rules for the pod's selection, with the policy's time zone. */
-export function rulesOf(copy: CopyObj, policy: PolicyObj, now = Date.now()): CopyRules {
-  const s = copy.spec;
-  return {
-    copyType: s.copyType,
-    backups: s.backups,
-    deferDays: s.deferDays,
-    selection: s.selection as CopyRules["selection"],
-    // A Recopy dated in the future is refused (the copy's Ready says so): no copy event could ever be newer than it,
-    // so it would recopy the job on every run.
-    jobOverrides: s.jobOverrides
-      ?.filter((o) => !recopyInFuture(o, now))
-      .map((o) => ({ jobId: o.jobId, action: o.action, ...(o.at ? { at: o.at } : {}) })),
-    timeZone: policy.spec.timeZone ?? "UTC",
-  };
-}
-
-/** A Recopy override whose request time lies ahead of now (beyond a minute of clock difference). */
-export const recopyInFuture = (o: { action: string; at?: string }, now: number): boolean =>
-  o.action === "Recopy" && (parseTime(o.at) ?? 0) > now + 60_000;
 
 /** Where a copy pod runs: the chosen copy's mediaAgent settings, with the job's node selector on top. */
 function placementOf(acj: AcjObj, by: CopyObj): PodPlacement | undefined {
@@ -745,18 +724,6 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
       return requeueMs !== undefined ? requeueAfter(requeueMs) : done();
     },
   });
-}
-
-/** Asks the PolicyCopy controller for a catalog scan now (repository.ts honours the annotation). */
-/** Asks the copy controller to read the copy's catalog now (its status shows a change without waiting an interval). */
-export async function requestRescan(mgr: Manager, copy: CopyObj): Promise<void> {
-  await mgr.client
-    .mergePatch(PolicyCopies, copy.metadata.namespace as string, copy.metadata.name, {
-      metadata: { annotations: { [RESCAN_ANNOTATION]: new Date().toISOString() } },
-    })
-    .catch((err) => {
-      if (!isNotFound(err)) throw err;
-    });
 }
 
 /** Creation order, then name: which of two conflicting jobs goes first. */

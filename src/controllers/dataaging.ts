@@ -9,7 +9,7 @@ import { labelValue } from "../policy/names.ts";
 import { probeBackoffMs } from "../policy/probe.ts";
 import { createAgentPod, endedAgentHosts, Label } from "./agent/pods.ts";
 import type { ProbeRequests } from "./agent/probes.ts";
-import { repositoryRefusal } from "./repository.ts";
+import { repositoryRefusal } from "./agent/busy.ts";
 import { formatTime, parseTime, Pods } from "../kube/resources.ts";
 import { buildAgentPod, type DownstreamTask, podName } from "../mediaagent/pod.ts";
 import { checkTimeZone, type CopyFacts, holdersOf } from "../policy/references.ts";
@@ -22,7 +22,8 @@ import { watch } from "../runtime/controller.ts";
 import { controllerRef } from "../runtime/objects.ts";
 import { done, requeueAfter } from "../runtime/result.ts";
 import type { PolicyCopyStatus } from "../api/v1alpha1/index.ts";
-import { requestRescan, rulesOf } from "./auxcopyjob.ts";
+import { rulesOf } from "../policy/copyrules.ts";
+import { requestRescan } from "./rescan.ts";
 import { agentResult, type PodObj } from "./agent/results.ts";
 import { type ControllerSettings } from "./settings.ts";
 import { type CopyObj, Libraries, type LibraryObj, PolicyCopies, policyFacts, type PolicyObj, StoragePolicies } from "./resources.ts";
@@ -166,7 +167,7 @@ export function registerDataAgingController(mgr: Manager, settings: ControllerSe
           return {
             name: c.metadata.name,
             access: dl ? access(c, dl, `down${i}`) : access(copy, lib, `down${i}`),
-            rules: rulesOf(c, policy),
+            rules: rulesOf(c, policy, now()),
             active: c.spec.active ?? true,
             ...(reachable ? {} : { unreachable: true }),
           };

@@ -12,7 +12,8 @@ import { defaultRepositoryPath, repositoryAccess } from "../policy/repository.ts
 import type { Manager } from "../runtime/manager.ts";
 import { controllerRef } from "../runtime/objects.ts";
 import type { StoragePolicyStatus } from "../api/v1alpha1/index.ts";
-import { type AcjObj, rulesOf } from "./auxcopyjob.ts";
+import { rulesOf } from "../policy/copyrules.ts";
+import type { AcjObj } from "./resources.ts";
 import { agentResult, type PodObj } from "./agent/results.ts";
 import { type ControllerSettings } from "./settings.ts";
 import { type CopyObj, type LibraryObj, policyFacts, type PolicyObj, StoragePolicies } from "./resources.ts";
@@ -168,7 +169,7 @@ export async function promotionStep(
           return {
             name: x.name,
             access: access(readable ? c : to, `down${i}`),
-            rules: rulesOf(c, policy),
+            rules: rulesOf(c, policy, now),
             active: c.spec.active ?? true,
             ...(readable ? {} : { unreachable: true }),
           };
@@ -183,7 +184,7 @@ export async function promotionStep(
           target: access(to, "target"),
           downstream,
           // The candidate's own rules, deferral aside: a deferred job is still to be copied.
-          plan: { rules: { ...rulesOf(to, policy), copyType: "Synchronous", deferDays: 0 } },
+          plan: { rules: { ...rulesOf(to, policy, now), copyType: "Synchronous", deferDays: 0 } },
           deadlineSeconds: 1800,
           placement: to.spec.mediaAgent as never,
           labels: { "auxo.dev/promote-to": d.to },

@@ -28,14 +28,6 @@ import type { Informer } from "../kube/informer.ts";
 export const RESCAN_ANNOTATION = "auxo.dev/rescan-requested";
 
 /** Reasons of a copy's Ready condition that keep every MediaAgent that would write or forget off its repository. */
-export const REPOSITORY_REFUSED = new Set(["RepositoryShared", "RepositoryChanged", "RepositoryPathNotAllowed"]);
-
-/** The condition that keeps writers off a copy's repository, if any. */
-export function repositoryRefusal(copy: CopyObj): { reason: string; message: string } | undefined {
-  const c = (copy.status?.conditions ?? []).find((x) => x.type === "Ready" && x.status === "False" && REPOSITORY_REFUSED.has(x.reason));
-  return c && { reason: c.reason, message: c.message };
-}
-
 /** What each copy claims (cluster-wide): where its repository is now, and what its status recorded there. */
 export function repositoryClaims(copies: CopyObj[], libraries: Informer<LibraryObj>): RepositoryClaim[] {
   const out: RepositoryClaim[] = [];

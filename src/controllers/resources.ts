@@ -1,6 +1,8 @@
 // Resource types of the Auxo API and the typed objects the controllers read.
 import { AuxCopyJob, Library, PolicyCopy, SnapVault, StoragePolicy } from "../api/v1alpha1/index.ts";
 import type {
+  AuxCopyJobSpec,
+  AuxCopyJobStatus,
   LibrarySpec,
   LibraryStatus,
   PolicyCopySpec,
@@ -31,6 +33,7 @@ export type LibraryObj = Typed<LibrarySpec, LibraryStatus>;
 export type PolicyObj = Typed<StoragePolicySpec, StoragePolicyStatus>;
 export type CopyObj = Typed<PolicyCopySpec, PolicyCopyStatus>;
 export type SnapVaultObj = Typed<SnapVaultSpec, SnapVaultStatus>;
+export type AcjObj = Typed<AuxCopyJobSpec, AuxCopyJobStatus>;
 export type SecretObj = { metadata: { name: string; namespace?: string }; data?: Record<string, string> };
 
 /** The status field manager of the operator (one writer per status field). */

@@ -4,6 +4,7 @@
 import { labelValue } from "../../policy/names.ts";
 import { Label } from "./labels.ts";
 import type { PodObj } from "./results.ts";
+import type { CopyObj } from "../resources.ts";
 
 export const podActive = (p: PodObj): boolean => !p.status?.phase || p.status.phase === "Pending" || p.status.phase === "Running";
 
@@ -26,4 +27,13 @@ export function podsOnRepository(pods: PodObj[], copy: { name: string; uid?: str
         p.metadata.labels?.[Label.source] === label ||
         (copy.uid !== undefined && (p.metadata.ownerReferences?.some((o) => o.uid === copy.uid) ?? false))),
   );
+}
+
+/** Ready reasons of a copy whose repository no pod may write or read for it (shared, replaced, or outside its namespace). */
+export const REPOSITORY_REFUSED = new Set(["RepositoryShared", "RepositoryChanged", "RepositoryPathNotAllowed"]);
+
+/** The condition that keeps every pod off a copy's repository, if any. */
+export function repositoryRefusal(copy: CopyObj): { reason: string; message: string } | undefined {
+  const c = (copy.status?.conditions ?? []).find((x) => x.type === "Ready" && x.status === "False" && REPOSITORY_REFUSED.has(x.reason));
+  return c && { reason: c.reason, message: c.message };
 }
