@@ -8,7 +8,7 @@ import path from "node:path";
 import { EVENT_SCHEMA, type JobEvent, eventKey, parseEventKey } from "../policy/jobevents.ts";
 import type { MetadataLocation } from "../policy/repository.ts";
 
-type EventName = Pick<JobEvent, "jobId" | "kind" | "result" | "at">;
+export type EventName = Pick<JobEvent, "jobId" | "kind" | "result" | "at">;
 
 export interface MetadataStore {
   add(e: Omit<JobEvent, "schema">): Promise<void>;

@@ -1,0 +1,201 @@
+// copy: aux copy of jobs from the source copy's repository to the target's (`restic copy`). With a plan the pod
+// selects the jobs itself from both catalogs by the copy's rules; without one it copies the snapshots it is given
+// that the target lacks. Every job copied, or not copied, is a job event beside the target repository.
+import type { Repo } from "../../engine/restic.ts";
+import { EngineError } from "../../engine/errors.ts";
+import { type CatalogEntry, missingOn } from "../../policy/catalog.ts";
+import { jobRecords } from "../../policy/jobevents.ts";
+import { planCopy } from "../../policy/selection.ts";
+import { type Access, type Handler, messageOf, progress, type TaskContext } from "../context.ts";
+import { type EventWriter, eventWriter, failedVerification } from "../events.ts";
+import { type EventName, metadataStore } from "../metadata.ts";
+import type { CopyResult, TaskSpec } from "../protocol.ts";
+
+type Planned = Pick<CopyResult, "selected" | "remaining" | "counts" | "recopied">;
+
+/** One pod's copying: the jobs it took on, those it finished (by snapshot ID), their bytes. */
+interface Attempt {
+  todo: CatalogEntry[];
+  copied: Set<string>;
+  bytesDone: number;
+}
+
+const valid = (e: CatalogEntry) => e.status === "completed" || e.status === "completedWithErrors";
+const newest = (es: CatalogEntry[]) => Math.max(0, ...es.map((e) => Date.parse(e.startTime)).filter((t) => !Number.isNaN(t)));
+
+/** Lag after this pod: the newest valid source job against the newest job the target holds (or now gets). */
+export function lagAfter(source: CatalogEntry[], target: CatalogEntry[], copied: CatalogEntry[]): Pick<CopyResult, "lagSeconds"> {
+  const src = newest(source.filter(valid));
+  if (!src) return {};
+  return { lagSeconds: Math.max(0, Math.round((src - newest([...target, ...copied])) / 1000)) };
+}
+
+/** What a stopped attempt finished and what it did not, bounded for the result (the job events keep all). */
+export function stoppedCounts(a: Attempt): Pick<CopyResult, "copied" | "copiedJobs" | "failedJobs" | "bytes"> {
+  return {
+    copied: a.copied.size,
+    copiedJobs: a.todo
+      .filter((j) => a.copied.has(j.snapshotId))
+      .slice(-20)
+      .map((e) => e.jobId),
+    failedJobs: a.todo
+      .filter((j) => !a.copied.has(j.snapshotId))
+      .slice(0, 20)
+      .map((e) => e.jobId),
+    bytes: a.bytesDone,
+  };
+}
+
+/** Jobs copied at or after `since`, from the job events' names. */
+export const copiedSince = (events: EventName[], since: string): number =>
+  new Set(events.filter((e) => e.kind === "copy" && e.result === "ok" && e.at >= since).map((e) => e.jobId)).size;
+
+/**
+ * Jobs copied to the target since the run started, by every pod of the run (a killed one included), from the job
+ * events beside the repository: the exact count for the run's status.
+ */
+async function runCopied(spec: TaskSpec, env: NodeJS.ProcessEnv): Promise<Pick<CopyResult, "runCopied">> {
+  const store = metadataStore(spec.target.metadata, env, spec.target);
+  if (!store || !spec.plan?.runStart) return {};
+  try {
+    return { runCopied: copiedSince(await store.list(), new Date(spec.plan.runStart).toISOString()) };
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * From the job events beside a copy: when each job was last copied to it, and which jobs' latest attempt failed.
+ * Nothing when the library keeps no events or they cannot be read (selection then goes by the catalogs alone).
+ */
+async function copyHistory(a: Access, env: NodeJS.ProcessEnv): Promise<{ lastCopied?: Map<string, string>; partial?: Set<string> }> {
+  const store = metadataStore(a.metadata, env, a);
+  if (!store) return {};
+  try {
+    const lastCopied = new Map<string, string>();
+    const partial = new Set<string>();
+    for (const [job, r] of jobRecords(await store.list())) {
+      if (r.lastCopy?.result === "ok") lastCopied.set(job, r.lastCopy.at);
+      else if (r.lastCopy) partial.add(job);
+    }
+    return { lastCopied, partial };
+  } catch {
+    return {};
+  }
+}
+
+/** The jobs this pod copies: by the copy's rules with a plan, else the given snapshots the target lacks. */
+async function selectJobs(
+  spec: TaskSpec & { source: Access },
+  ctx: TaskContext,
+  catalogs: { source: CatalogEntry[]; target: CatalogEntry[] },
+  target: Repo,
+): Promise<{ todo: CatalogEntry[]; planned: Planned }> {
+  if (!spec.plan) {
+    const wanted = new Set(spec.snapshotIds ?? []);
+    return {
+      todo: missingOn(
+        catalogs.source.filter((e) => wanted.has(e.snapshotId)),
+        catalogs.target,
+      ),
+      planned: {},
+    };
+  }
+  const skipJobs = spec.plan.skipVerificationFailed ? await failedVerification(spec.source, ctx.env) : undefined;
+  const plan = planCopy(catalogs.source, catalogs.target, spec.plan.rules, {
+    now: Date.now(),
+    cutoff: spec.plan.cutoff ? Date.parse(spec.plan.cutoff) : undefined,
+    skipJobs,
+    limit: spec.plan.limit,
+    mostRecentFull: spec.plan.mostRecentFull,
+    ...(await copyHistory(spec.target, ctx.env)),
+  });
+  const todo = plan.toCopy;
+  const planned: Planned = { selected: todo.length, remaining: plan.remaining, counts: plan.counts };
+  if (plan.recopy.length) {
+    // Recopy: the job's snapshot on the target goes first (forget only; its data stays until a prune), then the
+    // copy writes it again. Should the copy fail now, the job is simply missing and the retry copies it.
+    const again = new Set(plan.recopy);
+    const originals = new Set(todo.filter((e) => again.has(e.jobId)).map((e) => e.originalId));
+    await ctx.engine.forget(
+      target,
+      catalogs.target.filter((e) => originals.has(e.originalId)).map((e) => e.snapshotId),
+    );
+    planned.recopied = plan.recopy.length;
+  }
+  return { todo, planned };
+}
+
+/** Copies the jobs, with a progress line and a job event for each one restic saved. */
+async function copyAll(ctx: TaskContext, source: Repo, target: Repo, a: Attempt, events: EventWriter): Promise<void> {
+  const { todo } = a;
+  const bytesTotal = todo.reduce((n, e) => n + (e.bytes ?? 0), 0);
+  progress({ jobsDone: 0, jobsTotal: todo.length, bytesDone: a.bytesDone, bytesTotal, job: todo[0]?.jobId });
+  await ctx.engine.copyJobs(source, target, todo, {
+    timeoutMs: ctx.timeoutMs,
+    onCopied: (job, done) => {
+      a.copied.add(job.snapshotId);
+      a.bytesDone += job.bytes ?? 0;
+      events.add({ jobId: job.jobId, snapshotId: job.snapshotId, kind: "copy", result: "ok" });
+      progress({ jobsDone: done, jobsTotal: todo.length, bytesDone: a.bytesDone, bytesTotal, job: todo[done]?.jobId });
+    },
+  });
+}
+
+/** After a copy stopped: every job it finished gets its ok event, every other job one failed attempt. */
+async function recordStop(ctx: TaskContext, target: Repo, a: Attempt, events: EventWriter, err: unknown): Promise<void> {
+  // A job restic saved just before it stopped (suspend, cancel, a deleted pod) may have no "saved" line: the
+  // target's catalog says which are there, so every finished job gets its event and the run's count is exact.
+  try {
+    const landed = new Set((await ctx.engine.catalog(target, 60_000)).map((e) => e.originalId));
+    for (const job of a.todo)
+      if (!a.copied.has(job.snapshotId) && landed.has(job.originalId)) {
+        a.copied.add(job.snapshotId);
+        events.add({ jobId: job.jobId, snapshotId: job.snapshotId, kind: "copy", result: "ok" });
+      }
+  } catch {
+    // the target cannot be read now; the next attempt's catalog finds those jobs anyway
+  }
+  // Every job this attempt did not finish counts one failed attempt (the next run finds the finished ones); a lock
+  // that kept restic from starting is no attempt at any job.
+  const attempted = !(err instanceof EngineError && err.kind === "LockHeld" && a.copied.size === 0);
+  if (attempted)
+    for (const job of a.todo.filter((j) => !a.copied.has(j.snapshotId)))
+      events.add({ jobId: job.jobId, snapshotId: job.snapshotId, kind: "copy", result: "failed", message: messageOf(err) });
+  await events.flush();
+}
+
+export const copy: Handler<"copy"> = async (spec, ctx) => {
+  const from = spec.source;
+  if (!from) throw new Error("copy needs a source");
+  const source = ctx.repo(from);
+  const target = ctx.repo(spec.target);
+  await ctx.checkIdentity(spec.target);
+  await ctx.checkIdentity(from);
+  await ctx.clearLocks(spec.target);
+  await ctx.clearLocks(from);
+  const events = eventWriter(spec.target, ctx.env);
+  const catalogs = { source: await ctx.engine.catalog(source, ctx.timeoutMs), target: await ctx.engine.catalog(target, ctx.timeoutMs) };
+  const { todo, planned } = await selectJobs({ ...spec, source: from }, ctx, catalogs, target);
+  const attempt: Attempt = { todo, copied: new Set(), bytesDone: 0 };
+  try {
+    await copyAll(ctx, source, target, attempt, events);
+    await events.flush();
+  } catch (err) {
+    await recordStop(ctx, target, attempt, events, err);
+    if (err instanceof EngineError) err.details = { ...stoppedCounts(attempt), ...planned, ...(await runCopied(spec, ctx.env)) };
+    throw err;
+  }
+  return {
+    ok: true,
+    copied: todo.length,
+    // For the run's history in status: the latest jobs copied (bounded; the job events keep all).
+    copiedJobs: todo.slice(-20).map((e) => e.jobId),
+    bytes: todo.reduce((n, e) => n + (e.bytes ?? 0), 0),
+    ...planned,
+    ...lagAfter(catalogs.source, catalogs.target, todo),
+    ...(await runCopied(spec, ctx.env)),
+    ...ctx.locksNote(),
+    ...events.problem(),
+  };
+};
