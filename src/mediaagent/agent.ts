@@ -142,7 +142,7 @@ async function explainLock(err: unknown, spec: TaskSpec, env: NodeJS.ProcessEnv,
 }
 
 /** restic's status lines and the engine's copy lines, in the one shape the operator reads (controllers/agent/progress.ts). */
-export function progressOf(m: Record<string, unknown>): Record<string, unknown> {
+function progressOf(m: Record<string, unknown>): Record<string, unknown> {
   const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : undefined);
   return {
     percent: num(m.percent_done) !== undefined ? Math.round((m.percent_done as number) * 1000) / 10 : undefined,

@@ -53,16 +53,19 @@ const RESTIC_CACHE_DIR = "/tmp/restic-cache";
 
 const defaultResources = { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "1Gi" } };
 
-export function buildAgentPod(i: AgentPodInput): Record<string, unknown> {
-  const strip = (a: RepositoryAccess) => ({
-    repository: a.repository,
-    metadata: a.metadata,
-    passwordFile: a.passwordFile,
-    caFile: a.caFile,
-    insecureTls: a.insecureTls,
-    options: a.options,
-    repositoryId: a.repositoryId,
-  });
+/** A repository's access as the task names it: no volumes, no env (those are the pod's). */
+const strip = (a: RepositoryAccess): TaskSpec["target"] => ({
+  repository: a.repository,
+  metadata: a.metadata,
+  passwordFile: a.passwordFile,
+  caFile: a.caFile,
+  insecureTls: a.insecureTls,
+  options: a.options,
+  repositoryId: a.repositoryId,
+});
+
+/** What the agent reads from AUXO_TASK: the input without secrets, with the deadline for restic inside the pod's. */
+function taskSpecOf(i: AgentPodInput): TaskSpec {
   const spec: TaskSpec = { task: i.task, target: strip(i.target), timeoutSeconds: i.deadlineSeconds - 30 };
   if (i.source) spec.source = strip(i.source);
   if (i.snapshotIds) spec.snapshotIds = i.snapshotIds;
@@ -70,6 +73,11 @@ export function buildAgentPod(i: AgentPodInput): Record<string, unknown> {
   if (i.locks) spec.locks = i.locks;
   if (i.aging) spec.aging = i.aging;
   if (i.downstream) spec.downstream = i.downstream.map((d) => ({ ...d, access: strip(d.access) }));
+  return spec;
+}
+
+export function buildAgentPod(i: AgentPodInput): Record<string, unknown> {
+  const spec = taskSpecOf(i);
   // Unreachable downstream copies are not mounted: nothing reads them.
   const accesses = [i.target, ...(i.source ? [i.source] : []), ...(i.downstream ?? []).filter((d) => !d.unreachable).map((d) => d.access)];
   // Bounded scratch space: a full node disk evicts every pod on it. restic's cache has its own volume and limit.

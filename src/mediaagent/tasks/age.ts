@@ -9,7 +9,7 @@ import { failedVerification } from "../events.ts";
 import type { AgeResult, DownstreamTask, TaskSpec } from "../protocol.ts";
 
 /** How far the agent's clock may be from the operator's decision time before data aging refuses to forget. */
-export const MAX_CLOCK_SKEW_MS = 5 * 60_000;
+const MAX_CLOCK_SKEW_MS = 5 * 60_000;
 
 const DAY = 86_400_000;
 
