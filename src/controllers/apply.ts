@@ -2,6 +2,7 @@
 // first (a status that says "attempt 2 started" must not be written when its pod could not be created), then status,
 // then events and metrics (they describe what status now shows). A pod the API server refuses is a fact the rule
 // decides on: `replan` is called with the refusals and its plan's status is what gets written.
+import type { Logger } from "pino";
 import type { KubeObject, ResourceType } from "../kube/resources.ts";
 import { buildAgentPod, type AgentPodInput } from "../mediaagent/pod.ts";
 import type { Metrics } from "../observability/metrics.ts";
@@ -46,11 +47,12 @@ export class Applier {
     this.now = now;
   }
 
-  /** Carries out `plan` for `obj`; returns the reconcile result (its requeue). */
+  /** Carries out `plan` for `obj`; returns the reconcile result (its requeue). Decisions are logged at debug on `log`. */
   async apply(
     obj: Obj,
     plan: Plan<object, AgentPodInput>,
     replan?: (rejected: RejectedPod[]) => Plan<object, AgentPodInput>,
+    log: Logger = this.mgr.log,
   ): Promise<Result> {
     const ns = obj.metadata.namespace;
     for (const name of plan.deletePods ?? []) await this.mgr.client.deleteIfExists(Pods, ns, name);
@@ -60,6 +62,17 @@ export class Applier {
       if (!out.created) rejected.push({ name: input.name, message: out.message });
     }
     const final = rejected.length && replan ? replan(rejected) : plan;
+    log.debug(
+      {
+        pods: plan.pods?.map((p) => p.name),
+        deleted: plan.deletePods,
+        rejected: rejected.length ? rejected.map((r) => r.name) : undefined,
+        phase: (final.status as { phase?: string } | undefined)?.phase,
+        events: final.events?.map((e) => e.reason),
+        requeueAfterMs: final.requeueAfterMs,
+      },
+      "plan",
+    );
     await this.writeStatus(obj, final);
     for (const e of final.events ?? [])
       if (!e.once || this.once.first(`event/${e.once}`)) this.mgr.events.event(obj, e.type, e.reason, e.message);
