@@ -154,14 +154,17 @@ export class Controller<T extends KubeObject = KubeObject> {
       this.metrics?.reconcileTotal.inc({ ...c, result: "error" });
       this.metrics?.reconcileErrors.inc(c);
       const message = err instanceof Error ? err.message : String(err);
+      // The cause says why (a refused request under a failed step): logged beside the message, never a stack of secrets.
+      const cause =
+        err instanceof Error && err.cause !== undefined ? (err.cause instanceof Error ? err.cause.message : String(err.cause)) : undefined;
       if (err instanceof TerminalError) {
         this.metrics?.terminalReconcileErrors.inc(c);
         this.queue.forget(key);
-        log.error({ err: message }, "reconciler error (terminal, not retried)");
+        log.error({ err: message, cause }, "reconciler error (terminal, not retried)");
       } else {
         const retries = this.queue.numRequeues(key);
         this.queue.addRateLimited(key);
-        log.error({ err: message, retries: retries + 1 }, "reconciler error; retrying with backoff");
+        log.error({ err: message, cause, retries: retries + 1 }, "reconciler error; retrying with backoff");
       }
     } finally {
       this.metrics?.reconcileTime.observe(c, (performance.now() - started) / 1000);
