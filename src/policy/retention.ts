@@ -1,4 +1,4 @@
-// Retention and data aging of one copy (reference §2), with Auxo's safety rules on top (DESIGN §5.6). Given the
+// Retention and data aging of one copy, with Auxo's safety rules on top (docs/retention.md says every rule). Given the
 // copy's catalog, its retention spec, the policy's time zone, a clock and facts about the copies that source from
 // this one, it says for every job whether it is kept or aged, and why. Pure: no I/O, the clock is injected, calendars
 // and time zones through luxon.
@@ -11,7 +11,7 @@ import { DateTime } from "luxon";
 import type { CatalogEntry } from "./catalog.ts";
 import type { Calendar, OverrideAction, Period } from "./selection.ts";
 
-/** Whether a completed-with-errors full starts a new cycle (reference §2.2: file-system-like agents yes, databases no). */
+/** Whether a completed-with-errors full starts a new cycle: yes for file-system-like agents, no for databases. */
 export type AgentKind = "FileSystem" | "Database";
 
 /** One extended retention rule (PolicyCopy spec.retention.extended[]). */
@@ -34,9 +34,9 @@ export interface RetentionSpec {
   extended?: readonly ExtendedRetentionRule[];
   ignoreCompletedWithErrorsForExtendedRetention?: boolean;
   calendar?: Calendar;
-  /** Not in the API. Days-only retention (reference §2.4): cycles are ignored, each job ages by its own age. */
+  /** Not in the API. Days-only retention: cycles are ignored, each job ages by its own age. */
   daysOnly?: boolean;
-  /** Not in the API. A full kept by an extended rule keeps its whole cycle (reference §2.5, ExtendRetainAllJobsInCycle). */
+  /** Not in the API. A full kept by an extended rule keeps its whole cycle (Commvault's ExtendRetainAllJobsInCycle). */
   extendedKeepsCycle?: boolean;
 }
 
@@ -48,7 +48,7 @@ export interface RetentionOverride {
   until?: string;
 }
 
-/** A copy whose source is this copy, as data aging sees it (reference §2.6, §2.7). */
+/** A copy whose source is this copy, as data aging sees it: the jobs it still needs are held here. */
 export interface DownstreamCopy {
   name: string;
   /** Default true. Inactive copies hold source data too unless considerInactiveCopies is false. */
@@ -77,7 +77,7 @@ export interface RetentionInput {
   timeZone?: string;
   /** The copies that source from this one. */
   downstream?: readonly DownstreamCopy[];
-  /** Not in the API (a global setting, reference §2.7): inactive copies hold source data. Default true. */
+  /** Not in the API (a global setting in Commvault): inactive copies hold source data. Default true. */
   considerInactiveCopies?: boolean;
   /** Not in the API (no catalog tag yet): the agent kind of a job's subclient. Default FileSystem. */
   agentKind?: (job: CatalogEntry) => AgentKind;
@@ -231,9 +231,9 @@ interface Job {
 }
 
 /**
- * A subclient's jobs as cycles (reference §2.2): a full or synthetic full that completed, or completed with errors
- * for a file-system-like agent, starts a cycle; every later job belongs to it. Jobs before the first full form a
- * leading group of their own (their full is not on this copy). Also links each valid job to the job it depends on.
+ * A subclient's jobs as cycles: a full or synthetic full that completed, or completed with errors for a file-system
+ * agent, starts a cycle; every later job belongs to it. Jobs before the first full form a leading group of their own
+ * (their full is not on this copy). Also links each valid job to the job it depends on.
  */
 function cyclesOf(jobs: Job[], kind: (e: CatalogEntry) => AgentKind): Job[][] {
   const cycles: Job[][] = [];
@@ -265,8 +265,8 @@ function cyclesOf(jobs: Job[], kind: (e: CatalogEntry) => AgentKind): Job[][] {
 }
 
 /**
- * The last restorable full of a subclient and everything after it (DESIGN §5.6): the newest full that completed and
- * is not bad; failing that, the newest valid one that is not bad. Jobs from there on are never aged.
+ * The last restorable full of a subclient and everything after it (docs/retention.md, safety rule 2): the newest full
+ * that completed and is not bad; failing that, the newest valid one that is not bad. Jobs from there on are never aged.
  */
 function lastChain(jobs: Job[], bad: (e: CatalogEntry) => boolean): Job[] {
   const fulls = jobs.filter((j) => isFullType(j.e) && valid(j.e) && !bad(j.e));
@@ -274,7 +274,7 @@ function lastChain(jobs: Job[], bad: (e: CatalogEntry) => boolean): Job[] {
   return full ? jobs.slice(jobs.indexOf(full)) : [];
 }
 
-/** Fulls that extended rules keep now, with the rule's description and until when (reference §2.5). */
+/** Fulls that extended rules keep now, with the rule's description and until when. */
 function extendedHolds(jobs: Job[], spec: RetentionSpec, eligible: (j: Job) => boolean, now: number, zone: string): Map<Job, string> {
   const holds = new Map<Job, string>();
   const candidates = jobs.filter(eligible);
@@ -487,9 +487,9 @@ function retainUntil(until: string | undefined, zone: string): number {
 }
 
 /**
- * A spool copy keeps no retention (reference §2.6): a job ages once every copy that sources from this one is done
- * with it: holds it, will never take it, or (a selective copy) does not select it. Failed and killed jobs are never
- * copied. With no such copy at all, nothing has the data elsewhere, so nothing ages.
+ * A spool copy keeps no retention: a job ages once every copy that sources from this one is done with it: holds it,
+ * will never take it, or (a selective copy) does not select it. Failed and killed jobs are never copied. With no such
+ * copy at all, nothing has the data elsewhere, so nothing ages.
  */
 function spoolVerdict(
   j: Job,
@@ -520,9 +520,9 @@ export interface BreakerVerdict {
 }
 
 /**
- * The mass-deletion breaker (DESIGN §5.6): a run that would age more than `maxSharePercent` of the copy's jobs stops
- * and ages nothing. Jobs a spool ages because every copy after it holds them are not counted: emptying a spool is its
- * normal work, and the data stays on those copies.
+ * The mass-deletion breaker (docs/retention.md, safety rule 4): a run that would age more than `maxSharePercent` of the
+ * copy's jobs stops and ages nothing. Jobs a spool ages because every copy after it holds them are not counted:
+ * emptying a spool is its normal work, and the data stays on those copies.
  */
 export function massDeletionBreaker(decision: RetentionDecision, maxSharePercent: number): BreakerVerdict {
   const total = decision.summary.jobs;
