@@ -45,7 +45,7 @@ export interface PolicyFacts {
   name: string;
   /** The primary in force: status.primaryCopy once recorded, else spec.primaryCopy. */
   primaryCopy: string;
-  /** The latest promotion: the old primary and the precedence its successor had before (reference §7). */
+  /** The latest promotion: the old primary and the precedence its successor had before (the two swap precedence). */
   promotedFrom?: { name: string; precedence?: number };
 }
 
@@ -58,12 +58,12 @@ export function effectiveSource(copy: CopyFacts, policy: PolicyFacts | undefined
 }
 
 /**
- * The copies whose data aging holds jobs for `copy`, and whether they can read it (reference §2.6). Its source holds
- * what it still needs. A copy that the last promotion re-pointed from the old primary to the new one (no sourceCopy,
- * or the old primary's name) is also held by the old primary: the new primary may lack jobs it still needs (a
- * `backups` date), and the old primary is where they are. A copy whose chain of sources does not reach the primary
- * (a misspelled sourceCopy, a cycle, another policy's copy) is held by the primary as a copy it cannot read, so every
- * job waits for it: safety first.
+ * The copies whose data aging holds jobs for `copy`, and whether they can read it (docs/retention.md, safety rule 1).
+ * Its source holds what it still needs. A copy that the last promotion re-pointed from the old primary to the new one
+ * (no sourceCopy, or the old primary's name) is also held by the old primary: the new primary may lack jobs it still
+ * needs (a `backups` date), and the old primary is where they are. A copy whose chain of sources does not reach the
+ * primary (a misspelled sourceCopy, a cycle, another policy's copy) is held by the primary as a copy it cannot read,
+ * so every job waits for it: safety first.
  */
 export function holdersOf(
   copy: CopyFacts,
@@ -87,7 +87,8 @@ const SOURCE_PROBLEMS = new Set(["SourceCopyNotFound", "SourceCycle", "SourceCop
 
 /**
  * The copies a promotion from `from` to `to` re-points to `to` (no sourceCopy, or `from`'s name), with those whose
- * sources never reach the primary: the jobs they still need must be on `to`, or stay on `from` (reference §7).
+ * sources never reach the primary: the jobs they still need must be on `to`, or stay on `from` (docs/operations.md,
+ * "Promoting a copy to primary").
  */
 export function promotionDownstream(
   from: string,

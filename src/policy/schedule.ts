@@ -1,6 +1,7 @@
-// The automatic aux copy of a storage policy (reference §4.1): one AuxCopyJob every interval, the first one interval
-// after the policy exists; while one still runs the next waits and starts as soon as it ends (never two at once,
-// never a backlog of missed runs). Finished automatic jobs are kept by history limits, as CronJob does. Pure.
+// The automatic aux copy of a storage policy (docs/operations.md, "The automatic aux copy"): one AuxCopyJob every
+// interval, the first one interval after the policy exists; while one still runs the next waits and starts as soon
+// as it ends (never two at once, never a backlog of missed runs). Finished automatic jobs are kept by history
+// limits, as CronJob does. Pure.
 import { boundedName } from "./names.ts";
 
 export interface AutoCopyInput {

@@ -1,4 +1,5 @@
-// Which source jobs an aux copy takes to a copy, and the state of each job on that copy (reference §3, §4.3, §4.10).
+// Which source jobs an aux copy takes to a copy, and the state of each job on that copy (docs/operations.md, "Which
+// jobs a copy takes").
 // A job is a candidate when it is valid (completed, or completed with errors), not marked Do Not Copy or Bad, inside
 // the copy's "backups on and after" window, past its defer period, selected by the selective rules if the copy is
 // selective, and not skipped for failed verification. Candidates not yet on the copy are To Be Copied, in start
@@ -47,14 +48,14 @@ export interface PlanOptions {
   skipJobs?: ReadonlySet<string>;
   /** Most jobs this run copies; the rest are left for a follow-up run. */
   limit?: number;
-  /** Use Most Recent Full (reference §3.3): the latest successful full of each subclient goes to a selective copy. */
+  /** Use Most Recent Full: the latest successful full of each subclient goes to a selective copy. */
   mostRecentFull?: boolean;
   /**
    * When each job was last copied to the target (from the job events beside it). A Recopy request is done once the
    * job was copied at or after its time; without this (no job events on the library) a job on the copy is not recopied.
    */
   lastCopied?: ReadonlyMap<string, string>;
-  /** Jobs whose latest copy attempt to the target failed: Partially Copied rather than To Be Copied (reference §4.10). */
+  /** Jobs whose latest copy attempt to the target failed: Partially Copied rather than To Be Copied. */
   partial?: ReadonlySet<string>;
 }
 
@@ -109,7 +110,7 @@ function periodClosed(ms: number, now: number, frequency: Period, calendar: Cale
   return periodKey(now, frequency, calendar, timeZone, everyHours) !== key && now > ms;
 }
 
-/** The fulls a selective copy takes, by frequency (reference §3.2), per subclient. */
+/** The fulls a selective copy takes, by frequency, per subclient. */
 export function selectFulls(fulls: CatalogEntry[], rules: SelectionRules, timeZone: string, now: number): Set<string> {
   const chosen = new Set<string>();
   const frequency = rules.frequency ?? "AllFulls";
@@ -157,8 +158,8 @@ export function selectFulls(fulls: CatalogEntry[], rules: SelectionRules, timeZo
 }
 
 /**
- * Incrementals carried with a selected full (reference §3.2): the jobs of its subclient that follow it, up to and
- * including the first that completed without errors, stopping at the next full.
+ * Incrementals carried with a selected full: the jobs of its subclient that follow it, up to and including the first
+ * that completed without errors, stopping at the next full.
  */
 function carried(sorted: CatalogEntry[], fulls: Set<string>): Set<string> {
   const out = new Set<string>();
@@ -235,13 +236,13 @@ export function planCopy(source: CatalogEntry[], target: CatalogEntry[], rules: 
   return { toCopy, remaining: Math.max(0, todo.length - limit), counts, recopy: recopy.filter((j) => taken.has(j)) };
 }
 
-/** Reference §3.1: a source with data older than 14 days or more than 10 TB. */
+/** A large source: data older than 14 days or more than 10 TiB (Commvault asks for a confirmation past these). */
 export const LARGE_SOURCE = { days: 14, bytes: 10 * 1024 ** 4 };
 
 /**
- * A new secondary copy waits for an explicit spec.backups (All, or on and after a date) when its source is large
- * (reference §3.1), so that nobody copies years of data by accident. A copy that already holds jobs is not new (an
- * old primary after a promotion, a copy whose spec.backups was removed later). The message says why, or undefined.
+ * A new secondary copy waits for an explicit spec.backups (All, or on and after a date) when its source is large, so
+ * that nobody copies years of data by accident. A copy that already holds jobs is not new (an old primary after a
+ * promotion, a copy whose spec.backups was removed later). The message says why, or undefined.
  */
 export function largeSourceHold(
   backups: CopyRules["backups"],

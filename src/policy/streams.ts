@@ -1,7 +1,7 @@
-// The stream allocator (reference §4.4): every MediaAgent copy pod is one stream. A new stream needs a free one under
-// the job's own cap (spec.streams, default: as many as allowed) and under maxStreams of every library it reads or
-// writes, counting the streams of all jobs in the namespace. With none free the copy waits, with its place in the
-// queue. Pure.
+// The stream allocator (docs/operations.md, "Aux copy jobs", Streams): every MediaAgent copy pod is one stream. A
+// new stream needs a free one under the job's own cap (spec.streams, default: as many as allowed) and under
+// maxStreams of every library it reads or writes, counting the streams of all jobs in the namespace. With none free
+// the copy waits, with its place in the queue. Pure.
 
 export interface StreamRequest {
   /** The job's cap; undefined: "allow maximum". */

@@ -1,6 +1,6 @@
-// Operation (blackout) windows (reference §5): do-not-run intervals on days of the week, in the policy's time zone,
-// optionally within a date range; an end before the start runs past midnight. A job that would start inside one is
-// Queued until it ends; a job already running goes on (reference §5.4, the 11.16 behaviour). Pure; luxon for zones.
+// Operation (blackout) windows: do-not-run intervals on days of the week, in the policy's time zone, optionally
+// within a date range; an end before the start runs past midnight. A job that would start inside one is Queued until
+// it ends; a job already running goes on (Commvault 11.16's behaviour). Pure; luxon for zones.
 import { DateTime } from "luxon";
 
 export interface Window {
