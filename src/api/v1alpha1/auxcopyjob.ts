@@ -70,7 +70,7 @@ export const AuxCopyJobSpec = Obj(
             LabelMap("Added to the chosen node selector, for example kubernetes.io/hostname of one MediaAgent node."),
           ),
         },
-        "Where the copy pods run (the reference's Source MediaAgent). Default: by each target copy's mediaAgent settings.",
+        "Where the copy pods run (Commvault's Source MediaAgent). Default: by each target copy's mediaAgent settings.",
       ),
     ),
     suspend: Type.Optional(Bool("Suspend the job (running MediaAgent pods stop; progress is kept). Default: false.", { default: false })),
@@ -80,7 +80,7 @@ export const AuxCopyJobSpec = Obj(
   cel({ rule: "!oldSelf.cancel || self.cancel", message: "a cancelled job cannot be un-cancelled; create a new AuxCopyJob" }),
 );
 
-/** Source jobs by their state on a copy (reference §4.10), as the copy pod's selection saw them. */
+/** Source jobs by their state on a copy, as the copy pod's selection saw them. */
 export const JobStates = Obj(
   {
     ToBeCopied: Int("Eligible and not copied yet."),

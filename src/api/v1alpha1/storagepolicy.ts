@@ -185,7 +185,7 @@ export const StoragePolicyStatus = Obj(
           ),
           message: Type.Optional(Str("What the promotion waits for, or why it is refused.")),
         },
-        "A promotion requested in spec.primaryCopy and not carried out yet (reference §7); absent when none is pending.",
+        "A promotion requested in spec.primaryCopy and not carried out yet; absent when none is pending.",
       ),
     ),
     lastPromotion: Type.Optional(
