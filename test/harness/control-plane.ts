@@ -1,6 +1,6 @@
 // A real Kubernetes control plane on 127.0.0.1: etcd, kube-apiserver (client-cert auth, RBAC, service-account
 // tokens) and kube-controller-manager (garbage collection, namespaces, service accounts), in the manner of
-// controller-runtime's envtest (see shared/reference/control-plane.md §3).
+// controller-runtime's envtest (docs/local-world.md says what runs and how it is built).
 
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";

@@ -64,7 +64,7 @@ describe("examples", () => {
     );
   });
 
-  it("fills the defaults of DESIGN §2", async () => {
+  it("fills the defaults: retention, copy type, selection, calendar, schedules, job limits and snapshot retries", async () => {
     const primary = await kube.get(`/apis/auxo.dev/v1alpha1/namespaces/${ns}/policycopies/primary`);
     expect(primary.spec.retention).toMatchObject({ enableDataAging: true, days: 14, cycles: 2, spool: false });
     expect(primary.spec).toMatchObject({ copyType: "Synchronous", active: true, deduplication: { enabled: false } });

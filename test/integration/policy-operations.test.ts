@@ -1,4 +1,4 @@
-// Policy operations end to end: promotion (reference §7), Recopy and Use Most Recent Full (§3.3), through the real
+// Policy operations end to end: promotion, Recopy and Use Most Recent Full (docs/operations.md), through the real
 // control plane, with the operator, the node runner's MediaAgent pods and real restic repositories on a filesystem
 // library. A promotion waits while jobs of the primary are not on the candidate, takes effect once an aux copy brings
 // them, re-points the cascade, swaps precedences and sends later aux copies from the new primary; a forced promotion
@@ -280,7 +280,7 @@ describe("promotion", () => {
     expect(parts.primary).toMatchObject({ source: "offsite", jobsCopied: 3 });
     expect(parts.vault).toMatchObject({ source: "offsite", jobsCopied: 3 });
     const all = [...first, ...late, ...after].sort();
-    // Job states on each copy, as the run left them (reference §4.10).
+    // Job states on each copy, as the run left them.
     expect(parts.primary.jobStates).toEqual({ ToBeCopied: 0, PartiallyCopied: 0, Available: all.length, DoNotCopy: 0, Bad: 0 });
     await policyStatus((x) => x.copies?.find((c: Obj) => c.name === "vault")?.jobStates?.Available === all.length, "to sum up job states");
     for (const c of ["offsite", "primary", "vault"]) expect(jobsOn(await hostRepo(c))).toEqual(all);
