@@ -1,4 +1,5 @@
-// Promotion rules (reference §7): preconditions, force, and the effects on sources and precedence.
+// Promotion rules (docs/operations.md, "Promoting a copy to primary"): preconditions, force, and the effects on sources
+// and precedence.
 import { describe, expect, it } from "vitest";
 import type { CatalogEntry } from "../../src/policy/catalog.ts";
 import { decidePromotion, type PromotionInput, promotionShortfall } from "../../src/policy/promotion.ts";

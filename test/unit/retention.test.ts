@@ -1,5 +1,5 @@
-// Retention and data aging of one copy (reference §2, §10) and Auxo's safety rules (DESIGN §5.6): each case asserts
-// the exact set of aged job ids.
+// Retention and data aging of one copy and Auxo's safety rules (docs/retention.md): each case asserts the exact set of
+// aged job ids.
 import { describe, expect, it } from "vitest";
 import type { PolicyCopySpec } from "../../src/api/v1alpha1/policycopy.ts";
 import type { CatalogEntry, JobStatus, JobType } from "../../src/policy/catalog.ts";
@@ -82,7 +82,7 @@ describe("API field names", () => {
   });
 });
 
-describe("basic retention: days and cycles (§2.1-2.3)", () => {
+describe("basic retention: days and cycles", () => {
   it("defaults to 30 days and 1 cycle: with daily fulls, fulls that started more than 30 days ago age", () => {
     const catalog = Array.from({ length: 40 }, (_, d) => F(`f${d}`, at(d, 0)));
     // f10 started at day 10 00:00; 30 days later is day 40 00:00, before now.
@@ -151,14 +151,14 @@ describe("basic retention: days and cycles (§2.1-2.3)", () => {
     expect(aged({ catalog, retention, now: parisEnd + 1, timeZone: "UTC" })).toEqual([]);
   });
 
-  it("edge case 2: with a single full the cycle stays open and nothing ages, whatever the days", () => {
+  it("with a single full the cycle stays open and nothing ages, whatever the days", () => {
     const catalog = [F("f1", at(0)), ...Array.from({ length: 100 }, (_, d) => I(`i${d + 1}`, at(d + 1)))];
     for (const retention of [{}, { days: 0, cycles: 0 }, { days: 1, cycles: 1 }, { daysOnly: true, days: 1 }])
       expect(aged({ catalog, retention, now: at(500) })).toEqual([]);
     expect(verdict({ catalog, retention: { days: 0, cycles: 0 }, now: at(500) }, "f1")?.reason).toBe("CycleOpen");
   });
 
-  it("edge case 3: a full that completed with errors starts a cycle for a file-system agent, not for a database agent", () => {
+  it("a full that completed with errors starts a cycle for a file-system agent, not for a database agent", () => {
     const catalog = [
       F("f1", at(0)),
       I("i1", at(1)),
@@ -211,7 +211,7 @@ describe("basic retention: days and cycles (§2.1-2.3)", () => {
   });
 });
 
-describe("data aging off and infinite retention (§2.1)", () => {
+describe("data aging off and infinite retention", () => {
   const catalog = weekly(10);
   it("ages nothing when data aging is off, whatever else the spec says", () => {
     const d = decideRetention({ catalog, retention: { enableDataAging: false, days: 0, cycles: 0, spool: true }, now: at(1000) });
@@ -231,7 +231,7 @@ describe("data aging off and infinite retention (§2.1)", () => {
   });
 });
 
-describe("days-only retention (§2.4)", () => {
+describe("days-only retention", () => {
   it("ignores cycles: each job ages by its own age, but a kept job keeps the jobs it needs", () => {
     const catalog = [F("f1", at(0)), I("i1", at(1)), D("d33", at(33)), F("f2", at(40)), I("i41", at(41))];
     const retention = { days: 10, cycles: 5, daysOnly: true };
@@ -244,7 +244,7 @@ describe("days-only retention (§2.4)", () => {
   });
 });
 
-describe("intermediate incrementals (retainFullAndLastDifferential, §2.3)", () => {
+describe("intermediate incrementals (doNotRetainIntermediateIncrementals)", () => {
   const catalog = [
     F("f", at(0)),
     I("i1", at(1)),
@@ -272,7 +272,7 @@ describe("intermediate incrementals (retainFullAndLastDifferential, §2.3)", () 
   });
 });
 
-describe("spool copies (§2.6)", () => {
+describe("spool copies", () => {
   const catalog = [F("f1", at(0)), I("i1", at(1)), I("i2", at(2)), F("f2", at(3)), I("x", at(3, 5), "failed"), I("i3", at(4))];
   const copy = (name: string, has: string[], needs: string[] = [], more: Partial<DownstreamCopy> = {}): DownstreamCopy => ({
     name,
@@ -327,7 +327,7 @@ describe("spool copies (§2.6)", () => {
   });
 });
 
-describe("downstream copies hold source jobs (§2.7, edge case 4)", () => {
+describe("downstream copies hold source jobs, inactive ones too", () => {
   const catalog = [F("f1", at(0)), I("i1", at(1)), I("i2", at(2)), I("i3", at(3)), F("f2", at(10)), F("f3", at(11))];
   const retention = { days: 1, cycles: 1 };
   const now = at(20);
@@ -375,7 +375,7 @@ describe("the last restorable full of each subclient (safety)", () => {
   });
 });
 
-describe("manual per-job retention (§2.9)", () => {
+describe("manual per-job retention", () => {
   const catalog = [F("f1", at(0)), I("i1", at(1)), I("i2", at(2)), I("i3", at(3)), F("f2", at(10)), F("f3", at(11))];
   const retention = { days: 1, cycles: 1 };
   const now = at(20);
@@ -409,7 +409,7 @@ describe("manual per-job retention (§2.9)", () => {
   });
 });
 
-describe("extended retention (§2.5)", () => {
+describe("extended retention", () => {
   // Daily fulls at 01:00 UTC from 1 June to 30 September 2026.
   const from = Date.parse("2026-06-01T01:00:00Z");
   const daily = Array.from({ length: 122 }, (_, d) => F(`d${iso(from + d * DAY).slice(0, 10)}`, from + d * DAY));
@@ -445,7 +445,7 @@ describe("extended retention (§2.5)", () => {
     ]);
   });
 
-  it("edge case 19: a full that starts on 31 August at 23:55 counts for August, in the policy's time zone", () => {
+  it("a full that starts on 31 August at 23:55 counts for August, in the policy's time zone", () => {
     const tz = "Europe/Paris";
     const catalog = [
       F("aug-early", "2026-08-20T10:00:00+02:00"),
@@ -564,7 +564,7 @@ describe("extended retention (§2.5)", () => {
   });
 });
 
-describe("selective copies (§2.11)", () => {
+describe("retention on selective copies", () => {
   it("count cycles and days on the copy alone: each copied full with its carried incrementals is one cycle", () => {
     // Monthly fulls with the incremental carried with each, as a selective copy receives them.
     const catalog = ["01", "02", "03", "04", "05"].flatMap((m) => [

@@ -1,5 +1,5 @@
-// Which jobs an aux copy takes (reference §3, §4.3): valid data only, windows, selective frequencies with their
-// calendars and time zones, carried incrementals, overrides, limits.
+// Which jobs an aux copy takes (docs/operations.md, "Which jobs a copy takes"): valid data only, windows, selective
+// frequencies with their calendars and time zones, carried incrementals, overrides, limits.
 import { describe, expect, it } from "vitest";
 import type { CatalogEntry, JobStatus, JobType } from "../../src/policy/catalog.ts";
 import { largeSourceHold, periodKey, planCopy, selectFulls } from "../../src/policy/selection.ts";
