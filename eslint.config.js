@@ -1,5 +1,5 @@
 // Lint: eslint's and typescript-eslint's recommended rules, plus the house rule that only src/kube imports
-// @kubernetes/client-node (DESIGN §3: kube/ is the only door to the API server).
+// @kubernetes/client-node (kube/ is the only door to the API server).
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
