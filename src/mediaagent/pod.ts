@@ -34,6 +34,8 @@ export interface AgentPodInput {
   placement?: PodPlacement;
   deadlineSeconds: number;
   labels?: Record<string, string>;
+  /** Annotations of the pod (names in full, where a label value may be shortened). */
+  annotations?: Record<string, string>;
 }
 
 /** A pod name from parts: DNS-safe, at most 63 characters, with a hash when shortened. */
@@ -104,6 +106,7 @@ export function buildAgentPod(i: AgentPodInput): Record<string, unknown> {
         "auxo.dev/task": i.task,
         ...i.labels,
       },
+      ...(i.annotations ? { annotations: i.annotations } : {}),
       ownerReferences: [i.owner],
     },
     spec: {
