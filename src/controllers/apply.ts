@@ -40,11 +40,14 @@ export class Applier {
   private readonly mgr: Manager;
   private readonly type: ResourceType;
   private readonly now: () => number;
+  private readonly manager?: string;
 
-  constructor(mgr: Manager, type: ResourceType, now: () => number) {
+  /** `manager`: the field manager of status fields written without conditions (default the operator's). */
+  constructor(mgr: Manager, type: ResourceType, now: () => number, manager?: string) {
     this.mgr = mgr;
     this.type = type;
     this.now = now;
+    this.manager = manager;
   }
 
   /** Carries out `plan` for `obj`; returns the reconcile result (its requeue). Decisions are logged at debug on `log`. */
@@ -83,7 +86,7 @@ export class Applier {
   private async writeStatus(obj: Obj, plan: Plan<object, AgentPodInput>): Promise<void> {
     const fields = (plan.status ?? {}) as Record<string, unknown>;
     if (plan.ready) await writeStatus(this.mgr, this.type, obj, plan.ready, fields, this.now());
-    else if (plan.status) await writeFields(this.mgr, this.type, obj, fields);
+    else if (plan.status) await writeFields(this.mgr, this.type, obj, fields, this.manager);
   }
 }
 
