@@ -1,7 +1,7 @@
 // Every controller of the operator, registered on a manager.
 import type { Manager } from "../runtime/manager.ts";
-import { registerAuxCopyController } from "./auxcopyjob.ts";
-import { registerDataAgingController } from "./dataaging.ts";
+import { registerAuxCopyController } from "./auxcopyjob/index.ts";
+import { registerDataAgingController } from "./dataaging/index.ts";
 import { registerLibraryController } from "./library.ts";
 import { type ControllerSettings } from "./settings.ts";
 import { registerPolicyControllers } from "./policy.ts";
