@@ -1,8 +1,14 @@
 // Promoting a secondary copy to primary by changing StoragePolicy.spec.primaryCopy (reference §7). The primary in
 // force is the one status records (status.primaryCopy): a change of spec is a request, carried out only when its
 // preconditions hold. Pure.
+import type { StoragePolicyStatus } from "../api/v1alpha1/index.ts";
+import type { AgentOutcome } from "../controllers/agent/results.ts";
+import { formatTime, parseTime } from "../kube/resources.ts";
+import { type AgentPodInput, podName } from "../mediaagent/pod.ts";
+import type { PlanResult } from "../mediaagent/protocol.ts";
 import type { CatalogEntry } from "./catalog.ts";
-import type { CopyFacts } from "./references.ts";
+import type { PlannedEvent } from "./plan.ts";
+import { checkTimeZone, type CopyFacts, type PolicyFacts, precedences } from "./references.ts";
 import { type CopyRules, planCopy } from "./selection.ts";
 
 /**
@@ -144,4 +150,213 @@ export function decidePromotion(i: PromotionInput): PromotionDecision {
       message: `${i.check.notCopied} job${i.check.notCopied > 1 ? "s" : ""} of "${from}" ${i.check.notCopied > 1 ? "are" : "is"} not on "${to}" yet (${i.check.sample.join(", ")}${i.check.notCopied > i.check.sample.length ? ", ..." : ""}), and "${to}" or a copy that takes its data from "${to}" after the promotion needs them: copy them to "${to}" first (an aux copy; jobs before its spec.backups date need that date changed), or set spec.forcePromotionTo: ${to} (those jobs then stay restorable only from "${from}", which keeps what those copies need)`,
     };
   return { action: "promote", from, to, forced, notCopied: i.check.notCopied };
+}
+
+/** A check older than this, or older than an aux copy that ended since, is counted again. */
+export const CHECK_FRESH_MS = 5 * 60_000;
+const TERMINAL = new Set(["Completed", "CompletedWithErrors", "Failed", "Killed"]);
+
+/** What the StoragePolicy controller writes for the promotion: its status fields, condition and requeue. */
+export interface PromotionStep {
+  fields: Pick<StoragePolicyStatus, "primaryCopy" | "promotion" | "lastPromotion">;
+  /** The Promotion condition: False while a request is pending, True once the latest one took effect. */
+  condition?: { type: string; status: "True" | "False"; reason: string; message: string };
+  requeueMs?: number;
+}
+
+/** The step, and the pods and events that go with it (the applier carries them out; the policy writes the step). */
+export interface PromotionPlan {
+  step: PromotionStep;
+  pods?: AgentPodInput[];
+  deletePods?: string[];
+  events?: PlannedEvent[];
+}
+
+export interface PromotionFacts {
+  now: number;
+  policy: PolicyFacts;
+  /** spec.primaryCopy */
+  requested: string;
+  forceTo?: string;
+  timeZone?: string;
+  status: PromotionStep["fields"];
+  /** The policy's copies, by name, with whether their library and repository are ready. */
+  copies: ReadonlyMap<string, CopyFacts & { libraryReady: boolean; repositoryReady: boolean }>;
+  /** The policy's aux copy jobs. */
+  jobs: { name: string; phase?: string; completionTime?: string }[];
+  /** The policy's check pods, with their results once ended. */
+  checkPods: { name: string; result?: AgentOutcome<PlanResult> }[];
+  /** The check pod of the pending request but its name; undefined when a copy's library is missing. */
+  checkPod?: Omit<AgentPodInput, "name">;
+  /** Pods the API server refused on the first call of this plan. */
+  rejected?: { name: string; message: string }[];
+}
+
+/** The check pod of a request: its number is in status before it starts, so a stale cache never starts a second. */
+export const checkPodName = (policy: string, to: string, n: number): string => podName(policy, "promote", to, String(n));
+
+/** Promotion as a plan: the check pod's count, the decision, and what the policy's status says about it. */
+export function planPromotion(f: PromotionFacts): PromotionPlan {
+  const st = f.status;
+  const pending = st.promotion?.to === f.requested ? st.promotion : undefined;
+  const checks = pending?.checks ?? 0;
+  const pod = f.checkPods.find((p) => p.name === checkPodName(f.policy.name, f.requested, checks));
+  const check = currentCheck(f, pending?.lastCheck as PromotionCheck | undefined, pod?.result);
+  const d = decidePromotion({
+    policy: f.policy.name,
+    requested: f.requested,
+    current: st.primaryCopy,
+    copies: f.copies,
+    running: f.jobs.filter((j) => !TERMINAL.has(j.phase ?? "")).map((j) => j.name),
+    forceTo: f.forceTo,
+    check,
+    timeZoneProblem: checkTimeZone(f.timeZone)[0]?.message,
+  });
+  const all = f.checkPods.map((p) => p.name);
+  switch (d.action) {
+    case "none":
+    case "adopt":
+      return { step: inForce(f), deletePods: all };
+    case "promote":
+      return { ...promote(f, d), deletePods: all };
+    case "check":
+      return checking(f, d, checks, check, pod);
+    default:
+      return { ...pendingRequest(f, d, checks, check), deletePods: pod?.result ? all : [] }; // its count is in lastCheck
+  }
+}
+
+/** The latest count: a new result, else the one in status; stale once old or once an aux copy ended after it. */
+function currentCheck(
+  f: PromotionFacts,
+  recorded: PromotionCheck | undefined,
+  r: AgentOutcome<PlanResult> | undefined,
+): PromotionCheck | undefined {
+  let check = recorded;
+  if (r && check?.at !== r.at) {
+    const at = r.at ?? formatTime(f.now);
+    check = r.ok ? { ok: true, notCopied: r.data.notCopied ?? 0, sample: r.data.sample ?? [], at } : { ok: false, message: r.message, at };
+  }
+  // A count goes stale: aux copies fill the candidate, backups fill the primary.
+  const checkedAt = parseTime(check?.at);
+  const ended = f.jobs.map((j) => parseTime(j.completionTime)).filter((t): t is number => t !== undefined);
+  if (check && (checkedAt === undefined || f.now - checkedAt > CHECK_FRESH_MS || ended.some((t) => t > checkedAt))) return undefined;
+  return check;
+}
+
+/** The requested primary is in force (or taken as it is): no request pending. */
+function inForce(f: PromotionFacts): PromotionStep {
+  const last = f.status.lastPromotion;
+  return {
+    fields: { primaryCopy: f.requested, promotion: undefined, lastPromotion: last },
+    condition: last && {
+      type: "Promotion",
+      status: "True",
+      reason: "Promoted",
+      message: `"${last.to}" became the primary at ${last.time} (was "${last.from}")`,
+    },
+  };
+}
+
+function promote(f: PromotionFacts, d: Extract<PromotionDecision, { action: "promote" }>): PromotionPlan {
+  const before = precedences(f.policy, [...f.copies.values()]);
+  const time = formatTime(f.now);
+  const promoted = { from: d.from, to: d.to, time, forced: d.forced, notCopied: d.notCopied, fromPrecedence: before.get(d.to) };
+  const lost = d.forced ? ` (forced${d.notCopied ? `: ${d.notCopied} jobs of "${d.from}" are not on it` : ""})` : "";
+  return {
+    step: {
+      fields: { primaryCopy: d.to, promotion: undefined, lastPromotion: promoted },
+      condition: {
+        type: "Promotion",
+        status: "True",
+        reason: "Promoted",
+        message: `"${d.to}" became the primary at ${time} (was "${d.from}")${lost}`,
+      },
+    },
+    events: [
+      {
+        type: d.forced ? "Warning" : "Normal",
+        reason: "Promoted",
+        message: `"${d.to}" is the primary copy now; "${d.from}" is a synchronous secondary${lost}`,
+      },
+    ],
+  };
+}
+
+/** Counting: a check pod under the next number when there is none yet or the last one is stale, else its result awaited. */
+function checking(
+  f: PromotionFacts,
+  d: Extract<PromotionDecision, { action: "check" }>,
+  checks: number,
+  check: PromotionCheck | undefined,
+  pod: PromotionFacts["checkPods"][number] | undefined,
+): PromotionPlan {
+  const st = f.status;
+  const fresh = !pod || !!pod.result;
+  const n = fresh ? checks + 1 : checks;
+  const name = checkPodName(f.policy.name, d.to, n);
+  const refused = fresh ? f.rejected?.find((r) => r.name === name) : undefined;
+  if (refused) return checkRefused(f, d, n, check, refused.message);
+  const message = `counting the jobs of "${d.from}" not yet on "${d.to}" (check ${n})`;
+  const announce = st.promotion?.phase !== "Checking" || st.promotion.to !== d.to;
+  return {
+    step: {
+      fields: {
+        primaryCopy: st.primaryCopy,
+        promotion: { phase: "Checking", to: d.to, checks: n, lastCheck: check, message },
+        lastPromotion: st.lastPromotion,
+      },
+      condition: { type: "Promotion", status: "False", reason: "Checking", message },
+    },
+    ...(fresh ? { deletePods: f.checkPods.map((p) => p.name), pods: f.checkPod ? [{ ...f.checkPod, name }] : [] } : {}),
+    events: announce ? [{ type: "Normal", reason: "PromotionRequested", message: `promotion of "${d.to}" requested: ${message}` }] : [],
+  };
+}
+
+/** The API server refused the check pod: the request waits (the next reconcile tries a new pod), and says why once. */
+function checkRefused(
+  f: PromotionFacts,
+  d: Extract<PromotionDecision, { action: "check" }>,
+  n: number,
+  check: PromotionCheck | undefined,
+  why: string,
+): PromotionPlan {
+  const st = f.status;
+  const message = `promotion of "${d.to}" waits: ${why}`;
+  return {
+    step: {
+      fields: {
+        primaryCopy: st.primaryCopy,
+        promotion: { phase: "Waiting", to: d.to, checks: n, lastCheck: check, message },
+        lastPromotion: st.lastPromotion,
+      },
+      condition: { type: "Promotion", status: "False", reason: "PodRejected", message },
+      requeueMs: 30_000,
+    },
+    events: st.promotion?.message === message ? [] : [{ type: "Warning", reason: "PodRejected", message }],
+  };
+}
+
+/** Refused or waiting: the current primary stays; say why once per change; count again when the check goes stale. */
+function pendingRequest(
+  f: PromotionFacts,
+  d: Extract<PromotionDecision, { action: "refuse" | "wait" }>,
+  checks: number,
+  check: PromotionCheck | undefined,
+): PromotionPlan {
+  const st = f.status;
+  const phase = d.action === "refuse" ? "Refused" : "Waiting";
+  const recheck = check ? Math.max(1000, (parseTime(check.at) ?? f.now) + CHECK_FRESH_MS - f.now) : 30_000;
+  return {
+    step: {
+      fields: {
+        primaryCopy: st.primaryCopy,
+        promotion: { phase, to: f.requested, checks, lastCheck: check, message: d.message },
+        lastPromotion: st.lastPromotion,
+      },
+      condition: { type: "Promotion", status: "False", reason: d.reason, message: d.message },
+      requeueMs: recheck,
+    },
+    events: st.promotion?.message === d.message ? [] : [{ type: "Warning", reason: d.reason, message: d.message }],
+  };
 }
