@@ -2,10 +2,11 @@
 import type { Manager } from "../runtime/manager.ts";
 import { registerAuxCopyController } from "./auxcopyjob/index.ts";
 import { registerDataAgingController } from "./dataaging/index.ts";
-import { registerLibraryController } from "./library.ts";
+import { registerLibraryController } from "./library/index.ts";
 import { type ControllerSettings } from "./settings.ts";
-import { registerPolicyControllers } from "./policy.ts";
-import { registerSnapVaultController } from "./snapvault.ts";
+import { registerPolicyCopyController } from "./policycopy/index.ts";
+import { registerStoragePolicyController } from "./storagepolicy/index.ts";
+import { registerSnapVaultController } from "./snapvault/index.ts";
 import { ProbeRequests } from "./agent/probes.ts";
 
 export type { ControllerSettings } from "./settings.ts";
@@ -14,7 +15,8 @@ export function registerControllers(mgr: Manager, settings: ControllerSettings):
   // MediaAgents that cannot reach a library ask for its probe now.
   const probes = new ProbeRequests();
   registerLibraryController(mgr, settings, probes);
-  registerPolicyControllers(mgr, settings);
+  registerStoragePolicyController(mgr, settings);
+  registerPolicyCopyController(mgr, settings);
   registerSnapVaultController(mgr, settings.now ?? Date.now);
   registerAuxCopyController(mgr, settings, probes);
   registerDataAgingController(mgr, settings, probes);

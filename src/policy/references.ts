@@ -258,3 +258,8 @@ export function precedences(policy: PolicyFacts, copies: CopyFacts[]): Map<strin
   }
   return out;
 }
+
+/** The data keys of the Secrets read by name (a Secret not among them does not exist). */
+export function secretKeys(secrets: { metadata: { name: string }; data?: Record<string, string> }[]): SecretKeys {
+  return new Map(secrets.map((s) => [s.metadata.name, new Set(Object.keys(s.data ?? {}))]));
+}
