@@ -300,14 +300,7 @@ function checking(
   const message = `counting the jobs of "${d.from}" not yet on "${d.to}" (check ${n})`;
   const announce = st.promotion?.phase !== "Checking" || st.promotion.to !== d.to;
   return {
-    step: {
-      fields: {
-        primaryCopy: st.primaryCopy,
-        promotion: { phase: "Checking", to: d.to, checks: n, lastCheck: check, message },
-        lastPromotion: st.lastPromotion,
-      },
-      condition: { type: "Promotion", status: "False", reason: "Checking", message },
-    },
+    step: pendingStep(f, { phase: "Checking", to: d.to, checks: n, lastCheck: check, message }, "Checking"),
     ...(fresh ? { deletePods: f.checkPods.map((p) => p.name), pods: f.checkPod ? [{ ...f.checkPod, name }] : [] } : {}),
     events: announce ? [{ type: "Normal", reason: "PromotionRequested", message: `promotion of "${d.to}" requested: ${message}` }] : [],
   };
@@ -321,19 +314,10 @@ function checkRefused(
   check: PromotionCheck | undefined,
   why: string,
 ): PromotionPlan {
-  const st = f.status;
   const message = `promotion of "${d.to}" waits: ${why}`;
   return {
-    step: {
-      fields: {
-        primaryCopy: st.primaryCopy,
-        promotion: { phase: "Waiting", to: d.to, checks: n, lastCheck: check, message },
-        lastPromotion: st.lastPromotion,
-      },
-      condition: { type: "Promotion", status: "False", reason: "PodRejected", message },
-      requeueMs: 30_000,
-    },
-    events: st.promotion?.message === message ? [] : [{ type: "Warning", reason: "PodRejected", message }],
+    step: pendingStep(f, { phase: "Waiting", to: d.to, checks: n, lastCheck: check, message }, "PodRejected", 30_000),
+    events: f.status.promotion?.message === message ? [] : [{ type: "Warning", reason: "PodRejected", message }],
   };
 }
 
@@ -344,19 +328,24 @@ function pendingRequest(
   checks: number,
   check: PromotionCheck | undefined,
 ): PromotionPlan {
-  const st = f.status;
   const phase = d.action === "refuse" ? "Refused" : "Waiting";
   const recheck = check ? Math.max(1000, (parseTime(check.at) ?? f.now) + CHECK_FRESH_MS - f.now) : 30_000;
   return {
-    step: {
-      fields: {
-        primaryCopy: st.primaryCopy,
-        promotion: { phase, to: f.requested, checks, lastCheck: check, message: d.message },
-        lastPromotion: st.lastPromotion,
-      },
-      condition: { type: "Promotion", status: "False", reason: d.reason, message: d.message },
-      requeueMs: recheck,
-    },
-    events: st.promotion?.message === d.message ? [] : [{ type: "Warning", reason: d.reason, message: d.message }],
+    step: pendingStep(f, { phase, to: f.requested, checks, lastCheck: check, message: d.message }, d.reason, recheck),
+    events: f.status.promotion?.message === d.message ? [] : [{ type: "Warning", reason: d.reason, message: d.message }],
+  };
+}
+
+/** A request not carried out yet: the primary in force stays; status.promotion and the condition say where it stands. */
+function pendingStep(
+  f: PromotionFacts,
+  promotion: NonNullable<PromotionStep["fields"]["promotion"]> & { message: string },
+  reason: string,
+  requeueMs?: number,
+): PromotionStep {
+  return {
+    fields: { primaryCopy: f.status.primaryCopy, promotion, lastPromotion: f.status.lastPromotion },
+    condition: { type: "Promotion", status: "False", reason, message: promotion.message },
+    ...(requeueMs !== undefined ? { requeueMs } : {}),
   };
 }
