@@ -96,7 +96,7 @@ function verdict(f: LibraryFacts, ok: boolean, message: string, at: number): Par
  * A finished probe: its verdict is recorded first, and the pod removed only once status shows it, so a reconcile on
  * a cache without the new status never finds "no probe yet" and starts another pod.
  */
-export function probeVerdictStep(f: LibraryFacts, fields: LibraryStatusFields, pod: ProbePod, now: number): Round {
+function probeVerdictStep(f: LibraryFacts, fields: LibraryStatusFields, pod: ProbePod, now: number): Round {
   const r = pod.result as NonNullable<ProbePod["result"]>;
   const at = parseTime(r.at) ?? now;
   if (f.status.lastProbeTime === formatTime(at)) return { fields, problems: [], deletePods: [pod.name] };
@@ -104,12 +104,7 @@ export function probeVerdictStep(f: LibraryFacts, fields: LibraryStatusFields, p
 }
 
 /** No probe pod: one starts when the round is due (scheduled, or asked for since the last probe). */
-export function probeDueStep(
-  f: LibraryFacts,
-  fields: LibraryStatusFields,
-  now: number,
-  rejected: { name: string; message: string }[],
-): Round {
+function probeDueStep(f: LibraryFacts, fields: LibraryStatusFields, now: number, rejected: { name: string; message: string }[]): Round {
   const last = parseTime(f.status.lastProbeTime);
   const scheduled = nextProbeAt({
     lastProbeTime: last,
@@ -140,7 +135,7 @@ export function probeDueStep(
 }
 
 /** Problems of the library's configuration: Secrets, the claim, storage the operator does not allow. */
-export function libraryProblems(f: LibraryFacts): { problems: Problem[]; refused: Problem[] } {
+function libraryProblems(f: LibraryFacts): { problems: Problem[]; refused: Problem[] } {
   const problems = checkSecrets(librarySecretRefs(f.spec), f.secrets);
   // Tenancy: storage outside what the namespace owns only where the operator allows it (docs/tenancy.md).
   const refused = checkLibraryVolume(f.spec, f.allow);

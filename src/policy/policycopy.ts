@@ -24,19 +24,17 @@ import { largeSourceHold } from "./selection.ts";
 
 export type CopyObject = Typed<PolicyCopySpec, PolicyCopyStatus>;
 
-/** How long a pod may stay Pending before the attempt counts as failed (as agent/pods.ts PENDING_GIVE_UP_MS). */
-export const PENDING_GIVE_UP_MS = 10 * 60_000;
-
 /** A MediaAgent pod of the copy, as the plan sees it. */
 export interface AgentPodFact<R> {
   name: string;
-  createdAt?: number;
   /** The attempt its label names (init pods). */
   attempt?: number;
   /** Its result once it ended (agent/results.ts agentResult). */
   result?: { ok: boolean; message: string; at?: string; data: Partial<R> };
   /** Why it has not started, once Pending for a while (agent/pods.ts stuckPending). */
   stuck?: string;
+  /** Pending so long that the attempt counts as failed (agent/pods.ts PENDING_GIVE_UP_MS). */
+  givenUp?: boolean;
 }
 
 export interface CopyRepositoryFacts {
@@ -64,7 +62,7 @@ export interface CopyRepositoryFacts {
 
 type Fields = Record<string, unknown>;
 
-export interface RepositoryStep {
+interface RepositoryStep {
   fields: Fields;
   problems: Problem[];
   requeueMs?: number;
@@ -112,7 +110,7 @@ function agentPod(
  * init is retried with the library probe's back-off (30 s doubling to 30 min): a wrong password or a full disk gets
  * fixed by a person, and the next attempt finds out, without a storm of pods meanwhile.
  */
-export function initStep(f: CopyRepositoryFacts, fields: Fields, location: string, now: number, rejected: Rejected): RepositoryStep {
+function initStep(f: CopyRepositoryFacts, fields: Fields, location: string, now: number, rejected: Rejected): RepositoryStep {
   const failure = f.copy.status?.initFailure as { attempts: number; reason: string; message: string; lastAttemptTime: string } | undefined;
   const attempts = failure?.attempts ?? 0;
   const problems: Problem[] = failure ? [{ reason: failure.reason, message: failure.message }] : [];
@@ -144,7 +142,7 @@ export function initStep(f: CopyRepositoryFacts, fields: Fields, location: strin
     deletePods.push(pod.name);
   } else if (pod) {
     // Running, or never started: a pod that cannot start is reported, and after a while counts as a failed attempt.
-    if (pod.stuck && now - (pod.createdAt ?? now) > PENDING_GIVE_UP_MS)
+    if (pod.stuck && pod.givenUp)
       return {
         fields: { ...fields, initFailure: initFailure(f, attempts + 1, "PodNotScheduled", pod.stuck, now) },
         problems: [{ reason: "PodNotScheduled", message: pod.stuck }],
@@ -181,7 +179,7 @@ export function initStep(f: CopyRepositoryFacts, fields: Fields, location: strin
 }
 
 /** A finished scan's counts, identity check and job metadata, as status shows them. */
-export function scanResultStep(
+function scanResultStep(
   f: CopyRepositoryFacts,
   fields: Fields,
   location: string,
@@ -232,7 +230,7 @@ export function scanResultStep(
  * When the next scan is due: an interval after the last one, or now when the user asked (the rescan annotation) or
  * the catalog changed since the last scan. Never scanned: now.
  */
-export function scanDueAt(f: CopyRepositoryFacts, requested: number | undefined): number {
+function scanDueAt(f: CopyRepositoryFacts, requested: number | undefined): number {
   const last = parseTime(f.copy.status?.lastScanTime);
   if (last === undefined) return 0;
   if (requested !== undefined && requested > last) return 0;
@@ -241,7 +239,7 @@ export function scanDueAt(f: CopyRepositoryFacts, requested: number | undefined)
 }
 
 /** The repository is initialised: init pods go, and the catalog is read by scan rounds. */
-export function scanStep(
+function scanStep(
   f: CopyRepositoryFacts,
   fields: Fields,
   location: string,
@@ -256,7 +254,7 @@ export function scanStep(
     if (scan?.result) return scanResultStep(f, fields, location, scan, now);
     if (scan) {
       // Give up a round that never starts; the next scan is due an interval later.
-      if (scan.stuck && now - (scan.createdAt ?? now) > PENDING_GIVE_UP_MS)
+      if (scan.stuck && scan.givenUp)
         return {
           fields: { ...fields, lastScanTime: formatTime(now) },
           problems: [{ reason: "PodNotScheduled", message: scan.stuck }],
@@ -306,7 +304,7 @@ function currentFields(st: PolicyCopyStatus): Fields {
  * Whether the copy may use the repository at its location: the path stays in its namespace (unless allowed), no other
  * copy has it, it did not move, and it is the repository recorded. A refusal or a move is the whole step.
  */
-export function repositoryIdentityStep(f: CopyRepositoryFacts, fields: Fields, location: string): RepositoryStep | undefined {
+function repositoryIdentityStep(f: CopyRepositoryFacts, fields: Fields, location: string): RepositoryStep | undefined {
   const c = f.copy;
   const ns = c.metadata.namespace as string;
   const st = c.status ?? {};
@@ -417,7 +415,7 @@ export interface CopyFactsForPlan {
 }
 
 /** Holds that keep an aux copy from running to this copy: a large source without a backups date, a Recopy dated ahead. */
-export function copyHolds(f: CopyFactsForPlan, now: number): Problem[] {
+function copyHolds(f: CopyFactsForPlan, now: number): Problem[] {
   const out: Problem[] = [];
   const hold = largeSourceHold(f.copy.spec.backups, f.sourceStatus, now, f.copy.status?.jobs?.available);
   if (hold) out.push({ reason: "BackupsRequired", message: `aux copy holds: ${hold}` });

@@ -11,7 +11,7 @@ export interface SnapVaultFacts {
   secrets: SecretKeys;
 }
 
-export function snapVaultProblems(f: SnapVaultFacts): Problem[] {
+function snapVaultProblems(f: SnapVaultFacts): Problem[] {
   const problems: Problem[] = [];
   if (!f.libraryExists)
     problems.push({

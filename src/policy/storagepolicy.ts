@@ -174,7 +174,7 @@ export function scheduledRuns(jobs: AutoJob[], policyUid: string | undefined): A
 }
 
 /** A chain's outcome: going while any job of it has not ended; Completed when every one completed; else the first other end. */
-export function chainPhase(chain: AutoJob[]): string | undefined {
+function chainPhase(chain: AutoJob[]): string | undefined {
   if (chain.some((j) => !TERMINAL.includes(j.phase ?? ""))) return undefined;
   return chain.find((j) => j.phase !== "Completed")?.phase ?? "Completed";
 }

@@ -97,11 +97,11 @@ describe("init rounds", () => {
     const refused = repositoryStep(repo(copy()), undefined, T, [{ name: "offsite-init-abcdef12-1", message: "quota exceeded" }]);
     expect(refused.problems).toEqual([{ reason: "PodRejected", message: "quota exceeded" }]);
     expect(refused.fields.initFailure).toMatchObject({ attempts: 1, reason: "PodRejected", lastAttemptTime: iso(T) });
-    const pending = { name: "offsite-init-abcdef12-1", attempt: 1, createdAt: T - 11 * MIN, stuck: "Pending for 660 s (Unschedulable)" };
+    const pending = { name: "offsite-init-abcdef12-1", attempt: 1, givenUp: true, stuck: "Pending for 660 s (Unschedulable)" };
     const gaveUp = repositoryStep(repo(copy(), { initPods: [pending] }), undefined, T);
     expect(gaveUp.deletePods).toEqual(["offsite-init-abcdef12-1"]);
     expect(gaveUp.fields.initFailure).toMatchObject({ attempts: 1, reason: "PodNotScheduled" });
-    const young = repositoryStep(repo(copy(), { initPods: [{ ...pending, createdAt: T - 2 * MIN }] }), undefined, T);
+    const young = repositoryStep(repo(copy(), { initPods: [{ ...pending, givenUp: false }] }), undefined, T);
     expect(young.problems).toEqual([{ reason: "PodNotScheduled", message: pending.stuck }]);
     expect(young.deletePods ?? []).toEqual([]);
   });

@@ -10,7 +10,7 @@ import { type RepositoryClaim, repositoryLocation } from "../../policy/repositor
 import { controllerRef } from "../../runtime/objects.ts";
 import { copyAccess, copyRepositoryPath } from "../agent/access.ts";
 import { Annotation, Label } from "../agent/labels.ts";
-import { stuckPending } from "../agent/pods.ts";
+import { PENDING_GIVE_UP_MS, stuckPending } from "../agent/pods.ts";
 import { agentResult, type PodObj } from "../agent/results.ts";
 import { type CopyObj, PolicyCopies, policyFacts } from "../resources.ts";
 import type { ControllerSettings } from "../settings.ts";
@@ -18,7 +18,7 @@ import { copyFacts } from "../storagepolicy/gather.ts";
 import { key, type PolicyCaches } from "./indexes.ts";
 
 /** What each copy claims (cluster-wide): where its repository is now, and what its status recorded there. */
-export function repositoryClaims(c: PolicyCaches): RepositoryClaim[] {
+function repositoryClaims(c: PolicyCaches): RepositoryClaim[] {
   const out: RepositoryClaim[] = [];
   for (const copy of c.copies.list()) {
     const ns = copy.metadata.namespace as string;
@@ -52,10 +52,10 @@ function podsOf<R>(c: PolicyCaches, copy: CopyObj, task: "init" | "scan", now: n
     )
     .map((p: PodObj) => ({
       name: p.metadata.name,
-      createdAt: parseTime(p.metadata.creationTimestamp),
       attempt: Number(p.metadata.labels?.[Label.attempt] ?? "1"),
       result: agentResult<R>(p),
       stuck: stuckPending(p, now),
+      givenUp: now - (parseTime(p.metadata.creationTimestamp) ?? now) > PENDING_GIVE_UP_MS,
     }));
 }
 
