@@ -2,7 +2,7 @@
 // reconcile gathers the copy's facts (gather.ts), plans with policy/aging.ts and applies the plan with the shared
 // applier; prune takes restic's exclusive lock, so aux copies wait for a run (auxcopyjob).
 import { Pods } from "../../kube/resources.ts";
-import { type AgingPlan, planDataAging } from "../../policy/aging.ts";
+import { planDataAging } from "../../policy/aging.ts";
 import { watch } from "../../runtime/controller.ts";
 import type { Manager } from "../../runtime/manager.ts";
 import { done } from "../../runtime/result.ts";
@@ -62,11 +62,10 @@ export function registerDataAgingController(mgr: Manager, settings: ControllerSe
       if (!g) return done();
       const facts = { ...g.facts, retryBaseMs: settings.retryBaseMs };
       const plan = planDataAging(facts);
-      let final: AgingPlan = plan;
-      const result = await applier.apply(g.copy, plan, (rejected) => (final = planDataAging({ ...facts, rejected })), ctx.log);
-      if (final.rescan) await requestRescan(mgr, g.copy);
-      if (final.probe && g.library) probes?.request(g.copy.metadata.namespace as string, g.library.metadata.name, final.probe, t);
-      return result;
+      // A finished run's follow-ups come before its result is recorded: a failed request is retried with it.
+      if (plan.rescan) await requestRescan(mgr, g.copy);
+      if (plan.probe && g.library) probes?.request(g.copy.metadata.namespace as string, g.library.metadata.name, plan.probe, t);
+      return await applier.apply(g.copy, plan, (rejected) => planDataAging({ ...facts, rejected }), ctx.log);
     },
   });
 }
