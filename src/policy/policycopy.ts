@@ -234,7 +234,8 @@ function scanDueAt(f: CopyRepositoryFacts, requested: number | undefined): numbe
   const last = parseTime(f.copy.status?.lastScanTime);
   if (last === undefined) return 0;
   if (requested !== undefined && requested > last) return 0;
-  if (f.catalogChangedAt !== undefined && f.catalogChangedAt > last) return 0;
+  // Times are whole seconds: a change in the second of the last scan may have come after it, so that one scans again.
+  if (f.catalogChangedAt !== undefined && f.catalogChangedAt >= last) return 0;
   return last + f.scanIntervalMs;
 }
 
@@ -377,7 +378,7 @@ export function repositoryStep(
 /**
  * When Auxo last changed the copy's catalog: an aux copy run copied jobs to it or from it (AuxCopyJob history:
  * Copied entries whose copy is this one, or whose copy's source is), or a data aging run aged jobs on it. A scan is
- * due once this is after the last scan (scanDueAt), so status shows the change without waiting an interval.
+ * due once this is not before the last scan (scanDueAt), so status shows the change without waiting an interval.
  */
 export function catalogChangedAt(
   copy: string,

@@ -131,6 +131,8 @@ describe("scan rounds", () => {
   it("is due now when an aux copy or a data aging run changed the catalog after the last scan", () => {
     expect(repositoryStep(repo(copy(scanned), { catalogChangedAt: T - 6 * MIN }), undefined, T).pods ?? []).toEqual([]);
     expect(repositoryStep(repo(copy(scanned), { catalogChangedAt: T - MIN }), undefined, T).pods).toHaveLength(1);
+    // In the second of the last scan: it may have come after the scan read the catalog.
+    expect(repositoryStep(repo(copy(scanned), { catalogChangedAt: T - 5 * MIN }), undefined, T).pods).toHaveLength(1);
   });
 
   it("records the scan's counts, and removes the pod once status shows them", () => {
