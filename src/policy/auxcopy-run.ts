@@ -7,7 +7,7 @@ import { formatTime, parseTime } from "../kube/resources.ts";
 import type { AgentPodInput } from "../mediaagent/pod.ts";
 import { parseDuration } from "./duration.ts";
 import { boundedName } from "./names.ts";
-import type { Plan, PlannedEvent, ReadyPlan } from "./plan.ts";
+import type { MetricDelta, Plan, PlannedEvent, ReadyPlan } from "./plan.ts";
 import { type CopyPart, type PartEffects, planPart, type RunContext, type RunFacts, TERMINAL } from "./auxcopy.ts";
 
 export interface AuxCopyPlan extends Plan<AuxCopyJobStatus, AgentPodInput> {
@@ -102,37 +102,67 @@ function planParts(f: RunFacts): AuxCopyPlan {
   };
   for (const t of f.targets) ctx.parts.push(planPart(ctx, t));
   const overall = overallPhase(ctx.parts);
+  const end = endOf(ctx, overall);
+  const status = runStatus(ctx, overall, end.followUpJob);
+  return {
+    status,
+    ready: readyOf(status),
+    pods: fx.pods,
+    deletePods: fx.deletePods,
+    events: [...fx.events, ...runEvents(f, ctx.parts, overall), ...end.events],
+    metrics: [...fx.metrics, ...end.metrics],
+    probes: fx.probes,
+    rescans: fx.rescans,
+    followUp: end.followUp,
+    requeueAfterMs: fx.requeueAfterMs,
+  };
+}
+
+interface RunEnd {
+  followUpJob?: string;
+  followUp?: AuxCopyPlan["followUp"];
+  events: PlannedEvent[];
+  metrics: MetricDelta[];
+}
+
+/** At the end of a run: the follow-up for jobs beyond jobLimit, the run metric and the terminal event. */
+function endOf(ctx: RunContext, overall: { phase: string }): RunEnd {
+  const { f } = ctx;
+  const followUpJob = f.job.status.followUpJob;
+  if (!TERMINAL.has(overall.phase)) return { followUpJob, events: [], metrics: [] };
+  const events: PlannedEvent[] = [];
   const totals = totalsOf(ctx.parts);
-  const terminal = TERMINAL.has(overall.phase);
-  const events = [...fx.events, ...runEvents(f, ctx.parts, overall)];
   const more = ctx.parts.filter((p) => (p.jobsRemaining ?? 0) > 0).map((p) => p.name);
-  let followUpJob = st.followUpJob;
   let followUp: AuxCopyPlan["followUp"];
-  if (terminal && more.length > 0 && !followUpJob) {
+  if (more.length > 0 && !followUpJob) {
     // Beyond jobLimit: a follow-up run picks up the rest.
-    followUpJob = boundedName(followUpName(f.job.name), "");
-    followUp = { name: followUpJob, copies: more };
+    followUp = { name: boundedName(followUpName(f.job.name), ""), copies: more };
     events.push({
       type: "Normal",
       reason: "FollowUpCreated",
-      message: `${more.join(", ")}: jobs beyond jobLimit go to auxcopyjob ${followUpJob}`,
+      message: `${more.join(", ")}: jobs beyond jobLimit go to auxcopyjob ${followUp.name}`,
     });
   }
-  const metrics = [...fx.metrics];
-  if (terminal) {
-    metrics.push({
+  events.push({
+    type: overall.phase === "Completed" ? "Normal" : "Warning",
+    reason: overall.phase,
+    message: `copied ${totals.copied} of ${totals.selected} jobs`,
+  });
+  const metrics: MetricDelta[] = [
+    {
       metric: "auxCopyRuns",
       labels: { namespace: f.job.namespace, policy: ctx.policy.name, phase: overall.phase },
       value: (f.now - (parseTime(ctx.started) ?? f.now)) / 1000,
       once: `run/${f.job.uid}`,
-    });
-    events.push({
-      type: overall.phase === "Completed" ? "Normal" : "Warning",
-      reason: overall.phase,
-      message: `copied ${totals.copied} of ${totals.selected} jobs`,
-    });
-  }
-  const status: AuxCopyJobStatus = {
+    },
+  ];
+  return { followUpJob: followUp?.name ?? followUpJob, followUp, events, metrics };
+}
+
+function runStatus(ctx: RunContext, overall: { phase: string; reason?: string }, followUpJob: string | undefined): AuxCopyJobStatus {
+  const totals = totalsOf(ctx.parts);
+  const history = ctx.fx.history;
+  return {
     phase: overall.phase as AuxCopyJobStatus["phase"],
     reason: overall.reason,
     message:
@@ -141,26 +171,14 @@ function planParts(f: RunFacts): AuxCopyPlan {
         .map((p) => `${p.name}: ${p.message}`)
         .join("; ") || undefined,
     startTime: ctx.started,
-    completionTime: terminal ? formatTime(f.now) : undefined,
+    completionTime: TERMINAL.has(overall.phase) ? formatTime(ctx.f.now) : undefined,
     copies: ctx.parts,
     jobsSelected: totals.selected,
     jobsCopied: totals.copied,
     bytesCopied: totals.bytes,
     progress: `${totals.copied}/${totals.selected} jobs`,
     followUpJob,
-    history: fx.history.length ? fx.history.slice(-100) : undefined,
-  };
-  return {
-    status,
-    ready: readyOf(status),
-    pods: fx.pods,
-    deletePods: fx.deletePods,
-    events,
-    metrics,
-    probes: fx.probes,
-    rescans: fx.rescans,
-    followUp,
-    requeueAfterMs: fx.requeueAfterMs,
+    history: history.length ? history.slice(-100) : undefined,
   };
 }
 
