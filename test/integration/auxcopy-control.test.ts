@@ -13,6 +13,7 @@ import { registerControllers } from "../../src/controllers/index.ts";
 import { tagsFor } from "../../src/policy/catalog.ts";
 import type { Manager } from "../../src/runtime/manager.ts";
 import { installCrds } from "../harness/crds.ts";
+import { kstatus } from "../harness/kstatus.ts";
 import type { KubeRest, Obj } from "../harness/kube-rest.ts";
 import { sleep, waitFor } from "../harness/net.ts";
 import { testManager } from "../harness/operator-testing.ts";
@@ -309,4 +310,43 @@ describe("aux copy control", () => {
     expect(second.some((e) => e.reason === "OperationWindow")).toBe(false);
     for (const events of [first, second]) expect(events.map((e) => e.reason)).toEqual(expect.arrayContaining(["Started", "Completed"]));
   }, 180_000);
+
+  it("keeps Ready and kstatus with the phase: in progress while suspended or running, Current once Completed, Failed once killed", async () => {
+    const job = async (name: string) => kube.get(api("auxcopyjobs", name));
+    const verdict = (o: Obj) => kstatus(o as { metadata: Obj });
+    const condition = (o: Obj, type: string) => (o.status?.conditions ?? []).find((c: Obj) => c.type === type);
+    await kube.create(api("auxcopyjobs"), auxo("AuxCopyJob", "ready-1", { storagePolicy: "ctl", copies: ["second"], suspend: true }));
+    await acjStatus("ready-1", (s) => s.phase === "Suspended", "suspended");
+    const suspended = await job("ready-1");
+    expect(verdict(suspended)).toBe("InProgress");
+    expect(condition(suspended, "Ready")).toMatchObject({ status: "False", reason: "Suspended" });
+    expect(condition(suspended, "Reconciling")).toMatchObject({ status: "True", reason: "Suspended" });
+
+    await merge(api("auxcopyjobs", "ready-1"), { spec: { suspend: false } });
+    const seen: string[] = [];
+    const done = await waitFor(
+      "ready-1 to complete and be Current",
+      async () => {
+        const o = await job("ready-1");
+        seen.push(`${o.status?.phase}:${verdict(o)}`);
+        return finished(o.status ?? {}) && verdict(o) === "Current" ? o : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 100 },
+    );
+    expect(done.status.phase).toBe("Completed");
+    expect(condition(done, "Ready")).toMatchObject({ status: "True", reason: "Completed" });
+    // Never Current before it completed.
+    expect(seen.filter((s) => s.endsWith(":Current") && !s.startsWith("Completed:"))).toEqual([]);
+
+    await kube.create(api("auxcopyjobs"), auxo("AuxCopyJob", "ready-2", { storagePolicy: "ctl", copies: ["second"], suspend: true }));
+    await acjStatus("ready-2", (s) => s.phase === "Suspended", "suspended");
+    await merge(api("auxcopyjobs", "ready-2"), { spec: { cancel: true } });
+    const killed = await waitFor("ready-2 to be Failed for kstatus", async () => {
+      const o = await job("ready-2");
+      return verdict(o) === "Failed" ? o : undefined;
+    });
+    expect(killed.status).toMatchObject({ phase: "Killed", reason: "Cancelled" });
+    expect(condition(killed, "Ready")).toMatchObject({ status: "False", reason: "Cancelled" });
+    expect(condition(killed, "Stalled")).toMatchObject({ status: "True", reason: "Cancelled" });
+  }, 60_000);
 });
