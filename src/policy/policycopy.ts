@@ -377,7 +377,8 @@ export function repositoryStep(
 
 /**
  * When Auxo last changed the copy's catalog: an aux copy run copied jobs to it or from it (AuxCopyJob history:
- * Copied entries whose copy is this one, or whose copy's source is), or a data aging run aged jobs on it. A scan is
+ * Copied entries whose copy is this one, or whose copy's source is; a part that ended having copied jobs), or a data
+ * aging run aged jobs on it. A scan is
  * due once this is not before the last scan (scanDueAt), so status shows the change without waiting an interval.
  */
 export function catalogChangedAt(
@@ -393,6 +394,9 @@ export function catalogChangedAt(
     const sourceOf = new Map((j.status?.copies ?? []).map((p) => [p.name, p.source]));
     for (const h of j.status?.history ?? [])
       if (h.result === "Copied" && (h.copy === copy || sourceOf.get(h.copy) === copy)) later(parseTime(h.time));
+    // A part that ended having copied jobs: also those of a pod killed before it could name them.
+    for (const p of j.status?.copies ?? [])
+      if ((p.settledJobsCopied ?? 0) > 0 && (p.name === copy || p.source === copy)) later(parseTime(p.completionTime));
   }
   if ((aging?.lastAgedJobs ?? 0) > 0) later(parseTime(aging?.lastRunTime));
   return latest;

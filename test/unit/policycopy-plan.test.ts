@@ -199,6 +199,13 @@ describe("the catalog changed", () => {
       catalogChangedAt("offsite", [job([{ jobId: "j1", copy: "offsite", result: "Failed", time: iso(T) }])], undefined),
     ).toBeUndefined();
   });
+  it("when a part ended having copied jobs (a killed pod names none)", () => {
+    const part = { name: "offsite", source: "primary", settledJobsCopied: 2, completionTime: iso(T) };
+    expect(catalogChangedAt("offsite", [{ status: { copies: [part] } }], undefined)).toBe(T);
+    expect(catalogChangedAt("primary", [{ status: { copies: [part] } }], undefined)).toBe(T);
+    expect(catalogChangedAt("offsite", [{ status: { copies: [{ ...part, settledJobsCopied: 0 }] } }], undefined)).toBeUndefined();
+    expect(catalogChangedAt("offsite", [{ status: { copies: [{ ...part, completionTime: undefined }] } }], undefined)).toBeUndefined();
+  });
   it("when a data aging run aged jobs", () => {
     expect(catalogChangedAt("offsite", [], { lastRunTime: iso(T), lastAgedJobs: 2 })).toBe(T);
     expect(catalogChangedAt("offsite", [], { lastRunTime: iso(T), lastAgedJobs: 0 })).toBeUndefined();

@@ -1,6 +1,7 @@
 // Carrying out an AuxCopyJob plan: what the shared applier does (pods, status with Ready, events, metrics), and
-// around it what only this kind needs: probes of libraries a pod found unreachable, catalog rescans of copies that
-// changed, and the follow-up run for jobs beyond jobLimit (created before the status that names it).
+// around it what only this kind needs: probes of libraries a pod found unreachable, and the follow-up run for jobs
+// beyond jobLimit (created before the status that names it). Copies whose catalogs a run changed are scanned again by
+// the PolicyCopy controller, which watches AuxCopyJobs (their history).
 import { isConflict } from "../../kube/errors.ts";
 import { apiVersionOf } from "../../kube/resources.ts";
 import type { RunFacts } from "../../policy/auxcopy.ts";
@@ -12,7 +13,6 @@ import type { Result } from "../../runtime/result.ts";
 import { Label } from "../agent/labels.ts";
 import type { ProbeRequests } from "../agent/probes.ts";
 import type { Applier } from "../apply.ts";
-import { requestRescan } from "../rescan.ts";
 import { type AcjObj, AuxCopyJobs, type CopyObj } from "../resources.ts";
 
 export interface ApplyDeps {
@@ -25,11 +25,6 @@ export interface ApplyDeps {
 export async function applyAuxCopy(d: ApplyDeps, acj: AcjObj, facts: RunFacts, plan: AuxCopyPlan): Promise<Result> {
   const ns = facts.job.namespace;
   for (const p of plan.probes ?? []) d.probes?.request(ns, p.library, p.why, facts.now);
-  // The copy's catalog changed, and its source had new jobs: both statuses should show it now.
-  for (const name of new Set(plan.rescans)) {
-    const copy = d.copy(ns, name);
-    if (copy) await requestRescan(d.mgr, copy);
-  }
   if (plan.followUp) await createFollowUp(d.mgr, acj, plan.followUp);
   // A pod the API server refused is a fact: the plan decides again with it, and that status is written.
   let final = plan;

@@ -10,7 +10,6 @@ import { AGENT_PODS, Annotation, Label } from "../agent/labels.ts";
 import type { ProbeRequests } from "../agent/probes.ts";
 import type { PodObj } from "../agent/results.ts";
 import { Applier } from "../apply.ts";
-import { requestRescan } from "../rescan.ts";
 import { Libraries, type LibraryObj, PolicyCopies, type CopyObj, type PolicyObj, StoragePolicies } from "../resources.ts";
 import type { ControllerSettings } from "../settings.ts";
 import { gatherAging } from "./gather.ts";
@@ -63,7 +62,6 @@ export function registerDataAgingController(mgr: Manager, settings: ControllerSe
       const facts = { ...g.facts, retryBaseMs: settings.retryBaseMs };
       const plan = planDataAging(facts);
       // A finished run's follow-ups come before its result is recorded: a failed request is retried with it.
-      if (plan.rescan) await requestRescan(mgr, g.copy);
       if (plan.probe && g.library) probes?.request(g.copy.metadata.namespace as string, g.library.metadata.name, plan.probe, t);
       return await applier.apply(g.copy, plan, (rejected) => planDataAging({ ...facts, rejected }), ctx.log);
     },
