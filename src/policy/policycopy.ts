@@ -105,77 +105,89 @@ function agentPod(
   };
 }
 
+type InitFailure = { attempts: number; reason: string; message: string; lastAttemptTime: string };
+
+/**
+ * An ended init pod: a success records the repository's identity and location (writers check the ID before they
+ * write, and a later move of the copy is noticed); a failure is recorded first, and the pod goes only once status
+ * shows it (a stale cache must not retry early). Undefined: its attempt is in status, the pod can go.
+ */
+function initResultStep(
+  f: CopyRepositoryFacts,
+  fields: Fields,
+  location: string,
+  pod: AgentPodFact<InitResult>,
+  attempts: number,
+  now: number,
+): RepositoryStep | undefined {
+  const r = pod.result as NonNullable<AgentPodFact<InitResult>["result"]>;
+  if (r.ok)
+    return {
+      fields: {
+        ...fields,
+        repositoryReady: true,
+        initFailure: undefined,
+        repositoryId: typeof r.data.id === "string" && r.data.id ? r.data.id : undefined,
+        repositoryIdFound: undefined,
+        repositoryLocation: location,
+      },
+      problems: [],
+    };
+  const attempt = pod.attempt ?? 1;
+  if (attempt <= attempts) return undefined;
+  const reason = typeof r.data.kind === "string" && r.data.kind !== "Failed" ? r.data.kind : "RepositoryInitFailed";
+  const recorded = initFailure(f, attempt, reason, r.message, parseTime(r.at) ?? now);
+  return { fields: { ...fields, initFailure: recorded }, problems: [{ reason, message: recorded.message }] };
+}
+
+/** The next init attempt, once the back-off passed (and a deduplicating copy's source repository exists). */
+function initAttemptStep(f: CopyRepositoryFacts, fields: Fields, problems: Problem[], now: number, rejected: Rejected): RepositoryStep {
+  const failure = f.copy.status?.initFailure as InitFailure | undefined;
+  const attempts = failure?.attempts ?? 0;
+  if (failure) {
+    const retryAt = (parseTime(failure.lastAttemptTime) ?? 0) + probeBackoffMs(attempts, f.retryBaseMs);
+    if (retryAt > now) return { fields, problems, requeueMs: retryAt - now };
+  }
+  // A deduplicating copy takes the same chunker parameters as its source: only then do copies deduplicate.
+  if (f.dedupSource && (!f.dedupSource.ready || !f.dedupSource.access)) return { fields, problems };
+  const attempt = attempts + 1;
+  const name = podName(f.copy.metadata.name, "init", (f.copy.metadata.uid ?? "").slice(0, 8), String(attempt));
+  const pod = agentPod(f, "init", name, f.dedupSource?.access, { [Label.attempt]: String(attempt) });
+  const refused = rejected.find((r) => r.name === name);
+  // A refused pod counts as a failed attempt, so the next one backs off like any other.
+  if (refused)
+    return {
+      fields: { ...fields, initFailure: initFailure(f, attempt, "PodRejected", refused.message, now) },
+      problems: [{ reason: "PodRejected", message: refused.message }],
+      pods: [pod],
+    };
+  return { fields, problems, pods: [pod] };
+}
+
 /**
  * The repository is not initialised: the init pod's result, a pod that never starts, or the next attempt. A failed
  * init is retried with the library probe's back-off (30 s doubling to 30 min): a wrong password or a full disk gets
  * fixed by a person, and the next attempt finds out, without a storm of pods meanwhile.
  */
 function initStep(f: CopyRepositoryFacts, fields: Fields, location: string, now: number, rejected: Rejected): RepositoryStep {
-  const failure = f.copy.status?.initFailure as { attempts: number; reason: string; message: string; lastAttemptTime: string } | undefined;
+  const failure = f.copy.status?.initFailure as InitFailure | undefined;
   const attempts = failure?.attempts ?? 0;
   const problems: Problem[] = failure ? [{ reason: failure.reason, message: failure.message }] : [];
   const [pod] = f.initPods;
-  const deletePods: string[] = [];
   if (pod?.result) {
-    const r = pod.result;
-    const attempt = pod.attempt ?? 1;
-    if (r.ok)
-      // The pod is removed once status shows it. Its identity: writers check the ID before they write, and a later
-      // move of the copy is noticed.
-      return {
-        fields: {
-          ...fields,
-          repositoryReady: true,
-          initFailure: undefined,
-          repositoryId: typeof r.data.id === "string" && r.data.id ? r.data.id : undefined,
-          repositoryIdFound: undefined,
-          repositoryLocation: location,
-        },
-        problems: [],
-      };
-    if (attempt > attempts) {
-      // Record the attempt first; the pod goes only once status shows it (a stale cache must not retry early).
-      const reason = typeof r.data.kind === "string" && r.data.kind !== "Failed" ? r.data.kind : "RepositoryInitFailed";
-      const recorded = initFailure(f, attempt, reason, r.message, parseTime(r.at) ?? now);
-      return { fields: { ...fields, initFailure: recorded }, problems: [{ reason, message: recorded.message }] };
-    }
-    deletePods.push(pod.name);
-  } else if (pod) {
-    // Running, or never started: a pod that cannot start is reported, and after a while counts as a failed attempt.
-    if (pod.stuck && pod.givenUp)
-      return {
-        fields: { ...fields, initFailure: initFailure(f, attempts + 1, "PodNotScheduled", pod.stuck, now) },
-        problems: [{ reason: "PodNotScheduled", message: pod.stuck }],
-        deletePods: [pod.name],
-      };
-    return { fields, problems: pod.stuck ? [...problems, { reason: "PodNotScheduled", message: pod.stuck }] : problems };
+    const recorded = initResultStep(f, fields, location, pod, attempts, now);
+    if (recorded) return recorded;
+    return { ...initAttemptStep(f, fields, problems, now, rejected), deletePods: [pod.name] };
   }
-  if (failure) {
-    const retryAt = (parseTime(failure.lastAttemptTime) ?? 0) + probeBackoffMs(attempts, f.retryBaseMs);
-    if (retryAt > now) return { fields, problems, requeueMs: retryAt - now, deletePods };
-  }
-  // A deduplicating copy takes the same chunker parameters as its source: only then do copies deduplicate.
-  if (f.dedupSource && (!f.dedupSource.ready || !f.dedupSource.access)) return { fields, problems, deletePods };
-  const attempt = attempts + 1;
-  const pod2 = agentPod(
-    f,
-    "init",
-    podName(f.copy.metadata.name, "init", (f.copy.metadata.uid ?? "").slice(0, 8), String(attempt)),
-    f.dedupSource?.access,
-    {
-      [Label.attempt]: String(attempt),
-    },
-  );
-  const refused = rejected.find((r) => r.name === pod2.name);
-  // A refused pod counts as a failed attempt, so the next one backs off like any other.
-  if (refused)
+  if (!pod) return initAttemptStep(f, fields, problems, now, rejected);
+  // Running, or never started: a pod that cannot start is reported, and after a while counts as a failed attempt.
+  if (pod.stuck && pod.givenUp)
     return {
-      fields: { ...fields, initFailure: initFailure(f, attempt, "PodRejected", refused.message, now) },
-      problems: [{ reason: "PodRejected", message: refused.message }],
-      pods: [pod2],
-      deletePods,
+      fields: { ...fields, initFailure: initFailure(f, attempts + 1, "PodNotScheduled", pod.stuck, now) },
+      problems: [{ reason: "PodNotScheduled", message: pod.stuck }],
+      deletePods: [pod.name],
     };
-  return { fields, problems, pods: [pod2], deletePods };
+  return { fields, problems: pod.stuck ? [...problems, { reason: "PodNotScheduled", message: pod.stuck }] : problems };
 }
 
 /** A finished scan's counts, identity check and job metadata, as status shows them. */
@@ -301,6 +313,29 @@ function currentFields(st: PolicyCopyStatus): Fields {
   };
 }
 
+/** The library or path changed: the repository there is another one until an init pod has opened it again. */
+function movedStep(fields: Fields, from: string, location: string): RepositoryStep {
+  return {
+    fields: {
+      ...fields,
+      repositoryReady: false,
+      repositoryId: undefined,
+      repositoryIdFound: undefined,
+      repositoryLocation: undefined,
+      initFailure: undefined,
+    },
+    problems: [{ reason: "RepositoryMoved", message: `the repository location changed to ${location}; checking it again` }],
+    requeueMs: 1000,
+    events: [
+      {
+        type: "Normal",
+        reason: "RepositoryMoved",
+        message: `the repository moved from ${from} to ${location}; it is checked again before use`,
+      },
+    ],
+  };
+}
+
 /**
  * Whether the copy may use the repository at its location: the path stays in its namespace (unless allowed), no other
  * copy has it, it did not move, and it is the repository recorded. A refusal or a move is the whole step.
@@ -322,27 +357,7 @@ function repositoryIdentityStep(f: CopyRepositoryFacts, fields: Fields, location
   };
   const shared = repositoryConflict(me, f.claims);
   if (shared) return { fields: { ...fields, repositoryReady: false }, problems: [shared] };
-  if (st.repositoryLocation && st.repositoryLocation !== location)
-    // The library or path changed: the repository there is another one until an init pod has opened it again.
-    return {
-      fields: {
-        ...fields,
-        repositoryReady: false,
-        repositoryId: undefined,
-        repositoryIdFound: undefined,
-        repositoryLocation: undefined,
-        initFailure: undefined,
-      },
-      problems: [{ reason: "RepositoryMoved", message: `the repository location changed to ${location}; checking it again` }],
-      requeueMs: 1000,
-      events: [
-        {
-          type: "Normal",
-          reason: "RepositoryMoved",
-          message: `the repository moved from ${st.repositoryLocation} to ${location}; it is checked again before use`,
-        },
-      ],
-    };
+  if (st.repositoryLocation && st.repositoryLocation !== location) return movedStep(fields, st.repositoryLocation, location);
   if (st.repositoryIdFound && st.repositoryIdFound !== st.repositoryId)
     return {
       fields,
