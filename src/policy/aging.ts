@@ -28,8 +28,6 @@ export interface AgingFields {
 }
 
 export type AgingPlan = Plan<AgingFields, AgentPodInput> & {
-  /** The run aged jobs: the copy's catalog is to be read again. */
-  rescan?: boolean;
   /** The run could not reach the library: ask for its probe now, for this reason. */
   probe?: string;
 };
@@ -231,7 +229,7 @@ function runPodStep(a: Aging): AgingPlan | undefined {
   return undefined;
 }
 
-type Outcome = { status: Partial<AgingStatus>; events: PlannedEvent[]; metrics: MetricDelta[]; rescan?: boolean; probe?: string };
+type Outcome = { status: Partial<AgingStatus>; events: PlannedEvent[]; metrics: MetricDelta[]; probe?: string };
 
 /** A run that ended: its result goes to status (metrics and events once), then, on the next pass, the pod goes. */
 function runEnded(a: Aging, r: AgentOutcome<AgeResult>): AgingPlan {
@@ -253,13 +251,13 @@ function runEnded(a: Aging, r: AgentOutcome<AgeResult>): AgingPlan {
     events: o.events.map((e) => ({ ...e, once })),
     metrics: o.metrics.map((m) => ({ ...m, once })),
     requeueAfterMs: 1000,
-    ...(o.rescan ? { rescan: true } : {}),
     ...(o.probe ? { probe: o.probe } : {}),
   };
 }
 
 const runsMetric = (a: Aging, result: string): MetricDelta => ({ metric: "agingRuns", labels: { ...a.labels, result }, value: 1 });
 
+/** A run that aged jobs after the copy's last scan makes the copy controller read its catalog again (policycopy.ts). */
 function aged(a: Aging, r: AgentOutcome<AgeResult>): Outcome {
   const d = r.data;
   const n = d.aged ?? 0;
@@ -279,7 +277,6 @@ function aged(a: Aging, r: AgentOutcome<AgeResult>): Outcome {
       { metric: "reclaimedBytes", labels: a.labels, value: d.reclaimedBytes ?? 0 },
       runsMetric(a, "completed"),
     ],
-    rescan: n > 0, // its status shows the smaller catalog now
   };
 }
 

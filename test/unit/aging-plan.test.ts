@@ -196,7 +196,7 @@ describe("data aging: a run", () => {
     expect(planDataAging(dueFacts({ pods: [running] }, { ...s, phase: "Running" }))).toEqual({});
   });
 
-  it("that aged N jobs writes them to status, counts metrics and an event once, and asks for a rescan", () => {
+  it("that aged N jobs writes them to status, counts metrics and an event once", () => {
     const s = { ...dueStatus, runs: 4, phase: "Running", agedJobs: 10, preview: { at: "x", jobs: 2, bytes: 5, breakerWouldStop: false } };
     const pod = ended("offsite-age-4", { data: { aged: 2, agedBytes: 2048, reclaimedBytes: 1024 } });
     const plan = planDataAging(dueFacts({ pods: [pod] }, s));
@@ -219,7 +219,6 @@ describe("data aging: a run", () => {
       { metric: "reclaimedBytes", labels, value: 1024, once },
       { metric: "agingRuns", labels: { ...labels, result: "completed" }, value: 1, once },
     ]);
-    expect(plan.rescan).toBe(true);
     expect(plan.requeueAfterMs).toBe(1000);
     // Recorded: the pod goes, and the next run is planned.
     const after = planDataAging(dueFacts({ pods: [pod] }, { ...s, lastRunTime: iso(NOW - MIN), phase: "Idle" }));
@@ -236,7 +235,6 @@ describe("data aging: a run", () => {
     };
     const plan = planDataAging(f);
     expect(plan.status?.dataAging.message).toBe('aged 0 jobs, freed 0 bytes; held every job for "tape", which cannot be read now');
-    expect(plan.rescan).toBeUndefined();
   });
 
   it("stopped by the mass-deletion breaker is Stopped with a MassDeletion condition until a person confirms", () => {

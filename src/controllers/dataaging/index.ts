@@ -61,7 +61,7 @@ export function registerDataAgingController(mgr: Manager, settings: ControllerSe
       if (!g) return done();
       const facts = { ...g.facts, retryBaseMs: settings.retryBaseMs };
       const plan = planDataAging(facts);
-      // A finished run's follow-ups come before its result is recorded: a failed request is retried with it.
+      // A run that could not reach its library asks for the library's probe now.
       if (plan.probe && g.library) probes?.request(g.copy.metadata.namespace as string, g.library.metadata.name, plan.probe, t);
       return await applier.apply(g.copy, plan, (rejected) => planDataAging({ ...facts, rejected }), ctx.log);
     },
