@@ -13,8 +13,6 @@ import { type CopyPart, type PartEffects, planPart, type RunContext, type RunFac
 export interface AuxCopyPlan extends Plan<AuxCopyJobStatus, AgentPodInput> {
   /** Libraries to probe now. */
   probes?: { library: string; why: string }[];
-  /** Copies whose catalog to read now. */
-  rescans?: string[];
   /** A follow-up run to create (before the status that names it is written). */
   followUp?: { name: string; copies: string[] };
 }
@@ -87,7 +85,6 @@ function planParts(f: RunFacts): AuxCopyPlan {
     events: [],
     metrics: [],
     probes: [],
-    rescans: [],
     history: [...(st.history ?? [])],
     started: [],
   };
@@ -112,7 +109,6 @@ function planParts(f: RunFacts): AuxCopyPlan {
     events: [...fx.events, ...runEvents(f, ctx.parts, overall), ...end.events],
     metrics: [...fx.metrics, ...end.metrics],
     probes: fx.probes,
-    rescans: fx.rescans,
     followUp: end.followUp,
     requeueAfterMs: fx.requeueAfterMs,
   };

@@ -149,8 +149,6 @@ export interface PartEffects {
   metrics: MetricDelta[];
   /** Libraries to probe now (a pod found its storage unreachable). */
   probes: { library: string; why: string }[];
-  /** Copies whose catalog changed: read them now. */
-  rescans: string[];
   history: HistoryEntry[];
   /** Streams of pods this reconcile starts, by their libraries: the cache does not show them yet. */
   started: string[][];
@@ -339,8 +337,6 @@ function takeResult(ctx: RunContext, t: TargetFacts, prev: CopyPart, part: CopyP
     part.lagSeconds = d.lagSeconds;
     fx.metrics.push({ metric: "copyLag", labels, value: d.lagSeconds });
   }
-  // The copy's catalog changed, and its source had new jobs: both statuses should show it now, not at their next scan.
-  if (copiedNow > 0) fx.rescans.push(t.name, (t.copy as TargetCopy).source);
   if (d.selected !== undefined) part.jobsSelected = jobs + d.selected;
   // States as the pod's selection saw them, before it copied: what it copied is Available now.
   if (d.counts && r.ok) {

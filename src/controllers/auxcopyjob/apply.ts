@@ -13,13 +13,12 @@ import type { Result } from "../../runtime/result.ts";
 import { Label } from "../agent/labels.ts";
 import type { ProbeRequests } from "../agent/probes.ts";
 import type { Applier } from "../apply.ts";
-import { type AcjObj, AuxCopyJobs, type CopyObj } from "../resources.ts";
+import { type AcjObj, AuxCopyJobs } from "../resources.ts";
 
 export interface ApplyDeps {
   mgr: Manager;
   applier: Applier;
   probes?: ProbeRequests;
-  copy: (namespace: string, name: string) => CopyObj | undefined;
 }
 
 export async function applyAuxCopy(d: ApplyDeps, acj: AcjObj, facts: RunFacts, plan: AuxCopyPlan): Promise<Result> {

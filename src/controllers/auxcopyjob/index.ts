@@ -52,7 +52,7 @@ export function registerAuxCopyController(mgr: Manager, settings: ControllerSett
   const librariesOf = (ns: string | undefined, policy: string) =>
     new Set(copies.byIndex(COPIES_BY_POLICY, key(ns, policy)).map((x) => x.spec.library));
   const applier = new Applier(mgr, AuxCopyJobs, now);
-  const deps = { mgr, applier, probes, copy: (ns: string, name: string) => copies.get(ns, name) };
+  const deps = { mgr, applier, probes };
 
   mgr.addController({
     name: "auxcopyjob",
