@@ -3,7 +3,7 @@
 // it recovers.
 import { isDeepStrictEqual } from "node:util";
 import type { KubeObject, ResourceType } from "../kube/resources.ts";
-import { type Condition, getCondition, setCondition } from "../runtime/conditions.ts";
+import { type Condition, getCondition, setCondition } from "../policy/conditions.ts";
 import type { Manager } from "../runtime/manager.ts";
 import type { ReadyPlan } from "../policy/plan.ts";
 import { statusManager } from "./resources.ts";

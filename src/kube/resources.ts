@@ -61,17 +61,7 @@ export function splitKey(key: string): { namespace?: string; name: string } {
   return i < 0 ? { name: key } : { namespace: key.slice(0, i), name: key.slice(i + 1) };
 }
 
-/** Milliseconds since the epoch of an API timestamp (RFC 3339, with or without fractional seconds). */
-export function parseTime(value: string | undefined): number | undefined {
-  if (!value) return undefined;
-  const ms = Date.parse(value);
-  return Number.isNaN(ms) ? undefined : ms;
-}
-
-/** A metav1.Time: RFC 3339 in UTC, whole seconds. */
-export function formatTime(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
-}
+export { formatTime, parseTime } from "../policy/time.ts";
 
 /** A metav1.MicroTime: RFC 3339 in UTC with six fractional digits (Leases, events.k8s.io). */
 export function formatMicroTime(ms: number): string {

@@ -2,7 +2,7 @@
 // <task>`, non-root, read-only root filesystem, bounded resources, placement from the copy's mediaAgent settings,
 // owned by the resource it serves, credentials only from Secrets (env valueFrom or mounted files). The task's
 // non-secret parameters travel in one env var as JSON; the result comes back in the termination message.
-import { createHash } from "node:crypto";
+export { podName } from "../policy/names.ts";
 import type { OwnerReference } from "../kube/resources.ts";
 import type { RepositoryAccess } from "../policy/repository.ts";
 import type { AgentTask, AgingTask, CopyTaskPlan, DownstreamTask, TaskSpec } from "./protocol.ts";
@@ -36,19 +36,6 @@ export interface AgentPodInput {
   labels?: Record<string, string>;
   /** Annotations of the pod (names in full, where a label value may be shortened). */
   annotations?: Record<string, string>;
-}
-
-/** A pod name from parts: DNS-safe, at most 63 characters, with a hash when shortened. */
-export function podName(...parts: string[]): string {
-  const raw = parts
-    .join("-")
-    .toLowerCase()
-    .replace(/[^a-z0-9-]/g, "-")
-    .replace(/-+/g, "-")
-    .replace(/^-|-$/g, "");
-  if (raw.length <= 63) return raw;
-  const hash = createHash("sha256").update(raw).digest("hex").slice(0, 8);
-  return `${raw.slice(0, 54).replace(/-$/, "")}-${hash}`;
 }
 
 const RESTIC_CACHE_DIR = "/tmp/restic-cache";

@@ -188,3 +188,13 @@ export type TaskResults = {
 
 /** A result as the termination message holds it: the task's fields and its name. */
 export type ResultOf<T extends AgentTask> = TaskResults[T] & { task: T };
+
+/** A finished MediaAgent pod as the operator reads it: the result, or what the pod says of itself without one. */
+export interface AgentOutcome<D = Record<string, unknown>> {
+  ok: boolean;
+  message: string;
+  /** When the pod ended. */
+  at?: string;
+  /** The agent's result fields; empty when the agent wrote none (killed, crashed). */
+  data: Partial<D>;
+}

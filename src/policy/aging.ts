@@ -6,12 +6,13 @@
 // status before its pod starts, so a reconcile on a stale cache never starts a run twice. Pure: facts and a time in,
 // a plan out; the controller (src/controllers/dataaging/) gathers the facts and applies the plan.
 import type { PolicyCopyStatus } from "../api/v1alpha1/index.ts";
-import { Annotation, Label } from "../controllers/agent/labels.ts";
-import type { AgentOutcome } from "../controllers/agent/results.ts";
-import { formatTime, parseTime } from "../kube/resources.ts";
-import { type AgentPodInput, type AgingTask, podName } from "../mediaagent/pod.ts";
+import { Annotation, Label } from "./labels.ts";
+import type { AgentOutcome } from "../mediaagent/protocol.ts";
+import { formatTime, parseTime } from "./time.ts";
+import { podName } from "./names.ts";
+import type { AgentPodInput, AgingTask } from "../mediaagent/pod.ts";
 import type { AgeResult } from "../mediaagent/protocol.ts";
-import { type Condition, setCondition } from "../runtime/conditions.ts";
+import { type Condition, setCondition } from "./conditions.ts";
 import { labelValue } from "./names.ts";
 import type { MetricDelta, Plan, PlannedEvent } from "./plan.ts";
 import { probeBackoffMs } from "./probe.ts";

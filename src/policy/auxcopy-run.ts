@@ -3,7 +3,7 @@
 // run for jobs beyond jobLimit, the run metric, and Ready with kstatus' Reconciling and Stalled (docs/operations.md).
 // Pure: facts in, a plan out.
 import type { AuxCopyJobStatus } from "../api/v1alpha1/index.ts";
-import { formatTime, parseTime } from "../kube/resources.ts";
+import { formatTime, parseTime } from "./time.ts";
 import type { AgentPodInput } from "../mediaagent/pod.ts";
 import { parseDuration } from "./duration.ts";
 import { boundedName } from "./names.ts";

@@ -6,9 +6,11 @@
 // Attempts are counted in status and pod names carry the attempt and the pass, so a restarted operator neither loses
 // nor repeats one; jobs a killed attempt finished are on the target, and the next attempt skips them.
 import type { AuxCopyJobSpec, AuxCopyJobStatus } from "../api/v1alpha1/index.ts";
-import { Label } from "../controllers/agent/labels.ts";
-import { formatTime, parseTime, type OwnerReference } from "../kube/resources.ts";
-import { podName, type AgentPodInput, type PodPlacement } from "../mediaagent/pod.ts";
+import { Label } from "./labels.ts";
+import { formatTime, parseTime } from "./time.ts";
+import type { OwnerReference } from "../kube/resources.ts";
+import { podName } from "./names.ts";
+import type { AgentPodInput, PodPlacement } from "../mediaagent/pod.ts";
 import type { CopyResult } from "../mediaagent/protocol.ts";
 import { labelValue } from "./names.ts";
 import type { MetricDelta, PlannedEvent } from "./plan.ts";

@@ -3,8 +3,10 @@
 // at a time: every probeInterval while the library is healthy, with a back-off while it is down, and now when a
 // MediaAgent that could not reach it asked. Pure: the controller gathers the facts and applies the plan.
 import type { LibrarySpec, LibraryStatus } from "../api/v1alpha1/index.ts";
-import { formatTime, type OwnerReference, parseTime } from "../kube/resources.ts";
-import { type AgentPodInput, podName } from "../mediaagent/pod.ts";
+import { formatTime, parseTime } from "./time.ts";
+import type { OwnerReference } from "../kube/resources.ts";
+import { podName } from "./names.ts";
+import type { AgentPodInput } from "../mediaagent/pod.ts";
 import type { Plan } from "./plan.ts";
 import { nextProbeAt } from "./probe.ts";
 import {

@@ -18,3 +18,15 @@ export function boundedName(base: string, suffix: string, max = 253): string {
   const keep = max - suffix.length - 9;
   return `${base.slice(0, keep).replace(/[-.]+$/, "")}-${hash8(base)}${suffix}`;
 }
+
+/** A pod name from parts: DNS-safe, at most 63 characters, with a hash when shortened. */
+export function podName(...parts: string[]): string {
+  const raw = parts
+    .join("-")
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, "-")
+    .replace(/-+/g, "-")
+    .replace(/^-|-$/g, "");
+  if (raw.length <= 63) return raw;
+  return `${raw.slice(0, 54).replace(/-$/, "")}-${hash8(raw)}`;
+}

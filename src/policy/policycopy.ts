@@ -5,9 +5,11 @@
 // of jobs). Pods are named by round, and a finished pod is removed only once status shows its result, so a reconcile
 // on a stale cache never starts a second pod for the same work. Pure.
 import type { AuxCopyJobStatus, LibrarySpec, PolicyCopySpec, PolicyCopyStatus, Typed } from "../api/v1alpha1/index.ts";
-import { formatTime, type OwnerReference, parseTime } from "../kube/resources.ts";
-import { Label } from "../controllers/agent/labels.ts";
-import { type AgentPodInput, podName } from "../mediaagent/pod.ts";
+import { formatTime, parseTime } from "./time.ts";
+import type { OwnerReference } from "../kube/resources.ts";
+import { Label } from "./labels.ts";
+import { podName } from "./names.ts";
+import type { AgentPodInput } from "../mediaagent/pod.ts";
 import type { InitResult, ScanResult } from "../mediaagent/protocol.ts";
 import { recopyInFuture } from "./copyrules.ts";
 import type { Plan, PlannedEvent } from "./plan.ts";

@@ -2,9 +2,10 @@
 // force is the one status records (status.primaryCopy): a change of spec is a request, carried out only when its
 // preconditions hold. Pure.
 import type { StoragePolicyStatus } from "../api/v1alpha1/index.ts";
-import type { AgentOutcome } from "../controllers/agent/results.ts";
-import { formatTime, parseTime } from "../kube/resources.ts";
-import { type AgentPodInput, podName } from "../mediaagent/pod.ts";
+import type { AgentOutcome } from "../mediaagent/protocol.ts";
+import { formatTime, parseTime } from "./time.ts";
+import { podName } from "./names.ts";
+import type { AgentPodInput } from "../mediaagent/pod.ts";
 import type { PlanResult } from "../mediaagent/protocol.ts";
 import type { CatalogEntry } from "./catalog.ts";
 import type { PlannedEvent } from "./plan.ts";

@@ -2,7 +2,7 @@
 // precedence, with each copy's latest aux copy), the client Secret for restic clients (one stable handle on the
 // primary in force), and the automatic aux copy jobs (spec.auxCopySchedule) with their history. Pure.
 import type { AuxCopyJobStatus, LibrarySpec, StoragePolicySpec, StoragePolicyStatus } from "../api/v1alpha1/index.ts";
-import { formatTime, parseTime } from "../kube/resources.ts";
+import { formatTime, parseTime } from "./time.ts";
 import { parseDuration } from "./duration.ts";
 import { boundedName } from "./names.ts";
 import type { Plan, ReadyPlan } from "./plan.ts";

@@ -2,7 +2,7 @@
 // copy's repository when it is labelled with the copy as its target or source, or when the copy owns it. Only live
 // pods count (Pending or Running): an ended pod holds no lock.
 import { labelValue } from "../../policy/names.ts";
-import { Label } from "./labels.ts";
+import { Label } from "../../policy/labels.ts";
 import type { PodObj } from "./results.ts";
 import type { CopyObj } from "../resources.ts";
 

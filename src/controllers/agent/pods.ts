@@ -6,7 +6,7 @@ import { parseTime, Pods } from "../../kube/resources.ts";
 import type { Manager } from "../../runtime/manager.ts";
 import type { PodObj } from "./results.ts";
 
-export { Label } from "./labels.ts";
+export { Label } from "../../policy/labels.ts";
 export { podActive } from "./busy.ts";
 
 /** How long a pod may stay Pending before its owner says so, and before the attempt counts as failed. */

@@ -1,6 +1,9 @@
 // A finished MediaAgent pod's result, as the controllers read it: the agent's JSON termination message (typed by the
 // agent protocol), or what the pod says of itself when the agent died before it could write one.
 import type { KubeObject } from "../../kube/resources.ts";
+import type { AgentOutcome } from "../../mediaagent/protocol.ts";
+
+export type { AgentOutcome } from "../../mediaagent/protocol.ts";
 
 export interface PodObj extends KubeObject {
   status?: {
@@ -8,15 +11,6 @@ export interface PodObj extends KubeObject {
     conditions?: { type: string; status: string; reason?: string; message?: string }[];
     containerStatuses?: { state?: { terminated?: { exitCode: number; message?: string; finishedAt?: string } } }[];
   };
-}
-
-export interface AgentOutcome<D = Record<string, unknown>> {
-  ok: boolean;
-  message: string;
-  /** When the pod ended. */
-  at?: string;
-  /** The agent's result fields; empty when the agent wrote none (killed, crashed). */
-  data: Partial<D>;
 }
 
 /** A finished agent pod's result, or undefined while it runs. */

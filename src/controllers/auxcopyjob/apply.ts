@@ -10,7 +10,7 @@ import { labelValue } from "../../policy/names.ts";
 import type { Manager } from "../../runtime/manager.ts";
 import { controllerRef } from "../../runtime/objects.ts";
 import type { Result } from "../../runtime/result.ts";
-import { Label } from "../agent/labels.ts";
+import { Label } from "../../policy/labels.ts";
 import type { ProbeRequests } from "../agent/probes.ts";
 import type { Applier } from "../apply.ts";
 import { type AcjObj, AuxCopyJobs } from "../resources.ts";

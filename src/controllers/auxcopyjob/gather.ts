@@ -22,7 +22,7 @@ import type { Manager } from "../../runtime/manager.ts";
 import { controllerRef } from "../../runtime/objects.ts";
 import { copyAccess } from "../agent/access.ts";
 import { podActive, podsOnRepository, prunes, repositoryRefusal, taskOf } from "../agent/busy.ts";
-import { Label } from "../agent/labels.ts";
+import { Label } from "../../policy/labels.ts";
 import { endedAgentHosts, PENDING_GIVE_UP_MS, stuckPending } from "../agent/pods.ts";
 import { podProgress } from "../agent/progress.ts";
 import { agentResult, type PodObj } from "../agent/results.ts";

@@ -9,7 +9,7 @@ import { planAuxCopy } from "../../policy/auxcopy-run.ts";
 import { watch } from "../../runtime/controller.ts";
 import type { Manager } from "../../runtime/manager.ts";
 import { done } from "../../runtime/result.ts";
-import { AGENT_PODS } from "../agent/labels.ts";
+import { AGENT_PODS } from "../../policy/labels.ts";
 import type { ProbeRequests } from "../agent/probes.ts";
 import type { PodObj } from "../agent/results.ts";
 import { Applier } from "../apply.ts";

@@ -6,7 +6,7 @@ import { planDataAging } from "../../policy/aging.ts";
 import { watch } from "../../runtime/controller.ts";
 import type { Manager } from "../../runtime/manager.ts";
 import { done } from "../../runtime/result.ts";
-import { AGENT_PODS, Annotation, Label } from "../agent/labels.ts";
+import { AGENT_PODS, Annotation, Label } from "../../policy/labels.ts";
 import type { ProbeRequests } from "../agent/probes.ts";
 import type { PodObj } from "../agent/results.ts";
 import { Applier } from "../apply.ts";

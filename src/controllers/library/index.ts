@@ -5,7 +5,7 @@ import { librarySecretRefs, planLibrary } from "../../policy/library.ts";
 import { watch } from "../../runtime/controller.ts";
 import type { Manager } from "../../runtime/manager.ts";
 import { done } from "../../runtime/result.ts";
-import { agentPodsOf } from "../agent/labels.ts";
+import { agentPodsOf } from "../../policy/labels.ts";
 import type { ProbeRequests } from "../agent/probes.ts";
 import type { PodObj } from "../agent/results.ts";
 import { Applier } from "../apply.ts";

@@ -9,7 +9,7 @@ import { effectiveSource, precedences, secretKeys } from "../../policy/reference
 import { type RepositoryClaim, repositoryLocation } from "../../policy/repository.ts";
 import { controllerRef } from "../../runtime/objects.ts";
 import { copyAccess, copyRepositoryPath } from "../agent/access.ts";
-import { Annotation, Label } from "../agent/labels.ts";
+import { Annotation, Label } from "../../policy/labels.ts";
 import { PENDING_GIVE_UP_MS, stuckPending } from "../agent/pods.ts";
 import { agentResult, type PodObj } from "../agent/results.ts";
 import { type CopyObj, PolicyCopies, policyFacts } from "../resources.ts";

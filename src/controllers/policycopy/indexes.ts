@@ -5,7 +5,7 @@ import { Pods } from "../../kube/resources.ts";
 import { librarySecretRefs } from "../../policy/library.ts";
 import { clientSecretName } from "../../policy/storagepolicy.ts";
 import type { Manager } from "../../runtime/manager.ts";
-import { agentPodsOf } from "../agent/labels.ts";
+import { agentPodsOf } from "../../policy/labels.ts";
 import type { PodObj } from "../agent/results.ts";
 import type { AcjObj, CopyObj, LibraryObj, PolicyObj } from "../resources.ts";
 import { AuxCopyJobs, Libraries, PolicyCopies, StoragePolicies } from "../resources.ts";

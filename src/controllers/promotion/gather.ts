@@ -9,7 +9,7 @@ import { type CopyFacts, promotionDownstream } from "../../policy/references.ts"
 import { controllerRef } from "../../runtime/objects.ts";
 import { copyAccess } from "../agent/access.ts";
 import { taskOf } from "../agent/busy.ts";
-import { Label } from "../agent/labels.ts";
+import { Label } from "../../policy/labels.ts";
 import { agentResult, type PodObj } from "../agent/results.ts";
 import { type AcjObj, type CopyObj, type LibraryObj, policyFacts, type PolicyObj, StoragePolicies } from "../resources.ts";
 

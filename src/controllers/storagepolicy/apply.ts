@@ -7,7 +7,7 @@ import { slotName } from "../../policy/schedule.ts";
 import type { AutomaticPlan, ClientSecretDecision } from "../../policy/storagepolicy.ts";
 import type { Manager } from "../../runtime/manager.ts";
 import { controllerRef } from "../../runtime/objects.ts";
-import { Annotation, Label, MANAGED_BY } from "../agent/labels.ts";
+import { Annotation, Label, MANAGED_BY } from "../../policy/labels.ts";
 import { AuxCopyJobs, type PolicyObj, StoragePolicies, statusManager } from "../resources.ts";
 
 /** Writes the client Secret when the decision says so; a refusal is a problem of the policy (the same write would fail again). */

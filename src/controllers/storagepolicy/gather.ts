@@ -5,7 +5,7 @@ import type { NamedSecrets } from "../../kube/secrets.ts";
 import { librarySecretRefs } from "../../policy/library.ts";
 import type { CopyFacts } from "../../policy/references.ts";
 import { type AutoJob, type ClientSecretFacts, clientSecretName, type CopyView } from "../../policy/storagepolicy.ts";
-import { Label } from "../agent/labels.ts";
+import { Label } from "../../policy/labels.ts";
 import { copyRepositoryPath } from "../agent/access.ts";
 import type { AcjObj, CopyObj, LibraryObj, PolicyObj } from "../resources.ts";
 

@@ -1,6 +1,6 @@
 // Kubernetes conditions (metav1.Condition) as kstatus, Argo CD and Flux read them: lastTransitionTime changes only
 // when status changes, and every condition carries the generation it was computed for.
-import { formatTime } from "../kube/resources.ts";
+import { formatTime } from "./time.ts";
 
 export interface Condition {
   type: string;
