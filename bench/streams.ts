@@ -1,7 +1,7 @@
 // Streams: the same J jobs (M MiB of incompressible data each, every job its own subclient, so they are independent)
 // copied by one AuxCopyJob with `streams: 1` and then, to fresh targets, by one with `streams: 4`.
 //
-// What a stream is here (src/controllers/auxcopyjob.ts, src/policy/streams.ts): one MediaAgent copy pod. An
+// What a stream is here (src/policy/auxcopy.ts, src/policy/streams.ts): one MediaAgent copy pod. An
 // AuxCopyJob runs one copy pod per target copy at a time (one pass: it copies that copy's jobs one after another with
 // a single `restic copy`), and spec.streams caps how many of its copy pods run at once (library maxStreams too, default
 // 10). With a single target copy, 1 and 4 streams are the same thing, so the policy here has 4 synchronous secondary
