@@ -34,7 +34,6 @@ export type PolicyObj = Typed<StoragePolicySpec, StoragePolicyStatus>;
 export type CopyObj = Typed<PolicyCopySpec, PolicyCopyStatus>;
 export type SnapVaultObj = Typed<SnapVaultSpec, SnapVaultStatus>;
 export type AcjObj = Typed<AuxCopyJobSpec, AuxCopyJobStatus>;
-export type SecretObj = { metadata: { name: string; namespace?: string }; data?: Record<string, string> };
 
 /** The status field manager of the operator (one writer per status field). */
 export const statusManager = "auxo-operator";

@@ -29,8 +29,6 @@ export const isConflict = is(409);
 /** 410: the resourceVersion asked for is older than the server keeps; relist. */
 export const isGone = (err: unknown): boolean => is(410)(err) || (err instanceof ApiError && err.reason === "Expired");
 export const isTooManyRequests = is(429);
-export const isForbidden = is(403);
-export const isAlreadyExists = (err: unknown): boolean => isConflict(err) && (err as ApiError).reason === "AlreadyExists";
 
 /**
  * The API server refused the object itself (invalid, forbidden by admission, RBAC or a quota): sending it again

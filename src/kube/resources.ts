@@ -48,7 +48,6 @@ export const Pods = core("pods", "Pod");
 export const ConfigMaps = core("configmaps", "ConfigMap");
 export const Secrets = core("secrets", "Secret");
 export const Events = core("events", "Event");
-export const Namespaces = core("namespaces", "Namespace", false);
 export const Leases: ResourceType = { group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease", namespaced: true };
 
 /** `namespace/name` (or `name` for cluster-scoped objects): the key of work queues and caches. */

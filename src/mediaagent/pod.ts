@@ -3,7 +3,7 @@
 // owned by the resource it serves, credentials only from Secrets (env valueFrom or mounted files). The task's
 // non-secret parameters travel in one env var as JSON; the result comes back in the termination message.
 export { podName } from "../policy/names.ts";
-import type { OwnerReference } from "../kube/resources.ts";
+import type { KubeObject, OwnerReference } from "../kube/resources.ts";
 import type { RepositoryAccess } from "../policy/repository.ts";
 import type { AgentTask, AgingTask, CopyTaskPlan, DownstreamTask, TaskSpec } from "./protocol.ts";
 
@@ -65,7 +65,7 @@ function taskSpecOf(i: AgentPodInput): TaskSpec {
   return spec;
 }
 
-export function buildAgentPod(i: AgentPodInput): Record<string, unknown> {
+export function buildAgentPod(i: AgentPodInput): KubeObject {
   const spec = taskSpecOf(i);
   // Unreachable downstream copies are not mounted: nothing reads them.
   const accesses = [i.target, ...(i.source ? [i.source] : []), ...(i.downstream ?? []).filter((d) => !d.unreachable).map((d) => d.access)];

@@ -2,7 +2,7 @@
 // has its say. CEL rules (x-kubernetes-validations) are the API server's alone.
 import { Ajv, type ErrorObject } from "ajv";
 import addFormats from "ajv-formats";
-import { type KindDefinition, kinds } from "./index.ts";
+import { kinds } from "./index.ts";
 
 const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: false });
 (addFormats as unknown as (a: Ajv) => void)(ajv);
@@ -27,4 +27,3 @@ export function validateSpec(kind: string, spec: unknown): ValidationProblem[] {
   }));
 }
 
-export const kindByName = (kind: string): KindDefinition | undefined => kinds.find((k) => k.kind === kind);

@@ -2,7 +2,7 @@
 // loop, seeing a pod that never starts, and which Auxo pods have ended (their restic locks are
 // provably dead: a pod's hostname is its name, and Auxo's pod names are deterministic).
 import { isConflict, isRejected, type ApiError } from "../../kube/errors.ts";
-import { parseTime, Pods } from "../../kube/resources.ts";
+import { type KubeObject, parseTime, Pods } from "../../kube/resources.ts";
 import type { Manager } from "../../runtime/manager.ts";
 import type { PodObj } from "./results.ts";
 
@@ -22,9 +22,9 @@ export type CreateOutcome = { created: true } | { created: false; message: strin
  * refuses as such (invalid resources, Pod Security admission, a quota, an unknown priority class) comes back as the
  * server's message, for the owner's condition and event; other errors throw and are retried with back-off.
  */
-export async function createAgentPod(mgr: Manager, pod: Record<string, unknown>): Promise<CreateOutcome> {
+export async function createAgentPod(mgr: Manager, pod: KubeObject): Promise<CreateOutcome> {
   try {
-    await mgr.client.create(Pods, pod as never);
+    await mgr.client.create(Pods, pod);
     return { created: true };
   } catch (err) {
     if (isConflict(err)) return { created: true };

@@ -2,7 +2,6 @@
 // around it what only this kind needs: probes of libraries a pod found unreachable, and the follow-up run for jobs
 // beyond jobLimit (created before the status that names it). Copies whose catalogs a run changed are scanned again by
 // the PolicyCopy controller, which watches AuxCopyJobs (their history).
-import { isConflict } from "../../kube/errors.ts";
 import { apiVersionOf } from "../../kube/resources.ts";
 import type { RunFacts } from "../../policy/auxcopy.ts";
 import { type AuxCopyPlan, planAuxCopy } from "../../policy/auxcopy-run.ts";
@@ -38,19 +37,15 @@ export async function applyAuxCopy(d: ApplyDeps, acj: AcjObj, facts: RunFacts, p
  * to the run it follows, so that it is found from that run.
  */
 async function createFollowUp(mgr: Manager, acj: AcjObj, f: NonNullable<AuxCopyPlan["followUp"]>): Promise<void> {
-  await mgr.client
-    .create(AuxCopyJobs, {
-      apiVersion: apiVersionOf(AuxCopyJobs),
-      kind: AuxCopyJobs.kind,
-      metadata: {
-        name: f.name,
-        namespace: acj.metadata.namespace,
-        labels: { ...acj.metadata.labels, [Label.follows]: labelValue(acj.metadata.name) },
-        ownerReferences: [{ ...controllerRef(acj, AuxCopyJobs), controller: false, blockOwnerDeletion: false }],
-      },
-      spec: { ...acj.spec, copies: f.copies, suspend: false },
-    } as never)
-    .catch((err: unknown) => {
-      if (!isConflict(err)) throw err;
-    });
+  await mgr.client.createIfAbsent(AuxCopyJobs, {
+    apiVersion: apiVersionOf(AuxCopyJobs),
+    kind: AuxCopyJobs.kind,
+    metadata: {
+      name: f.name,
+      namespace: acj.metadata.namespace,
+      labels: { ...acj.metadata.labels, [Label.follows]: labelValue(acj.metadata.name) },
+      ownerReferences: [{ ...controllerRef(acj, AuxCopyJobs), controller: false, blockOwnerDeletion: false }],
+    },
+    spec: { ...acj.spec, copies: f.copies, suspend: false },
+  });
 }
