@@ -8,6 +8,7 @@ import { buildAgentPod, type AgentPodInput } from "../mediaagent/pod.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import type { MetricDelta, Plan } from "../policy/plan.ts";
 import type { Manager } from "../runtime/manager.ts";
+import { currentReconcileLog } from "../runtime/controller.ts";
 import { done, requeueAfter, type Result } from "../runtime/result.ts";
 import { Pods } from "../kube/resources.ts";
 import { createAgentPod } from "./agent/pods.ts";
@@ -50,12 +51,12 @@ export class Applier {
     this.manager = manager;
   }
 
-  /** Carries out `plan` for `obj`; returns the reconcile result (its requeue). Decisions are logged at debug on `log`. */
+  /** Carries out `plan` for `obj`; returns the reconcile result (its requeue). Decisions are logged at debug on `log` (by default the reconcile's own logger). */
   async apply(
     obj: Obj,
     plan: Plan<object, AgentPodInput>,
     replan?: (rejected: RejectedPod[]) => Plan<object, AgentPodInput>,
-    log: Logger = this.mgr.log,
+    log: Logger = currentReconcileLog() ?? this.mgr.log,
   ): Promise<Result> {
     const ns = obj.metadata.namespace;
     for (const name of plan.deletePods ?? []) await this.mgr.client.deleteIfExists(Pods, ns, name);

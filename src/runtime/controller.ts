@@ -1,6 +1,7 @@
 // A controller: watches (its own kind, the objects it owns, related objects) map to keys on a work queue; workers
 // take keys and call reconcile, which reads the latest state from the caches. Level-based: what triggered a
 // reconcile does not matter, only the current state does.
+import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { Informer } from "../kube/informer.ts";
@@ -60,6 +61,10 @@ export interface ControllerOptions<T extends KubeObject = KubeObject> {
   baseDelayMs?: number;
   maxDelayMs?: number;
 }
+
+/** The logger of the reconcile in progress (with its controller, object and reconcile ID), for code it calls. */
+const reconcileLog = new AsyncLocalStorage<Logger>();
+export const currentReconcileLog = (): Logger | undefined => reconcileLog.getStore();
 
 export class Controller<T extends KubeObject = KubeObject> {
   readonly name: string;
@@ -142,7 +147,7 @@ export class Controller<T extends KubeObject = KubeObject> {
     const started = performance.now();
     const c = { controller: this.name };
     try {
-      const result = await this.opts.reconcile(req, { log, reconcileId });
+      const result = await reconcileLog.run(log, () => this.opts.reconcile(req, { log, reconcileId }));
       this.queue.forget(key);
       if (result.requeueAfterMs !== undefined && result.requeueAfterMs > 0) {
         this.metrics?.reconcileTotal.inc({ ...c, result: "requeue_after" });
