@@ -26,4 +26,3 @@ export function validateSpec(kind: string, spec: unknown): ValidationProblem[] {
         : (e.message ?? "invalid"),
   }));
 }
-
