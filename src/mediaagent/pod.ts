@@ -4,6 +4,7 @@
 // non-secret parameters travel in one env var as JSON; the result comes back in the termination message.
 export { podName } from "../policy/names.ts";
 import type { KubeObject, OwnerReference } from "../kube/resources.ts";
+import { Label, MANAGED_BY } from "../policy/labels.ts";
 import type { RepositoryAccess } from "../policy/repository.ts";
 import type { AgentTask, AgingTask, CopyTaskPlan, DownstreamTask, TaskSpec } from "./protocol.ts";
 
@@ -89,8 +90,8 @@ export function buildAgentPod(i: AgentPodInput): KubeObject {
       labels: {
         "app.kubernetes.io/name": "auxo",
         "app.kubernetes.io/component": "mediaagent",
-        "app.kubernetes.io/managed-by": "auxo",
-        "auxo.dev/task": i.task,
+        [Label.managedBy]: MANAGED_BY,
+        [Label.task]: i.task,
         ...i.labels,
       },
       ...(i.annotations ? { annotations: i.annotations } : {}),
