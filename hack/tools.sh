@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds or reuses every pinned tool Auxo's tests and `make run` need, in a version-stamped cache outside the repo.
 #
-#   hack/tools.sh [all|node|kubernetes|etcd|restic|versitygw|helm|env]
+#   hack/tools.sh [all|node|kubernetes|etcd|restic|versitygw|helm|snapshotter|provisioner|csi-spec|env]
 #
 # Safe to re-run: each tool is built into a scratch folder and moved into place only when complete, so an
 # interrupted run leaves nothing that looks finished. `env` prints the tool paths as shell assignments.
@@ -13,6 +13,9 @@ ETCD_VERSION=v3.6.16          # go.etcd.io/etcd/server/v3
 RESTIC_VERSION=v0.18.1        # github.com/restic/restic
 VERSITYGW_VERSION=v1.8.0      # github.com/versity/versitygw (S3 gateway over a POSIX folder)
 HELM_VERSION=v3.22.0          # helm.sh/helm/v3 (chart lint, template and install tests)
+SNAPSHOTTER_VERSION=v8.7.0    # github.com/kubernetes-csi/external-snapshotter/v8 (snapshot-controller, csi-snapshotter; CRDs from client/v8)
+PROVISIONER_VERSION=v6.4.0    # github.com/kubernetes-csi/external-provisioner/v6 (csi-provisioner)
+CSI_SPEC_VERSION=v1.13.0      # github.com/container-storage-interface/spec (csi.proto, served by the test world's CSI driver)
 
 CACHE="${AUXO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/auxo}"
 TOOLS="$CACHE/tools"
@@ -25,6 +28,9 @@ etcd_dir() { echo "$TOOLS/etcd-$ETCD_VERSION"; }
 restic_dir() { echo "$TOOLS/restic-$RESTIC_VERSION"; }
 versitygw_dir() { echo "$TOOLS/versitygw-$VERSITYGW_VERSION"; }
 helm_dir() { echo "$TOOLS/helm-$HELM_VERSION"; }
+snapshotter_dir() { echo "$TOOLS/external-snapshotter-$SNAPSHOTTER_VERSION"; }
+provisioner_dir() { echo "$TOOLS/external-provisioner-$PROVISIONER_VERSION"; }
+csi_spec_dir() { echo "$TOOLS/csi-spec-$CSI_SPEC_VERSION"; }
 
 # finish <scratch> <final>: atomically publish a completed tool folder.
 finish() { rm -rf "$2"; mv "$1" "$2"; log "ready: $2"; }
@@ -150,6 +156,82 @@ build_helm() {
   finish "$tmp" "$out"
 }
 
+# module_dir <module@version>: the module's unpacked source in Go's module cache (downloaded if needed).
+module_dir() { go mod download -json "$1" | python3 -c 'import json,sys;print(json.load(sys.stdin)["Dir"])'; }
+
+# copy_pins <upstream module@version>: into the wrapper module in the current folder, copy upstream's go and
+# godebug lines and every replace that names a published version (local ./ paths are not in the module zip).
+copy_pins() {
+  local gomod; gomod="$(go mod download -json "$1" | python3 -c 'import json,sys;print(json.load(sys.stdin)["GoMod"])')"
+  local line
+  while read -r line; do [ -n "$line" ] && go mod edit "$line"; done < <(go mod edit -json "$gomod" | python3 -c 'import json,sys
+d=json.load(sys.stdin)
+print("-go=" + d["Go"])
+for g in d.get("Godebug") or []: print("-godebug=%s=%s" % (g["Key"], g["Value"]))
+for r in d.get("Replace") or []:
+    if r["New"].get("Version"): print("-replace=%s=%s@%s" % (r["Old"]["Path"], r["New"]["Path"], r["New"]["Version"]))')
+}
+
+# build_csi_sidecars <name> <version> <out> <upstream module@version> <extra require>... -- <binary=package>...
+# Like build_wrapped, with upstream's pins copied, and each binary's version string set as upstream's Makefile does.
+build_csi_sidecars() {
+  local name="$1" version="$2" out="$3" upstream="$4"; shift 4
+  local src="$CACHE/src/$name-$version"
+  rm -rf "$src"; mkdir -p "$src"; cd "$src"
+  go mod init "local.test/auxo-$name" >/dev/null 2>&1
+  go mod edit -require="$upstream"
+  while [ "$1" != "--" ]; do go mod edit -require="$1"; shift; done; shift
+  copy_pins "$upstream"
+  local pair
+  for pair in "$@"; do go mod edit -tool="${pair#*=}"; done
+  go mod tidy
+  mkdir -p "$out/bin"
+  for pair in "$@"; do go build -trimpath -ldflags "-s -w -X main.version=$version" -o "$out/bin/${pair%%=*}" "${pair#*=}"; done
+}
+
+build_snapshotter() {
+  local out; out="$(snapshotter_dir)"
+  [ -x "$out/bin/snapshot-controller" ] && [ -x "$out/bin/csi-snapshotter" ] && [ -d "$out/crd" ] && return 0
+  local tmp; tmp="$(scratch snapshotter)"
+  log "building snapshot-controller and csi-snapshotter $SNAPSHOTTER_VERSION"
+  local mod=github.com/kubernetes-csi/external-snapshotter
+  build_csi_sidecars external-snapshotter "$SNAPSHOTTER_VERSION" "$tmp" "$mod/v8@$SNAPSHOTTER_VERSION" "$mod/client/v8@$SNAPSHOTTER_VERSION" -- \
+    snapshot-controller=$mod/v8/cmd/snapshot-controller csi-snapshotter=$mod/v8/cmd/csi-snapshotter
+  # The six CRDs (snapshot-controller waits for the group snapshot ones too) and upstream's RBAC, as published.
+  local client main; client="$(module_dir "$mod/client/v8@$SNAPSHOTTER_VERSION")"; main="$(module_dir "$mod/v8@$SNAPSHOTTER_VERSION")"
+  mkdir -p "$tmp/crd" "$tmp/rbac"
+  cp "$client"/config/crd/*storage.k8s.io_*.yaml "$tmp/crd/"
+  cp "$main/deploy/kubernetes/snapshot-controller/rbac-snapshot-controller.yaml" "$main/deploy/kubernetes/csi-snapshotter/rbac-csi-snapshotter.yaml" "$tmp/rbac/"
+  chmod -R u+w "$tmp"
+  [ "$(ls "$tmp/crd" | wc -l)" -eq 6 ]
+  "$tmp/bin/csi-snapshotter" --version | grep -q "$SNAPSHOTTER_VERSION"
+  finish "$tmp" "$out"
+}
+
+build_provisioner() {
+  local out; out="$(provisioner_dir)"
+  [ -x "$out/bin/csi-provisioner" ] && return 0
+  local tmp; tmp="$(scratch provisioner)"
+  log "building csi-provisioner $PROVISIONER_VERSION"
+  local mod=github.com/kubernetes-csi/external-provisioner/v6
+  build_csi_sidecars external-provisioner "$PROVISIONER_VERSION" "$tmp" "$mod@$PROVISIONER_VERSION" -- csi-provisioner=$mod/cmd/csi-provisioner
+  mkdir -p "$tmp/rbac"
+  cp "$(module_dir "$mod@$PROVISIONER_VERSION")/deploy/kubernetes/rbac.yaml" "$tmp/rbac/rbac-csi-provisioner.yaml"
+  chmod -R u+w "$tmp"
+  "$tmp/bin/csi-provisioner" --version | grep -q "$PROVISIONER_VERSION"
+  finish "$tmp" "$out"
+}
+
+fetch_csi_spec() {
+  local out; out="$(csi_spec_dir)"
+  [ -f "$out/csi.proto" ] && return 0
+  local tmp; tmp="$(scratch csi-spec)"
+  log "fetching csi.proto $CSI_SPEC_VERSION"
+  cp "$(module_dir "github.com/container-storage-interface/spec@$CSI_SPEC_VERSION")/csi.proto" "$tmp/csi.proto"
+  chmod u+w "$tmp/csi.proto"
+  finish "$tmp" "$out"
+}
+
 print_env() {
   # Tool locations for the TypeScript harness (read as env vars, see test/harness/tools.ts).
   echo "AUXO_KUBE_APISERVER=$(k8s_dir)/bin/kube-apiserver"
@@ -158,6 +240,13 @@ print_env() {
   echo "AUXO_RESTIC=$(restic_dir)/bin/restic"
   echo "AUXO_VERSITYGW=$(versitygw_dir)/bin/versitygw"
   echo "AUXO_HELM=$(helm_dir)/bin/helm"
+  echo "AUXO_SNAPSHOT_CONTROLLER=$(snapshotter_dir)/bin/snapshot-controller"
+  echo "AUXO_CSI_SNAPSHOTTER=$(snapshotter_dir)/bin/csi-snapshotter"
+  echo "AUXO_SNAPSHOT_CRDS=$(snapshotter_dir)/crd"
+  echo "AUXO_SNAPSHOTTER_RBAC=$(snapshotter_dir)/rbac"
+  echo "AUXO_CSI_PROVISIONER=$(provisioner_dir)/bin/csi-provisioner"
+  echo "AUXO_PROVISIONER_RBAC=$(provisioner_dir)/rbac"
+  echo "AUXO_CSI_PROTO=$(csi_spec_dir)/csi.proto"
   if need_node; then echo "AUXO_NODE_BIN=$(node_dir)/bin"; else echo "AUXO_NODE_BIN=$(dirname "$(command -v node)")"; fi
 }
 
@@ -169,10 +258,14 @@ case "$what" in
   restic) build_restic ;;
   versitygw) build_versitygw ;;
   helm) build_helm ;;
+  snapshotter) build_snapshotter ;;
+  provisioner) build_provisioner ;;
+  csi-spec) fetch_csi_spec ;;
   all)
     if need_node; then build_node; fi
-    # Smallest first, so a developer gets restic and the S3 server before the long Kubernetes build.
-    ( build_restic ); ( build_versitygw ); ( build_etcd ); ( build_helm ); ( build_kubernetes ) ;;
+    # Smallest first, so a developer gets restic and the S3 server before the long Kubernetes builds.
+    ( build_restic ); ( build_versitygw ); ( build_etcd ); ( build_helm ); ( fetch_csi_spec ); ( build_kubernetes )
+    ( build_snapshotter ); ( build_provisioner ) ;;
   env) print_env ;;
-  *) echo "usage: $0 [all|node|kubernetes|etcd|restic|versitygw|helm|env]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|node|kubernetes|etcd|restic|versitygw|helm|snapshotter|provisioner|csi-spec|env]" >&2; exit 2 ;;
 esac

@@ -16,6 +16,15 @@ export interface Tools {
   versitygw: string;
   helm: string;
   nodeBin: string;
+  snapshotController: string;
+  csiSnapshotter: string;
+  csiProvisioner: string;
+  /** The six snapshot CRDs (external-snapshotter client/v8 config/crd). */
+  snapshotCrds: string;
+  /** Upstream RBAC of snapshot-controller and csi-snapshotter; of csi-provisioner. */
+  snapshotterRbac: string;
+  provisionerRbac: string;
+  csiProto: string;
 }
 
 let cached: Tools | undefined;
@@ -42,6 +51,13 @@ export function tools(): Tools {
     versitygw: pick("AUXO_VERSITYGW"),
     helm: pick("AUXO_HELM"),
     nodeBin: pick("AUXO_NODE_BIN"),
+    snapshotController: pick("AUXO_SNAPSHOT_CONTROLLER"),
+    csiSnapshotter: pick("AUXO_CSI_SNAPSHOTTER"),
+    csiProvisioner: pick("AUXO_CSI_PROVISIONER"),
+    snapshotCrds: pick("AUXO_SNAPSHOT_CRDS"),
+    snapshotterRbac: pick("AUXO_SNAPSHOTTER_RBAC"),
+    provisionerRbac: pick("AUXO_PROVISIONER_RBAC"),
+    csiProto: pick("AUXO_CSI_PROTO"),
   };
   for (const [name, file] of Object.entries(t)) {
     if (name !== "nodeBin" && !existsSync(file)) {
