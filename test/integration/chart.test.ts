@@ -216,6 +216,14 @@ describe("RBAC of the chart's service accounts", () => {
     for (const verb of ["get", "list", "watch", "create", "patch"])
       expect(await can(operator, { verb, resource: "secrets", namespace: tenantB }), `secrets ${verb}`).toBe(true);
     expect(await can(operator, { verb: "create", resource: "events", namespace: tenantA })).toBe(true);
+    // Snapshot work: cut VolumeSnapshots, restore claims from them, delete both afterwards.
+    for (const verb of ["list", "watch", "create", "delete"]) {
+      expect(await can(operator, { verb, group: "snapshot.storage.k8s.io", resource: "volumesnapshots", namespace: tenantA }), verb).toBe(
+        true,
+      );
+      expect(await can(operator, { verb, resource: "persistentvolumeclaims", namespace: tenantA }), verb).toBe(true);
+    }
+    expect(await can(operator, { verb: "list", group: "snapshot.storage.k8s.io", resource: "volumesnapshotclasses" })).toBe(true);
     expect(await can(operator, { verb: "update", group: "coordination.k8s.io", resource: "leases", namespace: release })).toBe(true);
   });
 
@@ -236,7 +244,15 @@ describe("RBAC of the chart's service accounts", () => {
     expect(await can(operator, { verb: "delete", resource: "secrets", namespace: tenantA })).toBe(false);
     expect(await can(operator, { verb: "update", group: "auxo.dev", resource: "libraries", namespace: tenantA })).toBe(false);
     expect(await can(operator, { verb: "delete", group: "auxo.dev", resource: "policycopies", namespace: tenantA })).toBe(false);
-    expect(await can(operator, { verb: "list", group: "snapshot.storage.k8s.io", resource: "volumesnapshots" })).toBe(false);
+    // Snapshots other tools made are never changed; contents and volumes belong to the snapshot controller and
+    // the provisioner.
+    for (const verb of ["update", "patch"])
+      expect(await can(operator, { verb, group: "snapshot.storage.k8s.io", resource: "volumesnapshots", namespace: tenantA }), verb).toBe(
+        false,
+      );
+    expect(await can(operator, { verb: "list", group: "snapshot.storage.k8s.io", resource: "volumesnapshotcontents" })).toBe(false);
+    expect(await can(operator, { verb: "delete", resource: "persistentvolumes" })).toBe(false);
+    expect(await can(operator, { verb: "update", resource: "persistentvolumeclaims", namespace: tenantA })).toBe(false);
     // Not even a binding to the role a MediaAgent once had: RBAC refuses every escalation.
     await expect(
       operator.create(`/apis/rbac.authorization.k8s.io/v1/namespaces/${tenantA}/rolebindings`, {
