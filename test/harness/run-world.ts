@@ -101,11 +101,10 @@ async function applyDemo(w: World, info: WorldInfo): Promise<void> {
       s3: { endpoint: info.s3.endpoint, bucket: "auxo-demo", region: info.s3.region, credentialsSecret: { name: "local-s3-credentials" } },
     },
   });
-  execFileSync(
-    "kubectl",
-    [`--kubeconfig=${info.kubeconfig}`, "-n", "demo", "apply", "-f", path.join(repoRoot, "examples/local/demo.yaml")],
-    { stdio: "ignore" },
-  );
+  for (const f of ["demo.yaml", "app.yaml"])
+    execFileSync("kubectl", [`--kubeconfig=${info.kubeconfig}`, "-n", "demo", "apply", "-f", path.join(repoRoot, "examples/local", f)], {
+      stdio: "ignore",
+    });
 }
 
 const runDir = path.join(repoRoot, ".run");
@@ -170,6 +169,8 @@ try {
       `  API server:   ${info.server}`,
       `  node:         ${info.nodeName} (local node runner: pods run as host processes)`,
       `  S3 endpoint:  ${info.s3.endpoint} (credentials in .run/world.json)`,
+      `  CSI:          driver ${info.csi.driver}, StorageClass ${info.csi.storageClass}, VolumeSnapshotClass ${info.csi.snapshotClass}`,
+      "                faults: node test/harness/csi/fault.ts show (docs/local-world.md)",
       `  operator:     http://127.0.0.1:${probePort}/metrics, /healthz, /readyz`,
       `  logs:         ${path.join(worldDir, "control-plane", "logs")}`,
       "",
@@ -178,6 +179,9 @@ try {
       "  kubectl get auxo -n demo          (examples/local)",
       "  kubectl logs <pod>",
       "  kubectl get acj -n demo -w       (aux copies of the sample backups fed every 20 s)",
+      "  kubectl apply -n demo -f examples/local/snapshot.yaml   (a VolumeSnapshot of the app's claim)",
+      "  kubectl get volumesnapshot -n demo",
+      "  kubectl apply -n demo -f examples/local/restore.yaml    (a claim restored from it; kubectl logs -n demo app-reader)",
       "",
       "Ctrl-C stops everything. Operator log follows.",
       "",
