@@ -268,16 +268,19 @@ describe("the local CSI driver", () => {
     expect(ids(await call("Controller", "ListSnapshots", { source_volume_id: "pvc-src" }))).toEqual(["snapshot-1"]);
   });
 
-  it("reports a new snapshot not ready until the ready delay has passed", async () => {
-    await setFaults(dir, { snapshotReadyDelaySeconds: 1 });
+  it("reports a new snapshot not ready until the ready delay has passed since its creation_time", async () => {
+    // A long delay, so that a slow machine cannot make the first answers ready; then one that has just passed.
+    await setFaults(dir, { snapshotReadyDelaySeconds: 30 });
     try {
       const s = await snapshot("snapshot-slow", "pvc-src");
       expect(s.ready_to_use).toBe(false);
       const listed = await call("Controller", "ListSnapshots", { snapshot_id: "snapshot-slow" });
       expect(listed.entries[0].snapshot.ready_to_use).toBe(false);
-      const readyAt = Number(s.creation_time.seconds) * 1000 + s.creation_time.nanos / 1e6 + 1000;
-      await new Promise((r) => setTimeout(r, Math.max(0, readyAt - Date.now()) + 50));
-      // The sidecar calls CreateSnapshot again with the same name.
+      const taken = Number(s.creation_time.seconds) * 1000 + s.creation_time.nanos / 1e6;
+      await new Promise((r) => setTimeout(r, Math.max(0, taken + 400 - Date.now())));
+      expect((await snapshot("snapshot-slow", "pvc-src")).ready_to_use).toBe(false);
+      await setFaults(dir, { snapshotReadyDelaySeconds: 0.3 });
+      // The sidecar calls CreateSnapshot again with the same name; the same snapshot, now ready.
       expect(await snapshot("snapshot-slow", "pvc-src")).toEqual({ ...s, ready_to_use: true });
     } finally {
       await setFaults(dir, { snapshotReadyDelaySeconds: 0 });
