@@ -1,17 +1,19 @@
 // The local node runner runs real processes for pods: env from Secrets and ConfigMaps, volumes at their mount
-// paths, exit codes, termination messages, deletion and deadlines, logs through the API server.
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+// paths (CSI claims published by the world's driver, as a kubelet does), exit codes, termination messages,
+// deletion and deadlines, logs through the API server.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KubeRest, Obj } from "../harness/kube-rest.ts";
-import { waitFor } from "../harness/net.ts";
+import { sleep, waitFor } from "../harness/net.ts";
 import { admin, freshNamespace, getPod, hostPid, phaseIs, processAlive, waitForPod, world } from "../harness/testing.ts";
 
 let kube: KubeRest;
 let ns: string;
 let removeNs: () => Promise<void>;
 const hostDirs: string[] = [];
+const volumes: string[] = []; // PersistentVolumes the tests created (cluster-scoped)
 
 beforeAll(async () => {
   kube = admin();
@@ -20,6 +22,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await removeNs?.();
+  for (const pv of volumes) await kube?.deleteIfExists(`/api/v1/persistentvolumes/${pv}`);
   kube?.close();
   for (const d of hostDirs) rmSync(d, { recursive: true, force: true });
 });
@@ -312,5 +315,109 @@ describe("local node runner", () => {
     const other = await getPod(kube, ns, "elsewhere");
     expect(other?.spec.nodeName).toBeUndefined();
     expect(other?.status.phase).toBe("Pending");
+  });
+});
+
+describe("local node runner, CSI claims", () => {
+  const claims = () => `/api/v1/namespaces/${ns}/persistentvolumeclaims`;
+  const nodeDir = () => path.join(world().controlPlaneDir, "node");
+  const podDir = (p: Obj) => path.join(nodeDir(), "pods", `${ns}_${p.metadata.name}_${p.metadata.uid}`);
+  const mountinfo = () => readFileSync("/proc/self/mountinfo", "utf8");
+  const events = async (name: string, reason: string): Promise<Obj[]> =>
+    (await kube.get(`/api/v1/namespaces/${ns}/events?fieldSelector=involvedObject.name=${name},reason=${reason}`)).items;
+  const claimVolume = (claimName: string, readOnly = false) => ({
+    volumes: [{ name: "data", persistentVolumeClaim: { claimName, readOnly } }],
+  });
+  const atData = { volumeMounts: [{ name: "data", mountPath: "/data" }] };
+  const gone = (name: string) =>
+    waitFor(`pod ${name} to be gone`, async () => ((await getPod(kube, ns, name)) === undefined ? true : undefined), { timeoutMs: 60_000 });
+
+  it("publishes a provisioned claim for a writer, read-only for a reader (EROFS), and unpublishes once the pods are gone", async () => {
+    await kube.create(claims(), {
+      metadata: { name: "csi-data" },
+      spec: { storageClassName: world().csi.storageClass, accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } } },
+    });
+    const pvc = await waitFor(
+      "csi-provisioner to bind csi-data",
+      async () => {
+        const got = await kube.get(`${claims()}/csi-data`);
+        return got.status?.phase === "Bound" ? got : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 300 },
+    );
+    const pv = await kube.get(`/api/v1/persistentvolumes/${pvc.spec.volumeName}`);
+    expect(pv.spec.csi.driver).toBe(world().csi.driver);
+
+    await create(pod("csi-writer", "echo from-the-writer > /data/f && echo written && sleep 300", claimVolume("csi-data"), atData));
+    const writer = await waitForPod(kube, ns, "csi-writer", "to run", phaseIs("Running"));
+    await waitFor("the writer to write", async () => ((await logs("csi-writer")).includes("written") ? true : undefined));
+    // The driver published the volume at the kubelet's per-pod target, in the node's mount table.
+    const target = path.join(podDir(writer), "volumes", "kubernetes.io~csi", pv.metadata.name, "mount");
+    expect(mountinfo()).toContain(` ${target} `);
+
+    await create(pod("csi-reader", "cat /data/f && ! touch /data/g", claimVolume("csi-data", true), atData));
+    const reader = await waitForPod(kube, ns, "csi-reader", "to finish", phaseIs("Succeeded", "Failed"));
+    expect(reader.status.phase, await logs("csi-reader")).toBe("Succeeded");
+    expect(await logs("csi-reader")).toMatch(/^from-the-writer\n.*Read-only file system/s);
+
+    await kube.delete(`/api/v1/namespaces/${ns}/pods/csi-writer`);
+    await kube.delete(`/api/v1/namespaces/${ns}/pods/csi-reader`);
+    await gone("csi-writer");
+    await gone("csi-reader");
+    expect(mountinfo()).not.toContain(path.join(nodeDir(), "pods", `${ns}_`));
+    expect(existsSync(podDir(writer))).toBe(false);
+    expect(existsSync(podDir(reader))).toBe(false);
+  });
+
+  it("holds a pod while its claim is unbound (FailedScheduling once), then fails the mount of an unregistered driver (FailedMount once)", async () => {
+    // A claim pre-bound to a PersistentVolume that does not exist yet stays Pending: no scheduler binds its pod.
+    const pvName = `${ns}-foreign`;
+    volumes.push(pvName);
+    await kube.create(claims(), {
+      metadata: { name: "foreign" },
+      spec: { storageClassName: "", volumeName: pvName, accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } } },
+    });
+    await create(pod("foreign", "true", claimVolume("foreign"), atData));
+    const [scheduling] = await waitFor("a FailedScheduling event", async () => {
+      const got = await events("foreign", "FailedScheduling");
+      return got.length > 0 ? got : undefined;
+    });
+    expect(scheduling?.type).toBe("Warning");
+    expect(scheduling?.message).toContain("pod has unbound immediate PersistentVolumeClaims");
+    const held = await getPod(kube, ns, "foreign");
+    expect(held?.spec.nodeName).toBeUndefined();
+    expect(held?.status.conditions).toContainEqual(
+      expect.objectContaining({ type: "PodScheduled", status: "False", reason: "Unschedulable" }),
+    );
+    await sleep(2000); // re-checks happen meanwhile; none writes another event
+
+    await kube.create("/api/v1/persistentvolumes", {
+      metadata: { name: pvName },
+      spec: {
+        capacity: { storage: "1Gi" },
+        accessModes: ["ReadWriteOnce"],
+        storageClassName: "",
+        persistentVolumeReclaimPolicy: "Retain",
+        csi: { driver: "other.example", volumeHandle: "handle-1" },
+        claimRef: { namespace: ns, name: "foreign" },
+      },
+    });
+    const [failed] = await waitFor("a FailedMount event", async () => {
+      const got = await events("foreign", "FailedMount");
+      return got.length > 0 ? got : undefined;
+    });
+    expect(failed?.type).toBe("Warning");
+    expect(failed?.message).toBe(
+      `MountVolume.SetUp failed for volume "${pvName}" : kubernetes.io/csi: mounter.SetUpAt failed to get CSI client: driver name other.example not found in the list of registered CSI drivers`,
+    );
+    await sleep(3500); // two retries with the same cause
+    const waiting = await getPod(kube, ns, "foreign");
+    expect(waiting?.spec.nodeName).toBe(world().nodeName);
+    expect(waiting?.status.phase).toBe("Pending");
+    expect(waiting?.status.containerStatuses[0].state.waiting.reason).toBe("ContainerCreating");
+    expect(await events("foreign", "FailedMount")).toHaveLength(1);
+    expect(await events("foreign", "FailedScheduling")).toHaveLength(1);
+    await kube.delete(`/api/v1/namespaces/${ns}/pods/foreign`);
+    await gone("foreign");
   });
 });

@@ -1,9 +1,11 @@
-// The local node runner: a dev/test stand-in for the kubelet of one Node. It binds pods that fit the node, runs
-// every container's command as a host process inside a private mount namespace (volumes bind-mounted at their
-// mountPath), reports pod and container status, keeps logs (served to `kubectl logs`), and kills process groups
-// when pods are deleted or run past activeDeadlineSeconds. It is not a container runtime: there are no images,
-// no cgroups, no network namespaces. docs/local-world.md lists what it does and does not do.
-import { type ChildProcess, spawn } from "node:child_process";
+// The local node runner: a dev/test stand-in for the kubelet of one Node. It binds pods that fit the node (and
+// whose claims are bound, as the scheduler waits), runs every container's command as a host process inside a
+// private mount namespace (volumes bind-mounted at their mountPath; CSI volumes published by their driver first, as
+// the kubelet does, and unpublished once the pod's processes are gone), reports pod and container status, keeps
+// logs (served to `kubectl logs`), and kills process groups when pods are deleted or run past activeDeadlineSeconds.
+// It is not a container runtime: there are no images, no cgroups, no network namespaces. docs/local-world.md lists
+// what it does and does not do.
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import {
   chmodSync,
   chownSync,
@@ -26,6 +28,7 @@ import { isConflict, isNotFound, KubeError, type KubeRest, type Obj } from "../k
 import { freePort } from "../net.ts";
 import type { Pki } from "../pki.ts";
 import { groupAlive, killGroup } from "../proc.ts";
+import { CsiClient, CsiError } from "../csi/client.ts";
 import {
   ContainerConfigError,
   type ContainerExit,
@@ -40,11 +43,26 @@ import {
   terminatedState,
   terminationMessage,
 } from "./podspec.ts";
+import {
+  type ClaimSource,
+  claimBound,
+  driverNotRegistered,
+  mountPointsUnder,
+  parseMountinfo,
+  publishFailureIsFinal,
+  resolveClaim,
+  setUpFailed,
+  unboundClaimsMessage,
+  waitsForBinding,
+} from "./volumes.ts";
 
 export interface NodeRunnerOptions {
   client: KubeRest;
   pki: Pki;
-  /** State folder: pod scratch space, volumes, logs, claim data. */
+  /**
+   * State folder: pod scratch space, volumes (CSI volumes are published under `pods/<pod>/volumes/kubernetes.io~csi/`),
+   * logs, stand-in claim data (`claims/`). Whatever is still mounted under it when the runner starts is unmounted.
+   */
   dir: string;
   nodeName?: string;
   /**
@@ -60,6 +78,26 @@ export interface NodeRunnerOptions {
   /** Multiplies restart back-off delays (tests use a small factor). */
   restartBackoffScale?: number;
   labels?: Record<string, string>;
+  /**
+   * The CSI drivers registered on the node: driver name → its unix socket (what the kubelet learns from plugin
+   * registration). A PersistentVolume of another driver fails to mount with the kubelet's message.
+   */
+  csiDrivers?: Record<string, string>;
+}
+
+/** A pod volume as the containers see it: a host folder (or file) to bind at each mountPath. */
+interface VolumeSource {
+  src: string;
+  /** Read-only for every container (a read-only claim or CSI publish), whatever its volumeMount says. */
+  readOnly?: boolean;
+}
+
+/** A CSI volume published (or perhaps published: a publish that failed uncertainly) for a pod. */
+interface CsiPublished {
+  driver: string;
+  volumeId: string;
+  pvName: string;
+  targetPath: string;
 }
 
 interface Mount {
@@ -100,6 +138,12 @@ interface PodRun {
   stopping: boolean;
   deadline?: NodeJS.Timeout;
   initDone: boolean;
+  /** CSI volumes to unpublish at teardown, by target path. */
+  csi: Map<string, CsiPublished>;
+  /** The volume preparation under way, if any: teardown waits for it, so no publish lands after an unpublish. */
+  preparing?: Promise<unknown>;
+  /** The teardown of the pod's CSI volumes, once started: true when every one is unpublished. */
+  teardown?: Promise<boolean>;
 }
 
 /** Gives a volume's files to `gid` (recursively); writable volumes become group-writable with the setgid bit. */
@@ -124,6 +168,36 @@ export function stagingRoot(destinations: string[], fallback: string): string {
 
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 const now = () => new Date().toISOString().replace(/\.\d+Z$/, "Z");
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The mount points under `dir` in this process's mount namespace, deepest first. */
+function mountsUnder(dir: string): string[] {
+  return mountPointsUnder(parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8")), dir);
+}
+
+/**
+ * Lazily unmounts (`umount -l`) every mount point under `dir`, deepest first, and returns those it unmounted: what a
+ * killed runner left mounted (its pods' CSI volumes) before the folder is reused or removed.
+ */
+export function unmountUnder(dir: string): string[] {
+  const done: string[] = [];
+  for (const p of mountsUnder(dir)) {
+    try {
+      execFileSync("umount", ["-l", p], { stdio: "ignore" });
+      done.push(p);
+    } catch {
+      // gone with a parent meanwhile
+    }
+  }
+  return done;
+}
+
+/** Removes a folder of the runner's, unless something is still mounted beneath it (its data is not ours to delete). */
+function removeTree(dir: string): string[] {
+  const mounted = existsSync(dir) ? mountsUnder(dir) : [];
+  if (mounted.length === 0) rmSync(dir, { recursive: true, force: true });
+  return mounted;
+}
 
 export class NodeRunner {
   readonly nodeName: string;
@@ -143,16 +217,26 @@ export class NodeRunner {
   private lastStatusBeat = 0;
   /** Errors the runner met (reported by tests when something goes wrong). */
   readonly errors: string[] = [];
+  /** One client per registered CSI driver, made on first use. */
+  private readonly csiClients = new Map<string, CsiClient>();
+  /** Pods left unbound because a claim waits for binding: their re-check timer (by pod uid). */
+  private readonly unschedulable = new Map<string, { attempt: number; timer?: NodeJS.Timeout }>();
+  /** Resolves when stop() begins, so back-off waits and abandoned calls end at once. */
+  private readonly stopSignal: Promise<void>;
+  private signalStop: () => void = () => {};
 
   constructor(opts: NodeRunnerOptions) {
     this.opts = opts;
     this.kube = opts.client;
     this.nodeName = opts.nodeName ?? "auxo-local";
     this.dir = opts.dir;
+    this.stopSignal = new Promise((r) => (this.signalStop = r));
   }
 
   async start(): Promise<void> {
     mkdirSync(this.dir, { recursive: true });
+    // A runner killed before (a killed `make run` reuses its folder) may have left its pods' CSI volumes mounted.
+    for (const p of unmountUnder(this.dir)) this.error("start", new Error(`unmounted ${p}, left by an earlier runner`));
     await this.startKubeletServer();
     await this.registerNode();
     await this.beat();
@@ -168,7 +252,9 @@ export class NodeRunner {
    */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.signalStop();
     if (this.heartbeat) clearInterval(this.heartbeat);
+    for (const w of this.unschedulable.values()) clearTimeout(w.timer);
     this.watchStop?.();
     await this.loop;
     await Promise.all([...this.runs.values()].map((r) => this.killPod(r, 2)));
@@ -176,7 +262,19 @@ export class NodeRunner {
     await Promise.allSettled([...this.queue.values()]);
     await Promise.all([...this.runs.values()].map((r) => this.killPod(r, 0)));
     for (const pid of this.groups) killGroup(pid, "SIGKILL");
-    while ([...this.groups].some(groupAlive)) await new Promise((r) => setTimeout(r, 50));
+    while ([...this.groups].some(groupAlive)) await sleep(50);
+    // The processes are gone: unpublish what is still published, each call with a short deadline so that a hung
+    // driver cannot hold the stop; what could not be unpublished is logged (the next start unmounts it).
+    await Promise.all(
+      [...this.runs.values()].map(async (r) => {
+        await Promise.race([r.preparing, sleep(3000)]);
+        if (!(await this.unpublishOnce(r, 3000))) {
+          for (const v of r.csi.values()) this.error("stop", new Error(`left CSI volume ${v.pvName} published at ${v.targetPath}`));
+        }
+      }),
+    );
+    for (const c of this.csiClients.values()) c.close();
+    this.csiClients.clear();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
   }
 
@@ -334,9 +432,21 @@ export class NodeRunner {
   private enqueueGone(run: PodRun): void {
     this.serial(run.uid, async () => {
       await this.killPod(run, 0);
-      this.runs.delete(run.uid);
-      rmSync(run.dir, { recursive: true, force: true });
+      await this.forget(run);
     });
+  }
+
+  /**
+   * Once a pod's processes are gone: its CSI volumes unpublished (waiting as long as that takes, as the kubelet
+   * does), then its folder removed. False when the runner stopped first (stop() makes a last attempt).
+   */
+  private async forget(run: PodRun): Promise<boolean> {
+    if (!(await this.unpublishAll(run))) return false;
+    this.runs.delete(run.uid);
+    const mounted = removeTree(run.dir);
+    if (mounted.length > 0)
+      this.error(`pod ${run.namespace}/${run.name}`, new Error(`kept ${run.dir}: still mounted ${mounted.join(", ")}`));
+    return true;
   }
 
   private async sync(pod: Obj): Promise<void> {
@@ -344,9 +454,13 @@ export class NodeRunner {
     // A runner that is stopping binds and starts no pod (queued work may still reach here).
     if (this.stopped && !this.runs.has(uid)) return;
     if (!pod.spec.nodeName) {
-      if (schedulable(pod, { name: this.nodeName, labels: this.labels() })) await this.bind(pod);
+      if (!schedulable(pod, { name: this.nodeName, labels: this.labels() })) return;
+      if (await this.claimsWaitForBinding(pod)) return this.leaveUnscheduled(pod);
+      this.forgetUnschedulable(uid);
+      await this.bind(pod);
       return;
     }
+    this.forgetUnschedulable(uid);
     if (pod.spec.nodeName !== this.nodeName) return;
     const run = this.runs.get(uid);
     if (pod.metadata.deletionTimestamp) {
@@ -354,8 +468,8 @@ export class NodeRunner {
       if (run) {
         await this.event(pod, "Normal", "Killing", "Stopping the pod's processes");
         await this.killPod(run, grace);
-        this.runs.delete(uid);
-        rmSync(run.dir, { recursive: true, force: true });
+        // The pod object stays until its volumes are unpublished, as the kubelet waits.
+        if (!(await this.forget(run))) return;
       }
       // The kubelet confirms a graceful deletion by deleting with grace period 0, once nothing runs.
       await this.kube.deleteIfExists(`/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}`, {
@@ -384,6 +498,65 @@ export class NodeRunner {
     this.startPod(pod);
   }
 
+  /**
+   * True when a claim of the pod waits for binding (a class, data source or volume named, not Bound yet): the
+   * scheduler does not bind such a pod. A missing claim does not hold the pod here; the mount reports it.
+   */
+  private async claimsWaitForBinding(pod: Obj): Promise<boolean> {
+    for (const v of (pod.spec.volumes ?? []) as Obj[]) {
+      if (!v.persistentVolumeClaim) continue;
+      const pvc = await this.getClaim(pod.metadata.namespace, v.persistentVolumeClaim.claimName).catch(() => undefined);
+      if (pvc && waitsForBinding(pvc)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * The scheduler's answer to a pod whose claims are unbound: one Warning FailedScheduling event and the
+   * PodScheduled=False condition, then re-checks with back-off (the runner watches pods, not claims) until bound.
+   */
+  private async leaveUnscheduled(pod: Obj): Promise<void> {
+    const uid: string = pod.metadata.uid;
+    let w = this.unschedulable.get(uid);
+    if (!w) {
+      w = { attempt: 0 };
+      this.unschedulable.set(uid, w);
+      const message = unboundClaimsMessage();
+      await this.event(pod, "Warning", "FailedScheduling", message, "default-scheduler");
+      await this.patchStatus(pod, {
+        conditions: [{ type: "PodScheduled", status: "False", reason: "Unschedulable", message, lastTransitionTime: now() }],
+      });
+    }
+    if (w.timer || this.stopped) return;
+    const entry = w;
+    entry.timer = setTimeout(
+      () => {
+        entry.timer = undefined;
+        void this.recheck(pod.metadata.namespace, pod.metadata.name, uid).catch((err) => this.error(`pod ${uid}`, err));
+      },
+      Math.min(500 * 2 ** entry.attempt++, 5000),
+    );
+  }
+
+  private async recheck(namespace: string, name: string, uid: string): Promise<void> {
+    if (this.stopped) return;
+    let pod: Obj | undefined;
+    try {
+      pod = await this.kube.get(`/api/v1/namespaces/${namespace}/pods/${name}`);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    if (!pod || pod.metadata.uid !== uid) this.forgetUnschedulable(uid);
+    else this.enqueue({ ...pod, apiVersion: "v1", kind: "Pod" });
+  }
+
+  private forgetUnschedulable(uid: string): void {
+    const w = this.unschedulable.get(uid);
+    if (!w) return;
+    clearTimeout(w.timer);
+    this.unschedulable.delete(uid);
+  }
+
   private async bind(pod: Obj): Promise<void> {
     try {
       await this.kube.create(`/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}/binding`, {
@@ -397,6 +570,7 @@ export class NodeRunner {
         "Normal",
         "Scheduled",
         `Successfully assigned ${pod.metadata.namespace}/${pod.metadata.name} to ${this.nodeName}`,
+        "default-scheduler",
       );
     } catch (err) {
       // A pod created just before its namespace began to terminate can no longer be bound: a scheduler skips it too.
@@ -436,6 +610,7 @@ export class NodeRunner {
       phase: "Pending",
       stopping: false,
       initDone: !(pod.spec.initContainers?.length > 0),
+      csi: new Map(),
     };
     this.runs.set(uid, run);
     const ads = pod.spec.activeDeadlineSeconds;
@@ -454,24 +629,32 @@ export class NodeRunner {
     await this.killPod(run, run.pod.spec.terminationGracePeriodSeconds ?? 30);
     run.phase = "Failed";
     await this.report(run);
+    void this.unpublishAll(run);
   }
 
   private async runPod(run: PodRun): Promise<void> {
     await this.report(run);
-    // Volumes first; a missing Secret, ConfigMap or claim keeps the pod Pending and is retried, like the kubelet.
-    let mounts: Map<string, { src: string }> | undefined;
+    // Volumes first; a missing Secret, ConfigMap or claim, or a CSI publish that fails, keeps the pod Pending and
+    // is retried, like the kubelet. An event whenever the cause changes: the user sees the current one.
+    let mounts: Map<string, VolumeSource> | undefined;
+    let reported: string | undefined;
     for (let attempt = 0; !mounts; attempt++) {
       if (run.stopping) return;
       try {
-        mounts = await this.prepareVolumes(run);
+        const preparing = this.prepareVolumes(run);
+        run.preparing = preparing.catch(() => undefined);
+        mounts = await preparing;
       } catch (err) {
+        if (run.stopping) return;
         const message = err instanceof Error ? err.message : String(err);
         for (const c of run.containers) c.waiting = { reason: "ContainerCreating", message };
-        if (attempt === 0) await this.event(run.pod, "Warning", "FailedMount", message);
+        if (message !== reported) await this.event(run.pod, "Warning", "FailedMount", message);
+        reported = message;
         await this.report(run);
-        await new Promise((r) => setTimeout(r, Math.min(1000 * 2 ** attempt, 10_000)));
+        await Promise.race([sleep(Math.min(1000 * 2 ** attempt, 10_000)), this.stopSignal]);
       }
     }
+    if (run.stopping) return;
     for (const c of run.containers.filter((c) => c.init)) {
       const ok = await this.runContainer(run, c, mounts);
       if (!ok) return this.finish(run);
@@ -482,16 +665,18 @@ export class NodeRunner {
     await this.finish(run);
   }
 
+  /** The pod's containers have stopped for good: its phase, then (in the background) its CSI volumes' teardown. */
   private async finish(run: PodRun): Promise<void> {
     if (run.stopping || run.phase === "Failed" || run.phase === "Succeeded") return;
     clearTimeout(run.deadline);
     const exits = run.containers.filter((c) => c.exit).map((c) => c.exit as ContainerExit);
     run.phase = finalPhase(exits);
     await this.report(run);
+    void this.unpublishAll(run);
   }
 
   /** Runs one container until it stops for good; true when it ended with exit code 0. */
-  private async runContainer(run: PodRun, c: ContainerRun, mounts: Map<string, { src: string }>): Promise<boolean> {
+  private async runContainer(run: PodRun, c: ContainerRun, mounts: Map<string, VolumeSource>): Promise<boolean> {
     const restartPolicy = c.init && run.pod.spec.restartPolicy === "Always" ? "OnFailure" : run.pod.spec.restartPolicy;
     for (;;) {
       if (run.stopping) return false;
@@ -538,7 +723,7 @@ export class NodeRunner {
     c: ContainerRun,
     env: Map<string, string>,
     argv: string[],
-    volumes: Map<string, { src: string }>,
+    volumes: Map<string, VolumeSource>,
   ): Promise<ContainerExit> {
     const mounts: Mount[] = [];
     for (const vm of c.spec.volumeMounts ?? []) {
@@ -550,7 +735,7 @@ export class NodeRunner {
         src = path.join(src, vm.subPath);
         if (!existsSync(src)) mkdirSync(src, { recursive: true });
       }
-      mounts.push({ src, dst: vm.mountPath, readOnly: vm.readOnly === true, file: statSync(src).isFile() });
+      mounts.push({ src, dst: vm.mountPath, readOnly: vm.readOnly === true || vol.readOnly === true, file: statSync(src).isFile() });
     }
     writeFileSync(c.termFile, "");
     chmodSync(c.termFile, 0o666); // as the kubelet's: a non-root container writes its own message
@@ -743,23 +928,24 @@ export class NodeRunner {
   }
 
   /** Makes every volume of the pod a host folder (or file); throws with the kubelet's message when one can't be. */
-  private async prepareVolumes(run: PodRun): Promise<Map<string, { src: string }>> {
+  private async prepareVolumes(run: PodRun): Promise<Map<string, VolumeSource>> {
     const out = await this.prepareVolumeDirs(run);
-    // fsGroup, as the kubelet applies it: volumes belong to the group, writable ones get the setgid bit.
+    // fsGroup, as the kubelet applies it: volumes belong to the group, writable ones get the setgid bit. A claim
+    // mounted read-only is left alone (it cannot be chowned, and the kubelet skips it).
     const fsGroup: number | undefined = run.pod.spec.securityContext?.fsGroup;
     if (fsGroup !== undefined) {
       for (const v of (run.pod.spec.volumes ?? []) as Obj[]) {
-        const src = out.get(v.name)?.src;
-        if (!src || v.hostPath) continue;
+        const vol = out.get(v.name);
+        if (!vol || v.hostPath || (v.persistentVolumeClaim && vol.readOnly)) continue;
         const writable = v.emptyDir !== undefined || v.persistentVolumeClaim !== undefined;
-        chownGroup(src, fsGroup, writable);
+        chownGroup(vol.src, fsGroup, writable);
       }
     }
     return out;
   }
 
-  private async prepareVolumeDirs(run: PodRun): Promise<Map<string, { src: string }>> {
-    const out = new Map<string, { src: string }>();
+  private async prepareVolumeDirs(run: PodRun): Promise<Map<string, VolumeSource>> {
+    const out = new Map<string, VolumeSource>();
     const ns = run.namespace;
     for (const v of (run.pod.spec.volumes ?? []) as Obj[]) {
       const dir = path.join(run.dir, "volumes", v.name);
@@ -821,7 +1007,7 @@ export class NodeRunner {
         this.writeFiles(dir, this.downward(run.pod, v.downwardAPI.items, v.downwardAPI.defaultMode));
         out.set(v.name, { src: dir });
       } else if (v.persistentVolumeClaim) {
-        out.set(v.name, { src: await this.claimPath(ns, v.persistentVolumeClaim.claimName) });
+        out.set(v.name, await this.claimVolume(run, v));
       } else if (v.hostPath) {
         const p: string = v.hostPath.path;
         const type: string = v.hostPath.type ?? "";
@@ -861,30 +1047,110 @@ export class NodeRunner {
     });
   }
 
-  /**
-   * The host folder behind a PersistentVolumeClaim: the path of its bound PersistentVolume when that is a
-   * hostPath or local volume, otherwise a folder of the runner's own keyed by the claim's uid, so data lives as
-   * long as the claim and a new claim of the same name starts empty.
-   */
-  async claimPath(namespace: string, claim: string): Promise<string> {
-    let pvc: Obj;
+  private async getClaim(namespace: string, claim: string): Promise<Obj> {
     try {
-      pvc = await this.kube.get(`/api/v1/namespaces/${namespace}/persistentvolumeclaims/${claim}`);
+      return await this.kube.get(`/api/v1/namespaces/${namespace}/persistentvolumeclaims/${claim}`);
     } catch (err) {
       if (isNotFound(err)) throw new Error(`persistentvolumeclaim "${claim}" not found`, { cause: err });
       throw err;
     }
-    if (pvc.spec.volumeName) {
-      const pv = await this.kube.get(`/api/v1/persistentvolumes/${pvc.spec.volumeName}`);
-      const p = pv.spec.hostPath?.path ?? pv.spec.local?.path;
-      if (p) {
-        mkdirSync(p, { recursive: true });
-        return p;
+  }
+
+  /** The claim's source for the containers (volumes.ts resolveClaim says which); a CSI volume is published first. */
+  private async claimVolume(run: PodRun, v: Obj): Promise<VolumeSource> {
+    const pvc = await this.getClaim(run.namespace, v.persistentVolumeClaim.claimName);
+    let pv: Obj | undefined;
+    if (claimBound(pvc)) {
+      try {
+        pv = await this.kube.get(`/api/v1/persistentvolumes/${pvc.spec.volumeName}`);
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
       }
     }
-    const dir = path.join(this.dir, "claims", namespace, `${claim}-${pvc.metadata.uid}`);
-    mkdirSync(dir, { recursive: true });
-    return dir;
+    const source = resolveClaim({ pvc, pv, volume: v, podDir: run.dir, claimsDir: path.join(this.dir, "claims") });
+    switch (source.kind) {
+      case "unbound":
+      case "failed":
+        throw new Error(source.message);
+      case "host":
+      case "standIn":
+        mkdirSync(source.path, { recursive: true });
+        return { src: source.path, readOnly: source.readOnly };
+      case "csi":
+        await this.publish(run, source);
+        return { src: source.request.target_path, readOnly: source.readOnly };
+    }
+  }
+
+  private csiClient(driver: string): CsiClient | undefined {
+    let client = this.csiClients.get(driver);
+    const socket = this.opts.csiDrivers?.[driver];
+    if (!client && socket) {
+      client = new CsiClient(socket);
+      this.csiClients.set(driver, client);
+    }
+    return client;
+  }
+
+  /**
+   * NodePublishVolume at the pod's target path (the driver creates the target; the runner its parent, as the
+   * kubelet). Recorded before the call, so that teardown unpublishes a volume whose publish failed uncertainly.
+   */
+  private async publish(run: PodRun, source: Extract<ClaimSource, { kind: "csi" }>): Promise<void> {
+    const client = this.csiClient(source.driver);
+    if (!client) throw new Error(setUpFailed(source.pvName, driverNotRegistered(source.driver)));
+    if (run.stopping) throw new Error("the pod is stopping");
+    const target = source.request.target_path;
+    const known = run.csi.has(target);
+    run.csi.set(target, { driver: source.driver, volumeId: source.request.volume_id, pvName: source.pvName, targetPath: target });
+    mkdirSync(path.dirname(target), { recursive: true, mode: 0o750 });
+    try {
+      await client.call("Node", "NodePublishVolume", source.request, 15_000);
+    } catch (err) {
+      if (!known && publishFailureIsFinal(err instanceof CsiError ? err.code : undefined)) run.csi.delete(target);
+      throw new Error(setUpFailed(source.pvName, err instanceof Error ? err.message : String(err)), { cause: err });
+    }
+  }
+
+  /** The pod's CSI volumes unpublished, retried with back-off until done or the runner stops (false then). */
+  private unpublishAll(run: PodRun): Promise<boolean> {
+    run.teardown ??= (async () => {
+      await Promise.race([run.preparing, this.stopSignal]);
+      for (let attempt = 0; ; attempt++) {
+        if (this.stopped) return false;
+        if (await this.unpublishOnce(run, 15_000)) return true;
+        await Promise.race([sleep(Math.min(1000 * 2 ** attempt, 10_000)), this.stopSignal]);
+      }
+    })();
+    return run.teardown;
+  }
+
+  /** One NodeUnpublishVolume for each CSI volume still published for the pod; true when none is left. */
+  private async unpublishOnce(run: PodRun, timeoutMs: number): Promise<boolean> {
+    await Promise.all(
+      [...run.csi.values()].map(async (v) => {
+        const client = this.csiClient(v.driver);
+        try {
+          if (!client) throw new Error(driverNotRegistered(v.driver));
+          const call = client.call("Node", "NodeUnpublishVolume", { volume_id: v.volumeId, target_path: v.targetPath }, timeoutMs);
+          // Stopping: give up waiting at once (stop() tries again with a short deadline).
+          const stopped = this.stopped ? undefined : this.stopSignal.then(() => Promise.reject(new Error("the runner is stopping")));
+          await (stopped ? Promise.race([call, stopped]) : call);
+          run.csi.delete(v.targetPath);
+          // The driver removed the target; its parent (the kubelet's per-volume folder) goes too.
+          for (const dir of [v.targetPath, path.dirname(v.targetPath)]) {
+            try {
+              rmdirSync(dir);
+            } catch {
+              // already gone, or not empty: left for removeTree's check
+            }
+          }
+        } catch (err) {
+          this.error(`UnmountVolume.TearDown failed for volume "${v.pvName}" of pod ${run.namespace}/${run.name}`, err);
+        }
+      }),
+    );
+    return run.csi.size === 0;
   }
 
   // ---------------------------------------------------------------- status, events, logs
@@ -946,7 +1212,7 @@ export class NodeRunner {
     }
   }
 
-  private async event(pod: Obj, type: string, reason: string, message: string): Promise<void> {
+  private async event(pod: Obj, type: string, reason: string, message: string, component = "kubelet"): Promise<void> {
     const t = new Date().toISOString();
     try {
       await this.kube.create(`/api/v1/namespaces/${pod.metadata.namespace}/events`, {
@@ -961,7 +1227,7 @@ export class NodeRunner {
         type,
         reason,
         message,
-        source: { component: "kubelet", host: this.nodeName },
+        source: component === "kubelet" ? { component, host: this.nodeName } : { component },
         firstTimestamp: t,
         lastTimestamp: t,
         count: 1,
