@@ -7,6 +7,7 @@ import { execFileSync } from "node:child_process";
 import { installCrds } from "./crds.ts";
 import { tagsFor } from "../../src/policy/catalog.ts";
 import { freePort, sleep, waitFor } from "./net.ts";
+import { unmountUnder } from "./node-runner/runner.ts";
 import { ManagedProcess } from "./proc.ts";
 import { repoRoot } from "./tools.ts";
 import { World, type WorldInfo } from "./world.ts";
@@ -109,6 +110,8 @@ async function applyDemo(w: World, info: WorldInfo): Promise<void> {
 
 const runDir = path.join(repoRoot, ".run");
 const worldDir = path.join(runDir, "world");
+// A killed `make run` leaves the CSI driver's bind mounts in its folder: unmount before removing anything.
+unmountUnder(worldDir);
 rmSync(worldDir, { recursive: true, force: true });
 mkdirSync(runDir, { recursive: true });
 
@@ -122,6 +125,7 @@ async function shutdown(code: number): Promise<void> {
   process.stderr.write("\nstopping the operator and the local world...\n");
   await operator?.stop(10_000);
   await world.stop();
+  unmountUnder(worldDir);
   rmSync(worldDir, { recursive: true, force: true });
   rmSync(path.join(runDir, "kubeconfig"), { force: true });
   rmSync(path.join(runDir, "world.json"), { force: true });

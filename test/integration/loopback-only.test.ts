@@ -25,7 +25,7 @@ function hexToAddr(hex: string): string {
   return `[${bytes.toString("hex").match(/.{4}/g)?.join(":")}]:${p}`;
 }
 
-function socketsOf(pid: number): Sock[] {
+function socketInodes(pid: number): Set<string> {
   const inodes = new Set<string>();
   for (const fd of readdirSync(`/proc/${pid}/fd`)) {
     try {
@@ -35,6 +35,21 @@ function socketsOf(pid: number): Sock[] {
       // fd closed meanwhile
     }
   }
+  return inodes;
+}
+
+/** The unix socket paths a process listens on (/proc/net/unix: flag 00010000 is __SO_ACCEPTCON). */
+function unixListenersOf(pid: number): string[] {
+  const inodes = socketInodes(pid);
+  const lines = readFileSync(`/proc/${pid}/net/unix`, "utf8").trim().split("\n").slice(1);
+  return lines
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => inodes.has(f[6] as string) && f[3] === "00010000" && f[7])
+    .map((f) => f[7] as string);
+}
+
+function socketsOf(pid: number): Sock[] {
+  const inodes = socketInodes(pid);
   const out: Sock[] = [];
   for (const table of ["tcp", "tcp6"]) {
     const lines = readFileSync(`/proc/${pid}/net/${table}`, "utf8").trim().split("\n").slice(1);
@@ -52,12 +67,18 @@ const loopback = (addr: string) => addr.startsWith("127.") || addr.startsWith("[
 describe("network safety", () => {
   it("has every world process listen on and connect to loopback only", () => {
     const pids = world().pids;
-    expect(Object.keys(pids).sort()).toEqual(["etcd", "harness", "kube-apiserver", "kube-controller-manager", "versitygw"]);
+    // The CSI stack serves no TCP at all: the driver listens on a unix socket, the sidecars only dial it and the
+    // API server.
+    const tcpServers = ["etcd", "harness", "kube-apiserver", "kube-controller-manager", "versitygw"];
+    const unixOnly = ["csi-driver", "csi-provisioner", "csi-snapshotter", "snapshot-controller"];
+    expect(Object.keys(pids).sort()).toEqual([...tcpServers, ...unixOnly].sort());
+    expect(unixListenersOf(pids["csi-driver"] as number)).toEqual([world().csi.socket]);
     for (const [name, pid] of Object.entries(pids)) {
       const socks = socketsOf(pid);
       const listening = socks.filter((s) => s.state === "0A");
       const connected = socks.filter((s) => s.state === "01");
-      expect(listening.length, `${name} listens`).toBeGreaterThan(0);
+      if (unixOnly.includes(name)) expect(listening, `${name} listens on TCP`).toEqual([]);
+      else expect(listening.length, `${name} listens`).toBeGreaterThan(0);
       for (const s of listening) expect(loopback(s.local), `${name} listens on ${s.local}`).toBe(true);
       for (const s of connected) expect(loopback(s.remote), `${name} connected to ${s.remote}`).toBe(true);
     }
