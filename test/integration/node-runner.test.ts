@@ -42,6 +42,20 @@ function pod(name: string, script: string, extra: Obj = {}, container: Obj = {})
 }
 
 const create = (obj: Obj) => kube.create(`/api/v1/namespaces/${ns}/pods`, obj);
+
+/** A PersistentVolume pre-bound to claim `claim` of the test namespace, with the given volume source. */
+const createStaticPv = (name: string, claim: string, source: Obj) =>
+  kube.create("/api/v1/persistentvolumes", {
+    metadata: { name },
+    spec: {
+      capacity: { storage: "1Gi" },
+      accessModes: ["ReadWriteOnce"],
+      storageClassName: "",
+      persistentVolumeReclaimPolicy: "Retain",
+      claimRef: { namespace: ns, name: claim },
+      ...source,
+    },
+  });
 const logs = (name: string, container = "main") => kube.get<string>(`/api/v1/namespaces/${ns}/pods/${name}/log?container=${container}`);
 
 describe("local node runner", () => {
@@ -57,17 +71,7 @@ describe("local node runner", () => {
     const hostDir = mkdtempSync(path.join(os.tmpdir(), "auxo-pv-"));
     hostDirs.push(hostDir);
     const pvName = `${ns}-data`;
-    await kube.create("/api/v1/persistentvolumes", {
-      metadata: { name: pvName },
-      spec: {
-        capacity: { storage: "1Gi" },
-        accessModes: ["ReadWriteOnce"],
-        storageClassName: "",
-        persistentVolumeReclaimPolicy: "Retain",
-        hostPath: { path: hostDir },
-        claimRef: { namespace: ns, name: "data" },
-      },
-    });
+    await createStaticPv(pvName, "data", { hostPath: { path: hostDir } });
     await kube.create(`/api/v1/namespaces/${ns}/persistentvolumeclaims`, {
       metadata: { name: "data" },
       spec: { accessModes: ["ReadWriteOnce"], storageClassName: "", volumeName: pvName, resources: { requests: { storage: "1Gi" } } },
@@ -391,17 +395,7 @@ describe("local node runner, CSI claims", () => {
     );
     await sleep(2000); // re-checks happen meanwhile; none writes another event
 
-    await kube.create("/api/v1/persistentvolumes", {
-      metadata: { name: pvName },
-      spec: {
-        capacity: { storage: "1Gi" },
-        accessModes: ["ReadWriteOnce"],
-        storageClassName: "",
-        persistentVolumeReclaimPolicy: "Retain",
-        csi: { driver: "other.example", volumeHandle: "handle-1" },
-        claimRef: { namespace: ns, name: "foreign" },
-      },
-    });
+    await createStaticPv(pvName, "foreign", { csi: { driver: "other.example", volumeHandle: "handle-1" } });
     const [failed] = await waitFor("a FailedMount event", async () => {
       const got = await events("foreign", "FailedMount");
       return got.length > 0 ? got : undefined;
