@@ -96,12 +96,14 @@ print("\n".join(r["Old"]["Path"] for r in d.get("Replace") or [] if r["New"]["Pa
 # build_wrapped <name> <version> <out-bin-dir> <module@version>... -- <binary=package>...
 # A throw-away wrapper module with `tool` directives: `go install pkg@version` refuses modules with replace
 # directives (etcd) and asks the proxy for the module's version list (refused for restic), a wrapper needs neither.
+# PINS_FROM=<module@version>: copy that upstream's go, godebug and replace pins into the wrapper (copy_pins).
 build_wrapped() {
   local name="$1" version="$2" bindir="$3"; shift 3
   local src="$CACHE/src/$name-$version"
   rm -rf "$src"; mkdir -p "$src"; cd "$src"
   go mod init "local.test/auxo-$name" >/dev/null 2>&1
   while [ "$1" != "--" ]; do go mod edit -require="$1"; shift; done; shift
+  if [ -n "${PINS_FROM:-}" ]; then copy_pins "$PINS_FROM"; fi
   local pair
   for pair in "$@"; do go mod edit -tool="${pair#*=}"; done
   go mod tidy
@@ -172,30 +174,16 @@ for r in d.get("Replace") or []:
     if r["New"].get("Version"): print("-replace=%s=%s@%s" % (r["Old"]["Path"], r["New"]["Path"], r["New"]["Version"]))')
 }
 
-# build_csi_sidecars <name> <version> <out> <upstream module@version> <extra require>... -- <binary=package>...
-# Like build_wrapped, with upstream's pins copied, and each binary's version string set as upstream's Makefile does.
-build_csi_sidecars() {
-  local name="$1" version="$2" out="$3" upstream="$4"; shift 4
-  local src="$CACHE/src/$name-$version"
-  rm -rf "$src"; mkdir -p "$src"; cd "$src"
-  go mod init "local.test/auxo-$name" >/dev/null 2>&1
-  go mod edit -require="$upstream"
-  while [ "$1" != "--" ]; do go mod edit -require="$1"; shift; done; shift
-  copy_pins "$upstream"
-  local pair
-  for pair in "$@"; do go mod edit -tool="${pair#*=}"; done
-  go mod tidy
-  mkdir -p "$out/bin"
-  for pair in "$@"; do go build -trimpath -ldflags "-s -w -X main.version=$version" -o "$out/bin/${pair%%=*}" "${pair#*=}"; done
-}
-
 build_snapshotter() {
   local out; out="$(snapshotter_dir)"
   [ -x "$out/bin/snapshot-controller" ] && [ -x "$out/bin/csi-snapshotter" ] && [ -d "$out/crd" ] && return 0
   local tmp; tmp="$(scratch snapshotter)"
   log "building snapshot-controller and csi-snapshotter $SNAPSHOTTER_VERSION"
   local mod=github.com/kubernetes-csi/external-snapshotter
-  build_csi_sidecars external-snapshotter "$SNAPSHOTTER_VERSION" "$tmp" "$mod/v8@$SNAPSHOTTER_VERSION" "$mod/client/v8@$SNAPSHOTTER_VERSION" -- \
+  # Upstream's pins except `replace client/v8 => ./client` (not in the module zip): client/v8 is required instead.
+  # main.version as upstream's Makefile sets it.
+  PINS_FROM="$mod/v8@$SNAPSHOTTER_VERSION" EXTRA_LDFLAGS="-X main.version=$SNAPSHOTTER_VERSION" \
+    build_wrapped external-snapshotter "$SNAPSHOTTER_VERSION" "$tmp/bin" "$mod/v8@$SNAPSHOTTER_VERSION" "$mod/client/v8@$SNAPSHOTTER_VERSION" -- \
     snapshot-controller=$mod/v8/cmd/snapshot-controller csi-snapshotter=$mod/v8/cmd/csi-snapshotter
   # The six CRDs (snapshot-controller waits for the group snapshot ones too) and upstream's RBAC, as published.
   local client main; client="$(module_dir "$mod/client/v8@$SNAPSHOTTER_VERSION")"; main="$(module_dir "$mod/v8@$SNAPSHOTTER_VERSION")"
@@ -214,7 +202,8 @@ build_provisioner() {
   local tmp; tmp="$(scratch provisioner)"
   log "building csi-provisioner $PROVISIONER_VERSION"
   local mod=github.com/kubernetes-csi/external-provisioner/v6
-  build_csi_sidecars external-provisioner "$PROVISIONER_VERSION" "$tmp" "$mod@$PROVISIONER_VERSION" -- csi-provisioner=$mod/cmd/csi-provisioner
+  PINS_FROM="$mod@$PROVISIONER_VERSION" EXTRA_LDFLAGS="-X main.version=$PROVISIONER_VERSION" \
+    build_wrapped external-provisioner "$PROVISIONER_VERSION" "$tmp/bin" "$mod@$PROVISIONER_VERSION" -- csi-provisioner=$mod/cmd/csi-provisioner
   mkdir -p "$tmp/rbac"
   cp "$(module_dir "$mod@$PROVISIONER_VERSION")/deploy/kubernetes/rbac.yaml" "$tmp/rbac/rbac-csi-provisioner.yaml"
   chmod -R u+w "$tmp"
