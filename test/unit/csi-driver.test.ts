@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CsiClient, type CsiMessage, type CsiService } from "../harness/csi/client.ts";
-import { DEFAULT_CAPACITY, DRIVER_NAME, LocalCsiDriver, csiProtoFile, readMounts } from "../harness/csi/driver.ts";
+import { DEFAULT_CAPACITY, DRIVER_NAME, LocalCsiDriver, csiProtoFile } from "../harness/csi/driver.ts";
+import { readMounts } from "../harness/mounts.ts";
 import { destroyVolume, readFaults, setFaults } from "../harness/csi/faults.ts";
 import { csiServices } from "../harness/csi/proto.ts";
 

@@ -2,14 +2,8 @@
 // access-mode mapping, and the mount-table parsing behind its cleanup.
 import { describe, expect, it } from "vitest";
 import type { Obj } from "../harness/kube-rest.ts";
-import {
-  csiAccessMode,
-  mountPointsUnder,
-  parseMountinfo,
-  publishFailureIsFinal,
-  resolveClaim,
-  waitsForBinding,
-} from "../harness/node-runner/volumes.ts";
+import { csiAccessMode, publishFailureIsFinal, resolveClaim, waitsForBinding } from "../harness/node-runner/volumes.ts";
+import { mountPointsUnder, parseMountinfo } from "../harness/mounts.ts";
 
 const podDir = "/state/pods/ns_p_u1";
 const claimsDir = "/state/claims";
@@ -158,7 +152,7 @@ describe("mount table", () => {
   ].join("\n");
 
   it("reads mount points with the kernel's escapes undone", () => {
-    expect(parseMountinfo(mountinfo)).toEqual([
+    expect(parseMountinfo(mountinfo).map((m) => m.mountPoint)).toEqual([
       "/",
       "/state/pods/p1/volumes/kubernetes.io~csi/pv-a/mount",
       "/state/pods/p 2/volumes/kubernetes.io~csi/pv-b/mount",
@@ -169,7 +163,7 @@ describe("mount table", () => {
   });
 
   it("lists the mount points under a folder deepest first, stacked ones once each, the folder itself and its siblings not", () => {
-    const points = parseMountinfo(mountinfo);
+    const points = parseMountinfo(mountinfo).map((m) => m.mountPoint);
     expect(mountPointsUnder(points, "/state/")).toEqual([
       "/state/pods/p1/volumes/kubernetes.io~csi/pv-a/mount",
       "/state/pods/p 2/volumes/kubernetes.io~csi/pv-b/mount",

@@ -41,6 +41,7 @@ import {
   volumesDir,
   writeJsonAtomic,
 } from "./faults.ts";
+import { type MountEntry, readMounts } from "../mounts.ts";
 import { type CsiServices, csiServices, socketTarget } from "./proto.ts";
 
 export const DRIVER_NAME = "local.csi.auxo.dev";
@@ -67,27 +68,6 @@ export function recordIdFor(name: string, kind: "vol" | "snap"): string {
 }
 
 // ---- mounts ----
-
-export interface MountEntry {
-  mountPoint: string;
-  /** The mounted folder inside its filesystem (a bind mount's source, relative to that filesystem's root). */
-  root: string;
-  options: string[];
-}
-
-// mountinfo escapes space, tab, newline and backslash as octal.
-const unescapeMount = (s: string): string => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-
-/** This process's mount table (/proc/self/mountinfo), in mount order. */
-export function readMounts(): MountEntry[] {
-  return readFileSync("/proc/self/mountinfo", "utf8")
-    .split("\n")
-    .filter(Boolean)
-    .map((line) => {
-      const f = line.split(" ");
-      return { root: unescapeMount(f[3] ?? ""), mountPoint: unescapeMount(f[4] ?? ""), options: (f[5] ?? "").split(",") };
-    });
-}
 
 function canonical(p: string): string {
   try {

@@ -29,6 +29,7 @@ import { freePort } from "../net.ts";
 import type { Pki } from "../pki.ts";
 import { groupAlive, killGroup } from "../proc.ts";
 import { CsiClient, CsiError } from "../csi/client.ts";
+import { mountPointsUnder, readMounts } from "../mounts.ts";
 import {
   ContainerConfigError,
   type ContainerExit,
@@ -47,8 +48,6 @@ import {
   type ClaimSource,
   claimBound,
   driverNotRegistered,
-  mountPointsUnder,
-  parseMountinfo,
   publishFailureIsFinal,
   resolveClaim,
   setUpFailed,
@@ -172,7 +171,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The mount points under `dir` in this process's mount namespace, deepest first. */
 function mountsUnder(dir: string): string[] {
-  return mountPointsUnder(parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8")), dir);
+  return mountPointsUnder(
+    readMounts().map((m) => m.mountPoint),
+    dir,
+  );
 }
 
 /**

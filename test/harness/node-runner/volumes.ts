@@ -1,6 +1,6 @@
 // Pure rules of the local node runner for PersistentVolumeClaims: what the scheduler waits for, what the kubelet
-// mounts (a CSI volume through NodePublishVolume, a hostPath/local path, or the runner's stand-in disk), the
-// messages users see, and the mount-table parsing the runner's cleanup needs. No I/O, so unit tests cover them.
+// mounts (a CSI volume through NodePublishVolume, a hostPath/local path, or the runner's stand-in disk) and
+// the messages users see. No I/O, so unit tests cover them.
 import path from "node:path";
 import type { Obj } from "../kube-rest.ts";
 
@@ -176,28 +176,3 @@ const nonSourceFields = new Set([
   "volumeMode",
   "volumeAttributesClassName",
 ]);
-
-/** Mount points of a /proc/<pid>/mountinfo, in its order (the kernel's octal escapes undone). */
-export function parseMountinfo(text: string): string[] {
-  const out: string[] = [];
-  for (const line of text.split("\n")) {
-    const field = line.split(" ")[4];
-    if (field) out.push(field.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
-  }
-  return out;
-}
-
-/**
- * The mount points strictly under `dir`, deepest first (unmounting a parent first would hide its children), each
- * as often as it is mounted (stacked mounts need one unmount each).
- */
-export function mountPointsUnder(points: string[], dir: string): string[] {
-  const base = path.resolve(dir);
-  const prefix = base === "/" ? "/" : `${base}/`;
-  const depth = (p: string) => p.split("/").length;
-  return points
-    .filter((p) => p.startsWith(prefix) && p !== base)
-    .map((p, i) => ({ p, i }))
-    .sort((a, b) => depth(b.p) - depth(a.p) || b.i - a.i)
-    .map((x) => x.p);
-}
