@@ -6,13 +6,14 @@ import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import * as yaml from "js-yaml";
 import { CsiClient } from "./csi/client.ts";
+import { DRIVER_NAME } from "./csi/driver.ts";
 import type { ControlPlane } from "./control-plane.ts";
 import { type KubeRest, type Obj } from "./kube-rest.ts";
 import { waitFor } from "./net.ts";
 import { ManagedProcess } from "./proc.ts";
 import { repoRoot, tools } from "./tools.ts";
 
-export const CSI_DRIVER = "local.csi.auxo.dev";
+export const CSI_DRIVER = DRIVER_NAME;
 export const CSI_STORAGE_CLASS = "auxo-csi";
 export const CSI_SNAPSHOT_CLASS = "auxo-csi";
 
