@@ -44,9 +44,63 @@ export interface ResticLock {
 /** Removes credentials written into URLs (rest:https://user:password@host/). */
 export const scrubUrls = (text: string): string => text.replace(/(\w+:\/\/)[^/@\s]+@/g, "$1[redacted]@");
 
+/** The items of restic backup's JSON error lines (files or folders it could not read). */
+function unreadableItems(stderr: string): string[] {
+  const out: string[] = [];
+  for (const l of stderr.split("\n")) {
+    if (!l.startsWith("{")) continue;
+    try {
+      const m = JSON.parse(l) as { message_type?: string; item?: string; error?: { message?: string } };
+      if (m.message_type === "error") out.push(m.item || m.error?.message || "?");
+    } catch {
+      // not JSON
+    }
+  }
+  return out;
+}
+
 interface RunResult {
   stdout: string;
   stderr: string;
+  /** 0, or one of the run's `acceptExit` codes. */
+  exitCode: number;
+}
+
+/** What `backup` writes: the snapshot's host, tags, time and parent. */
+export interface BackupOptions {
+  host: string;
+  tags?: string[];
+  /** The snapshot's time (`--time`); second precision, in UTC. */
+  time?: Date | string;
+  /** restic's parent snapshot (unchanged files are not read again). Without it restic picks its own (host and paths). */
+  parent?: string;
+  timeoutMs?: number;
+}
+
+/** restic backup's summary line. */
+export interface BackupSummary {
+  snapshotId: string;
+  /** Bytes of the files in the snapshot (total_bytes_processed), and the new data added to the repository. */
+  bytes: number;
+  added: number;
+  files: number;
+  /** restic's own duration of the backup. */
+  seconds: number;
+  /**
+   * restic exit 3: some source files could not be read, and the snapshot was written without them. The caller decides
+   * what to do with an incomplete snapshot (it is `snapshotId`).
+   */
+  partial?: boolean;
+  /** With partial: the first paths restic could not read (at most 20), and how many it named (in its last 128 kB of stderr at least). */
+  unreadable?: string[];
+  unreadableCount?: number;
+}
+
+/** restic's `--time` format ("2006-01-02 15:04:05"), in UTC: restic reads it in its local zone, so backup runs in UTC. */
+export function resticTime(t: Date | string): string {
+  const d = typeof t === "string" ? new Date(t) : t;
+  if (Number.isNaN(d.getTime())) throw new EngineError("Failed", "backup", null, `not a time: ${String(t)}`);
+  return d.toISOString().slice(0, 19).replace("T", " ");
 }
 
 export class ResticEngine {
@@ -86,7 +140,14 @@ export class ResticEngine {
     operation: string,
     repo: Repo,
     args: string[],
-    opts: { from?: Repo; timeoutMs?: number; stdout?: "collect" | "discard"; onLine?: (line: string) => void } = {},
+    opts: {
+      from?: Repo;
+      timeoutMs?: number;
+      stdout?: "collect" | "discard";
+      onLine?: (line: string) => void;
+      /** Exit codes besides 0 that are an answer, not a failure (backup's 3); such a run resolves even past its deadline. */
+      acceptExit?: number[];
+    } = {},
   ): Promise<RunResult> {
     const env: Record<string, string> = {
       PATH: process.env.PATH ?? "/usr/bin:/bin",
@@ -145,7 +206,8 @@ export class ResticEngine {
         this.running.delete(child);
         clearTimeout(timer);
         const stdout = Buffer.concat(out).toString("utf8");
-        if (code === 0 && !timedOut) return resolve({ stdout, stderr: err });
+        if (code === 0 && !timedOut) return resolve({ stdout, stderr: err, exitCode: 0 });
+        if (code !== null && opts.acceptExit?.includes(code)) return resolve({ stdout, stderr: err, exitCode: code });
         const kind = classify(code, err, timedOut ? "deadline" : this.terminated.has(child) ? "terminate" : false);
         const words = this.scrub(lastWords(err), secrets);
         const detail = timedOut
@@ -250,9 +312,69 @@ export class ResticEngine {
     await this.run("copy", to, ["copy", ...todo.map((e) => e.snapshotId)], { from, timeoutMs: opts.timeoutMs, onLine });
   }
 
-  async forget(repo: Repo, snapshotIds: string[]): Promise<void> {
+  /**
+   * `retryLockMs`: forget takes restic's exclusive lock, so beside running backups it fails LockHeld at once; with
+   * this it waits for them (restic --retry-lock) up to that long.
+   */
+  async forget(repo: Repo, snapshotIds: string[], opts: { retryLockMs?: number; timeoutMs?: number } = {}): Promise<void> {
     if (snapshotIds.length === 0) return;
-    await this.run("forget", repo, ["forget", "--json", ...snapshotIds]);
+    const wait = opts.retryLockMs ? ["--retry-lock", `${Math.ceil(opts.retryLockMs / 1000)}s`] : [];
+    await this.run("forget", repo, ["forget", "--json", ...wait, ...snapshotIds], { timeoutMs: opts.timeoutMs });
+  }
+
+  /**
+   * `restic backup --json` of `paths` with the given host, tags, time and parent. Returns restic's summary; exit 3
+   * (some source files could not be read, the snapshot written without them) comes back as `partial` with the
+   * snapshot's id, every other failure is an EngineError. Progress (restic's status lines, on stdout for backup)
+   * goes to onProgress, about once a second.
+   */
+  async backup(repo: Repo, paths: string[], opts: BackupOptions): Promise<BackupSummary> {
+    if (paths.length === 0) throw new EngineError("Failed", "backup", null, "nothing to back up");
+    const args = ["backup", "--json", "--host", opts.host];
+    for (const t of opts.tags ?? []) args.push("--tag", t);
+    if (opts.time !== undefined) args.push("--time", resticTime(opts.time));
+    if (opts.parent) args.push("--parent", opts.parent);
+    args.push("--", ...paths);
+    let summary: Record<string, unknown> | undefined;
+    const onLine = (line: string) => {
+      if (!line.startsWith("{")) return;
+      if (!line.includes('"message_type":"summary"')) return this.progress(line);
+      try {
+        summary = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        // a broken line: no summary, reported below
+      }
+    };
+    // TZ: restic reads --time in its local zone. RESTIC_PROGRESS_FPS: with --json restic prints dozens of status
+    // lines a second by default; one a second is plenty for the operator, which reads progress every 2 s.
+    const env = { ...repo.env, TZ: "UTC", RESTIC_PROGRESS_FPS: "1" };
+    const { stderr, exitCode } = await this.run("backup", { ...repo, env }, args, {
+      timeoutMs: opts.timeoutMs,
+      stdout: "discard",
+      onLine,
+      acceptExit: [0, 3],
+    });
+    const id = typeof summary?.snapshot_id === "string" ? summary.snapshot_id : "";
+    if (!summary || !id)
+      throw new EngineError(
+        "Failed",
+        "backup",
+        exitCode,
+        this.scrub(lastWords(stderr), this.secretsOf(repo)) || "restic wrote no snapshot",
+      );
+    const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : 0);
+    const out: BackupSummary = {
+      snapshotId: id,
+      bytes: num(summary.total_bytes_processed),
+      added: num(summary.data_added),
+      files: num(summary.total_files_processed),
+      seconds: Math.round(num(summary.total_duration) * 10) / 10,
+    };
+    if (exitCode === 3) {
+      const unreadable = unreadableItems(stderr);
+      Object.assign(out, { partial: true, unreadable: unreadable.slice(0, 20), unreadableCount: unreadable.length });
+    }
+    return out;
   }
 
   /** Bytes the repository stores (restic stats --mode raw-data: packs after deduplication and compression). */
