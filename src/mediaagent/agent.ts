@@ -14,13 +14,14 @@ import { init } from "./tasks/init.ts";
 import { plan } from "./tasks/plan.ts";
 import { probe } from "./tasks/probe.ts";
 import { scan } from "./tasks/scan.ts";
+import { snapcopy } from "./tasks/snapcopy.ts";
 import { verify } from "./tasks/verify.ts";
 
 /** Any task's result, as the termination message holds it. */
 export type AgentResult = ResultBase & { task: AgentTask; [field: string]: unknown };
 
 /** Every task the agent runs, by name. */
-export const handlers: { [T in AgentTask]: Handler<T> } = { probe, init, scan, copy, plan, age, verify };
+export const handlers: { [T in AgentTask]: Handler<T> } = { probe, init, scan, copy, plan, age, verify, snapcopy };
 
 const isTask = (t: string): t is AgentTask => Object.hasOwn(handlers, t);
 

@@ -10,7 +10,7 @@ import type { VerificationSummary } from "../policy/jobevents.ts";
 import type { RetentionOverride, RetentionSpec, RetentionSummary } from "../policy/retention.ts";
 import type { CopyRules, JobCopyState } from "../policy/selection.ts";
 
-export type AgentTask = "probe" | "init" | "scan" | "copy" | "plan" | "age" | "verify";
+export type AgentTask = "probe" | "init" | "scan" | "copy" | "plan" | "age" | "verify" | "snapcopy";
 
 /** What the agent reads from AUXO_TASK (no secrets: passwords and keys are files and env from Secrets). */
 export interface TaskSpec {
@@ -27,6 +27,8 @@ export interface TaskSpec {
   downstream?: DownstreamTask[];
   /** For age: the target copy's retention. */
   aging?: AgingTask;
+  /** For snapcopy: the VolumeSnapshot whose restored volume is mounted read-only, and the job it becomes. */
+  snapshot?: SnapCopyTask;
   /**
    * Locks: before it works on a repository the agent removes restic's stale locks and the locks of these hosts (pod
    * names of Auxo MediaAgents the operator knows have ended), never any other lock (docs/job-metadata.md).
@@ -67,6 +69,26 @@ export interface AgingTask {
   dryRun?: boolean;
   /** Decide as of this time (a preview of the next run); default now. */
   at?: string;
+}
+
+/**
+ * One VolumeSnapshot's vault or mirror copy (docs/job-metadata.md, "Snapshot copies"): a restic snapshot of the
+ * mounted folder with the job's tags, `--time` the VolumeSnapshot's creation time, and the previous copy of the same
+ * PVC as restic's parent. A copy is never written twice: a snapshot on the target with the VolumeSnapshot's uid tag is
+ * the copy.
+ */
+export interface SnapCopyTask {
+  /** Where the restored volume is mounted (read-only): a stable path per PVC, `/snapshots/<pvc>`. */
+  path: string;
+  jobId: string;
+  /** completedWithErrors when its snap job has missing snaps. */
+  status: "completed" | "completedWithErrors";
+  /** The PVC's namespace (restic's host, the job's client). */
+  client: string;
+  /** The PVC (the job's subclient). */
+  subclient: string;
+  snapVault: string;
+  volumeSnapshot: { name: string; uid: string; handle?: string; creationTime: string };
 }
 
 /** A lock as the run's status shows it: who holds it, since when. */
@@ -170,6 +192,35 @@ export type AgeResult = ResultBase &
     storedBytes?: number;
   };
 
+/** A snapcopy pod's result. */
+export type SnapCopyResult = ResultBase &
+  LocksNote & {
+    /** The restic snapshot on the target (written now, or found there). */
+    snapshotId?: string;
+    /** The copy was on the target already (its uid tag): nothing was written. */
+    already?: boolean;
+    /** Bytes of the snapshot's files, and the new data this copy added to the repository. */
+    bytes?: number;
+    added?: number;
+    /** The previous copy of the same PVC (same SnapVault) that restic used as parent; absent: restic chose its own. */
+    parent?: string;
+    /** The task's time, from start to the snapshot written. */
+    seconds?: number;
+    /**
+     * On failure: the mounted snapshot could not be read (kind SourceUnreadable: the path is missing, not a folder, or
+     * restic could not read some of its files and the incomplete snapshot was forgotten). The source's fault: it costs
+     * the snapshot an attempt. Absent on every other failure (destination faults, retried without costing one).
+     */
+    sourceFault?: boolean;
+    /** With sourceFault from restic: the first paths it could not read (at most 10). */
+    unreadable?: string[];
+    /**
+     * An incomplete snapshot this attempt wrote and could not forget (the repository stayed locked): the next attempt
+     * forgets it before it copies (its failed job event disowns it; docs/job-metadata.md).
+     */
+    partialSnapshot?: string;
+  };
+
 export type VerifyResult = ResultBase & {
   verified: number;
   /** At most 20. */
@@ -184,6 +235,7 @@ export type TaskResults = {
   plan: PlanResult;
   age: AgeResult;
   verify: VerifyResult;
+  snapcopy: SnapCopyResult;
 };
 
 /** A result as the termination message holds it: the task's fields and its name. */
