@@ -9,6 +9,7 @@
 // unreachable, locked, not the recorded one) is thrown as the engine's error and costs it nothing.
 import { constants } from "node:fs";
 import { access, readdir, stat } from "node:fs/promises";
+import { isAbsolute } from "node:path";
 import { EngineError } from "../../engine/errors.ts";
 import type { BackupSummary, Repo } from "../../engine/restic.ts";
 import { type ResticSnapshot, toCatalogEntry } from "../../policy/catalog.ts";
@@ -121,6 +122,8 @@ async function recorded<T extends SnapCopyResult>(events: EventWriter, s: SnapCo
 export const snapcopy: Handler<"snapcopy"> = async (spec, ctx) => {
   const s = spec.snapshot;
   if (!s) throw new Error("snapcopy needs the VolumeSnapshot (spec.snapshot)");
+  // restic keeps an absolute path as it is, a relative one at the snapshot's root: only the former is stable per PVC.
+  if (!isAbsolute(s.path)) throw new Error(`snapcopy needs an absolute path, got ${JSON.stringify(s.path)}`);
   const started = performance.now();
   const target = ctx.repo(spec.target);
   // A different repository at the location is left untouched, job events included.
