@@ -6,9 +6,9 @@ export { podName } from "../policy/names.ts";
 import type { KubeObject, OwnerReference } from "../kube/resources.ts";
 import { Label, MANAGED_BY } from "../policy/labels.ts";
 import type { RepositoryAccess } from "../policy/repository.ts";
-import type { AgentTask, AgingTask, CopyTaskPlan, DownstreamTask, TaskSpec } from "./protocol.ts";
+import type { AgentTask, AgingTask, CopyTaskPlan, DownstreamTask, SnapCopyTask, TaskSpec } from "./protocol.ts";
 
-export type { AgentTask, AgingTask, CopyTaskPlan, DownstreamTask, TaskSpec } from "./protocol.ts";
+export type { AgentTask, AgingTask, CopyTaskPlan, DownstreamTask, SnapCopyTask, TaskSpec } from "./protocol.ts";
 
 export interface PodPlacement {
   nodeSelector?: Record<string, string>;
@@ -32,6 +32,9 @@ export interface AgentPodInput {
   locks?: TaskSpec["locks"];
   downstream?: (Omit<DownstreamTask, "access"> & { access: RepositoryAccess })[];
   aging?: AgingTask;
+  snapshot?: SnapCopyTask;
+  /** PVCs the pod mounts read-only (a volume restored from a VolumeSnapshot, for snapcopy). */
+  claims?: { name: string; claimName: string; mountPath: string }[];
   placement?: PodPlacement;
   deadlineSeconds: number;
   labels?: Record<string, string>;
@@ -62,6 +65,7 @@ function taskSpecOf(i: AgentPodInput): TaskSpec {
   if (i.plan) spec.plan = i.plan;
   if (i.locks) spec.locks = i.locks;
   if (i.aging) spec.aging = i.aging;
+  if (i.snapshot) spec.snapshot = i.snapshot;
   if (i.downstream) spec.downstream = i.downstream.map((d) => ({ ...d, access: strip(d.access) }));
   return spec;
 }
@@ -75,6 +79,7 @@ export function buildAgentPod(i: AgentPodInput): KubeObject {
     { name: "tmp", emptyDir: { sizeLimit: "1Gi" } },
     { name: "restic-cache", emptyDir: { sizeLimit: "2Gi" } },
     ...accesses.flatMap((a) => a.volumes.map((v) => ({ name: v.name, ...v.source }))),
+    ...(i.claims ?? []).map((c) => ({ name: c.name, persistentVolumeClaim: { claimName: c.claimName, readOnly: true } })),
   ];
   // One env var per secret key; the same variable twice (a copy within one S3 account) is set once.
   const env = new Map<string, Record<string, unknown>>();
@@ -132,6 +137,7 @@ export function buildAgentPod(i: AgentPodInput): KubeObject {
             { name: "tmp", mountPath: "/tmp" },
             { name: "restic-cache", mountPath: RESTIC_CACHE_DIR },
             ...accesses.flatMap((a) => a.volumes.map((v) => ({ name: v.name, mountPath: v.mountPath, readOnly: v.readOnly }))),
+            ...(i.claims ?? []).map((c) => ({ name: c.name, mountPath: c.mountPath, readOnly: true })),
           ],
         },
       ],

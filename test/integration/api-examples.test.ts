@@ -64,7 +64,7 @@ describe("examples", () => {
     );
   });
 
-  it("fills the defaults: retention, copy type, selection, calendar, schedules, job limits and snapshot retries", async () => {
+  it("fills the defaults: retention, copy type, selection, calendar, schedules, job limits and snapshot copies", async () => {
     const primary = await kube.get(`/apis/auxo.dev/v1alpha1/namespaces/${ns}/policycopies/primary`);
     expect(primary.spec.retention).toMatchObject({ enableDataAging: true, days: 14, cycles: 2, spool: false });
     expect(primary.spec).toMatchObject({ copyType: "Synchronous", active: true, deduplication: { enabled: false } });
@@ -83,7 +83,11 @@ describe("examples", () => {
       cancel: false,
     });
     const sv = await kube.get(`/apis/auxo.dev/v1alpha1/namespaces/${ns}/snapvaults/databases`);
-    expect(sv.spec.retry).toEqual({ maxAttempts: 10, maxDays: 5 });
+    // The retry budget is the operator's (--snap-retry-max-attempts, --snap-retry-max-days) unless spec.retry says.
+    expect(sv.spec.retry).toBeUndefined();
+    expect(sv.spec).toMatchObject({ mode: "Vault", stagingTimeout: "5m", schedule: { every: "1h", suspend: false } });
+    expect(sv.spec.source.retention).toEqual({ days: 3, recoveryPoints: 0 });
+    expect(sv.spec.retention).toMatchObject({ days: 30, recoveryPoints: 0, ignoreCompletedWithErrorsForExtendedRetention: false });
   });
 });
 

@@ -158,6 +158,7 @@ describe("bounds in the schemas", () => {
       "AuxCopyJob.spec.maxRunningTime",
       "Library.spec.probeInterval",
       "SnapVault.spec.schedule.every",
+      "SnapVault.spec.stagingTimeout",
       "StoragePolicy.spec.auxCopySchedule.every",
     ]);
     expect(unbounded).toEqual([]);

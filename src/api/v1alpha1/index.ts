@@ -135,7 +135,16 @@ export const SnapVault = kind({
     { name: "Mode", type: "string", jsonPath: ".spec.mode", description: "Vault or Mirror." },
     { name: "Phase", type: "string", jsonPath: ".status.phase", description: "Result of the current or last run." },
     { name: "Copied", type: "integer", jsonPath: ".status.counts.copied", description: "Snapshots copied." },
-    { name: "Missing", type: "integer", jsonPath: ".status.counts.missing", description: "Snapshots out of retries." },
+    { name: "Retrying", type: "integer", jsonPath: ".status.counts.retrying", description: "Snapshots waiting for another attempt." },
+    {
+      name: "Missing",
+      type: "integer",
+      jsonPath: ".status.counts.missing",
+      description: "Snapshots out of retries or whose source is gone.",
+    },
+    { name: "Current", type: "string", jsonPath: ".status.current.snapshot", description: "The snapshot being copied.", priority: 1 },
+    { name: "Last Run", type: "date", jsonPath: ".status.lastRunTime", description: "When the last run started." },
+    { name: "Next Run", type: "string", jsonPath: ".status.nextRunTime", description: "When the next scheduled run starts.", priority: 1 },
     ready,
     age,
   ],
@@ -148,4 +157,4 @@ export type { LibrarySpec, LibraryStatus } from "./library.ts";
 export type { StoragePolicySpec, StoragePolicyStatus } from "./storagepolicy.ts";
 export type { PolicyCopySpec, PolicyCopyStatus } from "./policycopy.ts";
 export type { AuxCopyJobSpec, AuxCopyJobStatus } from "./auxcopyjob.ts";
-export type { SnapVaultSpec, SnapVaultStatus } from "./snapvault.ts";
+export type { SnapshotEntry, SnapVaultSpec, SnapVaultStatus } from "./snapvault.ts";

@@ -1,4 +1,5 @@
 import { type Static, Type } from "@sinclair/typebox";
+import { ExtendedRule } from "./policycopy.ts";
 import {
   Bool,
   Conditions,
@@ -6,10 +7,10 @@ import {
   Duration,
   Enum,
   Int,
+  LabelSelector,
   Name,
   Obj,
   ObservedGeneration,
-  LabelSelector,
   RepositoryPath,
   SecretKeyRef,
   Str,
@@ -17,39 +18,72 @@ import {
 } from "./schema-helpers.ts";
 
 export const SnapStates = ["Pending", "Copying", "Copied", "Retrying", "Missing"] as const;
+export const MissingReasons = ["RetryCountExhausted", "RetryTimeLimitExhausted", "SourceSnapshotDeleted", "SourceVolumeDeleted"] as const;
+export const RunPhases = ["Pending", "Running", "Completed", "AvailableWithMissingSnaps", "Failed"] as const;
 
 export const SnapVaultSpec = Obj(
   {
     mode: Type.Optional(
       Enum(
         ["Vault", "Mirror"] as const,
-        "Vault keeps its own set of snapshot copies under its own retention; Mirror follows the source. Default: Vault.",
+        "Vault keeps its own set of snapshot copies under its own retention; Mirror follows the source (a copy whose snapshot is gone while its PVC exists is forgotten). Default: Vault.",
         { default: "Vault" },
+      ),
+    ),
+    storagePolicy: Type.Optional(
+      Name(
+        "The StoragePolicy this SnapVault belongs to: its operation windows and time zone apply to runs, and backup copies go to its primary copy.",
       ),
     ),
     source: Obj(
       {
-        provider: Type.Optional(
-          Enum(["CSI", "Local"] as const, "Where snapshots come from: CSI VolumeSnapshots, or the local provider (tests). Default: CSI.", {
-            default: "CSI",
-          }),
-        ),
-        persistentVolumeClaimSelector: Type.Optional(
-          LabelSelector("Label selector (metav1.LabelSelector) of the PVCs whose snapshots are copied."),
-        ),
         persistentVolumeClaims: Type.Optional(
           Type.Array(Name("A PVC name."), {
-            description: "PVCs whose snapshots are copied.",
+            description: "PVCs that Auxo snapshots on the schedule (same namespace).",
             maxItems: 256,
             "x-kubernetes-list-type": "set",
           }),
         ),
-        volumeSnapshotClassName: Type.Optional(Name("VolumeSnapshotClass of the snapshots to take or use.")),
+        persistentVolumeClaimSelector: Type.Optional(LabelSelector("PVCs that Auxo snapshots on the schedule, by label.")),
+        volumeSnapshotClassName: Type.Optional(
+          Name("VolumeSnapshotClass of the snapshots Auxo cuts. Default: the cluster's default class for the PVC's driver."),
+        ),
+        retention: Type.Optional(
+          Obj(
+            {
+              days: Type.Optional(
+                Int("Delete snapshots Auxo cut once they are this many days old; -1 keeps them. Default: 7.", {
+                  minimum: -1,
+                  maximum: 36500,
+                  default: 7,
+                }),
+              ),
+              recoveryPoints: Type.Optional(
+                Int("Keep at most this many snapshots Auxo cut per PVC (0: no limit). Default: 0.", {
+                  minimum: 0,
+                  maximum: 10000,
+                  default: 0,
+                }),
+              ),
+            },
+            "Retention of the snapshots Auxo cuts, on the source. A snapshot is never deleted before every copy that needs it has it or it is Missing; adopted snapshots are never deleted.",
+            { default: {} },
+          ),
+        ),
+        adopt: Type.Optional(
+          Obj(
+            { volumeSnapshotSelector: LabelSelector("Existing VolumeSnapshots to copy (made by other tools), by label.") },
+            "Existing VolumeSnapshots that Auxo copies but never deletes.",
+          ),
+        ),
+        storageClassName: Type.Optional(
+          Name("StorageClass of the volumes restored from snapshots for copying. Default: the source PVC's class."),
+        ),
       },
-      "The snapshots to copy.",
+      "Where the snapshots come from: taken by Auxo of the selected PVCs, and/or adopted by label.",
       cel({
-        rule: "has(self.persistentVolumeClaimSelector) || has(self.persistentVolumeClaims)",
-        message: "source needs persistentVolumeClaims or persistentVolumeClaimSelector",
+        rule: "has(self.persistentVolumeClaimSelector) || has(self.persistentVolumeClaims) || has(self.adopt)",
+        message: "source needs persistentVolumeClaims, persistentVolumeClaimSelector or adopt",
       }),
     ),
     destination: Obj(
@@ -61,12 +95,15 @@ export const SnapVaultSpec = Obj(
           "The repository's encryption key.",
         ),
       },
-      "Where the vault or mirror copies go.",
+      "Where the vault or mirror copies go: one restic snapshot per VolumeSnapshot.",
     ),
     schedule: Type.Optional(
       Obj(
-        { every: Type.Optional(Duration("Interval between runs. Default: 1h.", { min: "1m", max: "168h" }, { default: "1h" })) },
-        "When runs start.",
+        {
+          every: Type.Optional(Duration("Interval between runs. Default: 1h.", { min: "1m", max: "168h" }, { default: "1h" })),
+          suspend: Type.Optional(Bool("Start no scheduled runs (requested runs still start). Default: false.", { default: false })),
+        },
+        "When runs start (and on request: the auxo.dev/run-requested annotation).",
         { default: {} },
       ),
     ),
@@ -74,14 +111,20 @@ export const SnapVaultSpec = Obj(
       Obj(
         {
           maxAttempts: Type.Optional(
-            Int("Attempts per snapshot before it is Missing. Default: 10.", { minimum: 1, maximum: 1000, default: 10 }),
+            Int("Attempts per snapshot before it is Missing. Default: the operator's (10).", { minimum: 1, maximum: 1000 }),
           ),
           maxDays: Type.Optional(
-            Int("Days after the first failed attempt before it is Missing. Default: 5.", { minimum: 1, maximum: 365, default: 5 }),
+            Int("Days after the first failed attempt before it is Missing. Default: the operator's (5).", { minimum: 1, maximum: 365 }),
           ),
         },
-        "Retry budget per snapshot; whichever limit is reached first ends the retries.",
-        { default: {} },
+        "Retry budget per snapshot for source faults; whichever limit is reached first ends the retries.",
+      ),
+    ),
+    stagingTimeout: Type.Optional(
+      Duration(
+        "How long a snapshot may take to become ready, and its restored volume to mount, before the attempt counts as failed. Default: 5m.",
+        { min: "10s", max: "24h" },
+        { default: "5m" },
       ),
     ),
     retention: Type.Optional(
@@ -91,43 +134,66 @@ export const SnapVaultSpec = Obj(
             Int("Keep snapshot copies this many days; -1 keeps forever. Default: 30.", { minimum: -1, maximum: 36500, default: 30 }),
           ),
           recoveryPoints: Type.Optional(
-            Int("Keep at most this many snapshot copies per volume (0: no limit). Default: 0.", {
+            Int("Keep at least this many snapshot copies per PVC, whatever their age (0: by days only). Default: 0.", {
               minimum: 0,
               maximum: 100000,
               default: 0,
             }),
           ),
+          extended: Type.Optional(Type.Array(ExtendedRule, { description: "Up to 3 extended retention rules.", maxItems: 3 })),
+          ignoreCompletedWithErrorsForExtendedRetention: Type.Optional(
+            Bool("Let copies of snap jobs with missing snaps be kept by extended rules. Default: false.", { default: false }),
+          ),
         },
-        "Retention of the snapshot copies (Vault mode).",
-        { default: {} },
+        "Retention of the snapshot copies on the destination (Vault mode), aged by the data aging task after each run.",
+        cel({
+          rule: "!has(self.extended) || self.extended.all(r, r.keepDays == -1 || (self.days != -1 && r.keepDays > self.days))",
+          message: "extended retention must keep copies longer than basic retention: keepDays must exceed days (or be -1)",
+        }),
       ),
     ),
     backupCopy: Type.Optional(
       Obj(
         {
-          enabled: Type.Optional(Bool("Also copy snapshot data into a policy's primary copy. Default: false.", { default: false })),
-          storagePolicy: Type.Optional(Name("The StoragePolicy whose primary copy receives the backup copies.")),
+          enabled: Type.Optional(
+            Bool("Also copy snapshot data into the storage policy's primary copy. Default: false.", { default: false }),
+          ),
         },
-        "Backup copy of snapshots into a storage policy.",
-        cel({ rule: "!self.enabled || has(self.storagePolicy)", message: "backupCopy.enabled needs backupCopy.storagePolicy" }),
+        "Backup copy of snapshots into spec.storagePolicy's primary copy.",
       ),
     ),
   },
   "Vault or mirror copies of volume snapshots, with a retry budget per snapshot.",
-  cel({
-    rule: "self.mode != 'Mirror' || !has(self.retention) || self.retention.recoveryPoints == 0",
-    message: "a Mirror follows its source's retention: recoveryPoints is for Vault mode",
-  }),
+  cel(
+    {
+      rule: "self.mode != 'Mirror' || !has(self.retention)",
+      message: "a Mirror follows its source's retention: retention is for Vault mode",
+    },
+    {
+      rule: "!has(self.backupCopy) || !self.backupCopy.enabled || has(self.storagePolicy)",
+      message: "backupCopy.enabled needs spec.storagePolicy",
+    },
+  ),
 );
 
 const SnapshotState = Obj(
   {
-    name: Str("Snapshot name."),
-    persistentVolumeClaim: Str("PVC the snapshot was taken of."),
+    name: Str("VolumeSnapshot name."),
+    uid: Type.Optional(Str("VolumeSnapshot uid (empty for a snapshot that could not be cut).")),
+    persistentVolumeClaim: Str("PVC the snapshot is of."),
+    origin: Type.Optional(Enum(["Taken", "Adopted"] as const, "Cut by Auxo, or adopted by label.")),
+    creationTime: Type.Optional(DateTime("When the snapshot was cut: the copy's point in time.")),
     state: Enum(SnapStates, "State of the snapshot's copy."),
-    attempts: Type.Optional(Int("Copy attempts so far.")),
-    firstAttemptTime: Type.Optional(DateTime("First attempt.")),
-    lastError: Type.Optional(Str("Last error.")),
+    reason: Type.Optional(Str("Why it is Missing or Retrying.")),
+    attempts: Type.Optional(Int("Failed copy attempts so far (source faults only).")),
+    firstAttemptTime: Type.Optional(DateTime("First failed attempt: the retry budget's days count from it.")),
+    lastAttemptTime: Type.Optional(DateTime("Latest attempt.")),
+    lastError: Type.Optional(Str("Latest error.")),
+    copiedAs: Type.Optional(Str("The restic snapshot ID on the destination.")),
+    bytes: Type.Optional(Int("Bytes of the snapshot's files.")),
+    run: Type.Optional(Int("The run that last tried it.")),
+    cutBy: Type.Optional(Int("The run that cut it: its snap job (a job with a Missing snapshot completes with errors).")),
+    pods: Type.Optional(Int("Copy pods started for it (their number names the pod and the restored volume).")),
   },
   "One snapshot and its copy.",
 );
@@ -136,10 +202,45 @@ export const SnapVaultStatus = Obj(
   {
     observedGeneration: Type.Optional(ObservedGeneration),
     conditions: Type.Optional(Conditions),
-    phase: Type.Optional(
-      Enum(["Pending", "Running", "Completed", "AvailableWithMissingSnaps", "Failed"] as const, "Result of the current or last run."),
+    phase: Type.Optional(Enum(RunPhases, "Result of the current or last run.")),
+    repositoryId: Type.Optional(Str("The destination restic repository's ID: every MediaAgent checks it before it writes.")),
+    runs: Type.Optional(Int("Runs started so far.")),
+    run: Type.Optional(
+      Obj(
+        {
+          number: Int("The run's number."),
+          trigger: Enum(["Schedule", "Request"] as const, "What started it."),
+          startTime: DateTime("When it started."),
+          endTime: Type.Optional(DateTime("When it ended.")),
+          phase: Enum(RunPhases, "The run's phase."),
+          waiting: Type.Optional(Str("Why it is not copying now (destination down, operation window, streams).")),
+          destinationFailures: Type.Optional(Int("Copy pods that failed on the destination in this run (they cost no attempt).")),
+          retryAt: Type.Optional(DateTime("When a copy parked by a destination fault is tried again.")),
+          copied: Type.Optional(Int("Snapshots copied by this run.")),
+          bytes: Type.Optional(Int("Bytes copied by this run.")),
+          message: Type.Optional(Str("How it ended.")),
+        },
+        "The current or last run.",
+      ),
     ),
     lastRunTime: Type.Optional(DateTime("When the last run started.")),
+    nextRunTime: Type.Optional(DateTime("When the next scheduled run starts.")),
+    lastRequest: Type.Optional(Str("The last auxo.dev/run-requested value answered.")),
+    lastRepick: Type.Optional(Str("The last auxo.dev/repick-requested value answered (Missing snapshots re-armed).")),
+    current: Type.Optional(
+      Obj(
+        {
+          snapshot: Str("The snapshot being copied."),
+          persistentVolumeClaim: Str("Its PVC."),
+          bytesDone: Type.Optional(Int("Bytes read so far.")),
+          bytesTotal: Type.Optional(Int("Bytes to read.")),
+          percent: Type.Optional(Type.Number({ description: "Percent done." })),
+          bytesPerSecond: Type.Optional(Int("Throughput so far.")),
+          startTime: Type.Optional(DateTime("When its copy started.")),
+        },
+        "The copy in progress (the oldest one when several run).",
+      ),
+    ),
     counts: Type.Optional(
       Obj(
         {
@@ -149,11 +250,11 @@ export const SnapVaultStatus = Obj(
           retrying: Type.Optional(Int("Snapshots waiting for another attempt.")),
           missing: Type.Optional(Int("Snapshots out of retries, or whose source is gone.")),
         },
-        "Snapshots by state.",
+        "Snapshots by state (of those status lists).",
       ),
     ),
     snapshots: Type.Optional(
-      Type.Array(SnapshotState, { description: "Snapshots not yet Copied, and the latest ones (at most 100).", maxItems: 100 }),
+      Type.Array(SnapshotState, { description: "Snapshots not yet Copied first, then the newest (at most 100).", maxItems: 100 }),
     ),
   },
   "Observed state of the snap vault.",
@@ -161,3 +262,4 @@ export const SnapVaultStatus = Obj(
 
 export type SnapVaultSpec = Static<typeof SnapVaultSpec>;
 export type SnapVaultStatus = Static<typeof SnapVaultStatus>;
+export type SnapshotEntry = Static<typeof SnapshotState>;
