@@ -16,6 +16,9 @@ export const Label = {
   trigger: "auxo.dev/trigger",
   follows: "auxo.dev/follows",
   promoteTo: "auxo.dev/promote-to",
+  snapVault: "auxo.dev/snapvault",
+  pvc: "auxo.dev/pvc",
+  volumeSnapshotUid: "auxo.dev/volumesnapshot-uid",
 } as const;
 
 export const Annotation = {
@@ -29,6 +32,16 @@ export const Annotation = {
   catalogTime: "auxo.dev/catalog-time",
   /** The client Secret's primary copy. */
   primaryCopy: "auxo.dev/primary-copy",
+  /** Set by a user to a new token: start a SnapVault run now (answered in status.lastRequest; docs/snapvault.md). */
+  runRequested: "auxo.dev/run-requested",
+  /** Set by a user to a new token: re-arm the SnapVault's Missing snapshots (answered in status.lastRepick). */
+  repickRequested: "auxo.dev/repick-requested",
+  /** The SnapVault that cut a VolumeSnapshot, in full. */
+  snapVault: "auxo.dev/snapvault",
+  /** The run that cut a VolumeSnapshot. */
+  run: "auxo.dev/run",
+  /** The VolumeSnapshot a copy pod copies, in full. */
+  volumeSnapshot: "auxo.dev/volumesnapshot",
 } as const;
 
 /** The value of the managed-by label on everything Auxo creates. */

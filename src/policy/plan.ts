@@ -16,7 +16,18 @@ export interface PlannedEvent {
 
 /** A change of one of the operator's metrics (src/observability/metrics.ts names them). */
 export interface MetricDelta {
-  metric: "copiedJobs" | "copiedBytes" | "auxCopyRuns" | "copyBacklog" | "copyLag" | "agedJobs" | "reclaimedBytes" | "agingRuns";
+  metric:
+    | "copiedJobs"
+    | "copiedBytes"
+    | "auxCopyRuns"
+    | "copyBacklog"
+    | "copyLag"
+    | "agedJobs"
+    | "reclaimedBytes"
+    | "agingRuns"
+    | "snapVaultSnapshots"
+    | "snapVaultBytes"
+    | "snapVaultRuns";
   labels: Record<string, string>;
   /** Counter increment, gauge value or histogram observation. */
   value: number;

@@ -1,12 +1,13 @@
-// SnapVault references: its destination library, password Secret (and key) and the backup copy's policy.
+// SnapVault references: its destination library, password Secret (and key) and the storage policy it belongs to.
 import { describe, expect, it } from "vitest";
-import { planSnapVault, type SnapVaultFacts } from "../../src/policy/snapvault.ts";
+import { referenceProblems, type SnapVaultFacts } from "../../src/policy/snapvault.ts";
 
 const facts = (over: Partial<SnapVaultFacts> = {}): SnapVaultFacts => ({
   spec: {
+    storagePolicy: "gold",
     source: { persistentVolumeClaims: ["data"] },
     destination: { library: "disk", encryption: { passwordSecret: { name: "pw" } } },
-    backupCopy: { enabled: true, storagePolicy: "gold" },
+    backupCopy: { enabled: true },
   },
   libraryExists: true,
   policyExists: true,
@@ -16,21 +17,19 @@ const facts = (over: Partial<SnapVaultFacts> = {}): SnapVaultFacts => ({
 
 describe("SnapVault references", () => {
   it("resolve", () => {
-    expect(planSnapVault(facts()).ready).toEqual({
-      problems: [],
-      ok: { reason: "ReferencesResolved", message: "destination library and password Secret resolve" },
-    });
+    expect(referenceProblems(facts())).toEqual([]);
   });
   it("name what is missing, one problem each", () => {
-    const plan = planSnapVault(facts({ libraryExists: false, policyExists: false, secrets: new Map([["pw", new Set(["other"])]]) }));
-    expect(plan.ready?.problems).toEqual([
-      { reason: "LibraryNotFound", message: 'destination library "disk" does not exist in this namespace' },
-      { reason: "SecretKeyNotFound", message: 'spec.destination.encryption.passwordSecret: Secret "pw" has no key "password"' },
-      { reason: "StoragePolicyNotFound", message: 'backupCopy.storagePolicy "gold" does not exist in this namespace' },
-    ]);
+    expect(referenceProblems(facts({ libraryExists: false, policyExists: false, secrets: new Map([["pw", new Set(["other"])]]) }))).toEqual(
+      [
+        { reason: "LibraryNotFound", message: 'destination library "disk" does not exist in this namespace' },
+        { reason: "SecretKeyNotFound", message: 'spec.destination.encryption.passwordSecret: Secret "pw" has no key "password"' },
+        { reason: "StoragePolicyNotFound", message: 'storagePolicy "gold" does not exist in this namespace' },
+      ],
+    );
   });
-  it("need no policy while the backup copy is off", () => {
-    const spec = { ...facts().spec, backupCopy: { enabled: false, storagePolicy: "gold" } };
-    expect(planSnapVault(facts({ spec, policyExists: false })).ready?.problems).toEqual([]);
+  it("need no policy when it names none", () => {
+    const { storagePolicy: _, ...spec } = facts().spec;
+    expect(referenceProblems(facts({ spec: { ...spec, backupCopy: undefined }, policyExists: false }))).toEqual([]);
   });
 });
