@@ -24,6 +24,9 @@ export interface OperatorConfig {
   allowHostPathLibraries: boolean;
   allowNfsLibraries: boolean;
   allowRepositoryPathsOutsideNamespace: boolean;
+  /** Default retry budget of a SnapVault's snapshots (spec.retry overrides it). */
+  snapRetryMaxAttempts: number;
+  snapRetryMaxDays: number;
 }
 
 export class ConfigError extends Error {}
@@ -53,6 +56,13 @@ function bool(flag: string, value: string | boolean): boolean {
   throw new ConfigError(`--${flag}: "${value}" is not true or false`);
 }
 
+/** A whole number from 1 to `max`. */
+function count(flag: string, value: string, max: number): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > max) throw new ConfigError(`--${flag}: "${value}" is not a whole number from 1 to ${max}`);
+  return n;
+}
+
 export const operatorUsage = `usage: auxo operator [flags]
 
 flags (environment variable in brackets):
@@ -75,6 +85,8 @@ flags (environment variable in brackets):
   --allow-nfs-libraries BOOL            accept NFS libraries: any export the nodes reach (default false) [AUXO_ALLOW_NFS_LIBRARIES]
   --allow-repository-paths-outside-namespace BOOL
                                         let spec.repositoryPath leave <namespace>/ on a library (default false) [AUXO_ALLOW_REPOSITORY_PATHS_OUTSIDE_NAMESPACE]
+  --snap-retry-max-attempts N           attempts per snapshot before it is Missing (default 10) [AUXO_SNAP_RETRY_MAX_ATTEMPTS]
+  --snap-retry-max-days N               days from a snapshot's first failed attempt before it is Missing (default 5) [AUXO_SNAP_RETRY_MAX_DAYS]
 `;
 
 export function parseOperatorConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): OperatorConfig {
@@ -102,6 +114,8 @@ export function parseOperatorConfig(argv: string[], env: NodeJS.ProcessEnv = pro
         "allow-host-path-libraries": { type: "string" },
         "allow-nfs-libraries": { type: "string" },
         "allow-repository-paths-outside-namespace": { type: "string" },
+        "snap-retry-max-attempts": { type: "string" },
+        "snap-retry-max-days": { type: "string" },
       },
     }));
   } catch (err) {
@@ -131,6 +145,8 @@ export function parseOperatorConfig(argv: string[], env: NodeJS.ProcessEnv = pro
       "allow-repository-paths-outside-namespace",
       v("allow-repository-paths-outside-namespace", "AUXO_ALLOW_REPOSITORY_PATHS_OUTSIDE_NAMESPACE") ?? false,
     ),
+    snapRetryMaxAttempts: count("snap-retry-max-attempts", v("snap-retry-max-attempts", "AUXO_SNAP_RETRY_MAX_ATTEMPTS") ?? "10", 1000),
+    snapRetryMaxDays: count("snap-retry-max-days", v("snap-retry-max-days", "AUXO_SNAP_RETRY_MAX_DAYS") ?? "5", 365),
   };
   if (!levels.includes(cfg.logLevel)) throw new ConfigError(`--log-level: "${cfg.logLevel}" is not one of ${levels.join(", ")}`);
   if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(cfg.leaderElectionNamespace)) {

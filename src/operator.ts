@@ -51,8 +51,13 @@ export async function runOperator(cfg: OperatorConfig, version: string): Promise
     probeAddress: cfg.probeAddress || undefined,
     metricsAddress: cfg.metricsAddress && cfg.metricsAddress !== cfg.probeAddress ? cfg.metricsAddress : undefined,
   });
+  const volumeSnapshots = await client.serves("/apis/snapshot.storage.k8s.io/v1");
+  if (!volumeSnapshots) log.warn("snapshot.storage.k8s.io/v1 is not served (no CSI snapshot CRDs): SnapVaults will not run");
   registerControllers(manager, {
     agentImage: cfg.agentImage,
+    volumeSnapshots,
+    snapRetryMaxAttempts: cfg.snapRetryMaxAttempts,
+    snapRetryMaxDays: cfg.snapRetryMaxDays,
     probeLibraries: cfg.probeLibraries,
     autoAuxCopy: cfg.autoAuxCopy,
     dataAging: cfg.dataAging,

@@ -22,8 +22,16 @@ export interface RejectedPod {
 
 type Obj = KubeObject & { status?: Record<string, unknown> };
 
-const counters = new Set<MetricDelta["metric"]>(["copiedJobs", "copiedBytes", "agedJobs", "reclaimedBytes", "agingRuns"]);
-const gauges = new Set<MetricDelta["metric"]>(["copyBacklog", "copyLag"]);
+const counters = new Set<MetricDelta["metric"]>([
+  "copiedJobs",
+  "copiedBytes",
+  "agedJobs",
+  "reclaimedBytes",
+  "agingRuns",
+  "snapVaultBytes",
+  "snapVaultRuns",
+]);
+const gauges = new Set<MetricDelta["metric"]>(["copyBacklog", "copyLag", "snapVaultSnapshots"]);
 
 /** A bounded memory of keys already announced or counted by this process. */
 class Once {

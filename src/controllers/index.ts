@@ -17,7 +17,7 @@ export function registerControllers(mgr: Manager, settings: ControllerSettings):
   registerLibraryController(mgr, settings, probes);
   registerStoragePolicyController(mgr, settings);
   registerPolicyCopyController(mgr, settings);
-  registerSnapVaultController(mgr, settings.now ?? Date.now);
+  registerSnapVaultController(mgr, settings, probes);
   registerAuxCopyController(mgr, settings, probes);
   registerDataAgingController(mgr, settings, probes);
 }

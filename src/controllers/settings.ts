@@ -23,5 +23,13 @@ export interface ControllerSettings {
   allowNfsLibraries?: boolean;
   /** Let a PolicyCopy's spec.repositoryPath leave its namespace's prefix (default false: tenants stay in their prefix). */
   allowRepositoryPathsOutsideNamespace?: boolean;
+  /**
+   * The cluster serves snapshot.storage.k8s.io/v1 (the operator checks at start): SnapVaults run only then; without it
+   * they say so in their Ready condition. Default false.
+   */
+  volumeSnapshots?: boolean;
+  /** Default retry budget of a SnapVault's snapshots (default 10 attempts and 5 days). */
+  snapRetryMaxAttempts?: number;
+  snapRetryMaxDays?: number;
   now?: () => number;
 }

@@ -251,6 +251,17 @@ export class KubeClient {
   }
 
   /** GET /version: proves reachability and credentials. */
+  /** Whether the API server serves a group version (`/apis/<group>/<version>`): a CRD-backed API may be absent. */
+  async serves(groupVersionPath: string): Promise<boolean> {
+    try {
+      await this.request("GET", groupVersionPath);
+      return true;
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 404) return false;
+      throw err;
+    }
+  }
+
   async version(): Promise<string> {
     return (await this.request<{ gitVersion: string }>("GET", "/version")).gitVersion;
   }

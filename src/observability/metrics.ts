@@ -28,6 +28,9 @@ export class Metrics {
   readonly agedJobs: Counter<"namespace" | "policy" | "copy">;
   readonly reclaimedBytes: Counter<"namespace" | "policy" | "copy">;
   readonly agingRuns: Counter<"namespace" | "policy" | "copy" | "result">;
+  readonly snapVaultSnapshots: Gauge<"namespace" | "snapvault" | "state">;
+  readonly snapVaultBytes: Counter<"namespace" | "snapvault">;
+  readonly snapVaultRuns: Counter<"namespace" | "snapvault" | "phase">;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const r = [this.registry];
@@ -168,6 +171,24 @@ export class Metrics {
       name: "auxo_data_aging_runs_total",
       help: "Data aging runs of a copy, by result (completed, stopped by the mass-deletion breaker, failed)",
       labelNames: [...copyLabels, "result"],
+      registers: r,
+    });
+    this.snapVaultSnapshots = new Gauge({
+      name: "auxo_snapvault_snapshots",
+      help: "Snapshots a SnapVault's status lists, by state (Pending, Copying, Copied, Retrying, Missing)",
+      labelNames: ["namespace", "snapvault", "state"],
+      registers: r,
+    });
+    this.snapVaultBytes = new Counter({
+      name: "auxo_snapvault_copied_bytes_total",
+      help: "Bytes of snapshots a SnapVault copied to its destination",
+      labelNames: ["namespace", "snapvault"],
+      registers: r,
+    });
+    this.snapVaultRuns = new Counter({
+      name: "auxo_snapvault_runs_total",
+      help: "SnapVault runs that ended, by phase (Completed, AvailableWithMissingSnaps, Failed)",
+      labelNames: ["namespace", "snapvault", "phase"],
       registers: r,
     });
   }

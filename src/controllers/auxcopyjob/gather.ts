@@ -190,7 +190,8 @@ function otherJob(o: AcjObj): OtherJob {
 
 /** Live copy pods of the namespace: this job's, and on each library of its parts (as target or source). */
 function streamsInUse(c: Caches, acj: AcjObj, targets: TargetFacts[]): RunFacts["streams"] {
-  const live = c.agentPods.list(acj.metadata.namespace).filter((p) => podActive(p) && taskOf(p) === "copy");
+  // Snap copies (SnapVault) share the libraries' streams with aux copies.
+  const live = c.agentPods.list(acj.metadata.namespace).filter((p) => podActive(p) && ["copy", "snapcopy"].includes(taskOf(p)));
   const libraries = new Set(targets.flatMap((t) => [t.copy?.library?.name, t.sourceCopy?.library?.name]).filter((l) => l !== undefined));
   const on = (lib: string) =>
     live.filter(

@@ -1,0 +1,35 @@
+// Carrying out a SnapVault plan: VolumeSnapshots to cut and restored volumes first (a pod that mounts a volume must not
+// start before it is asked for), then what the shared applier does (pods, status with Ready, events, metrics), then
+// the deletions the plan allows once status records why (restored volumes and snapshots no copy needs).
+import type { KubeObject, ResourceType } from "../../kube/resources.ts";
+import type { SnapVaultPlan } from "../../policy/snapvault-run.ts";
+import type { Manager } from "../../runtime/manager.ts";
+import type { Result } from "../../runtime/result.ts";
+import type { ProbeRequests } from "../agent/probes.ts";
+import type { Applier } from "../apply.ts";
+import { PersistentVolumeClaims, type SnapVaultObj } from "../resources.ts";
+
+export const VolumeSnapshots: ResourceType = {
+  group: "snapshot.storage.k8s.io",
+  version: "v1",
+  plural: "volumesnapshots",
+  kind: "VolumeSnapshot",
+  namespaced: true,
+};
+
+export interface ApplyDeps {
+  mgr: Manager;
+  applier: Applier;
+  probes?: ProbeRequests;
+}
+
+export async function applySnapVault(d: ApplyDeps, sv: SnapVaultObj, plan: SnapVaultPlan, now: number): Promise<Result> {
+  const ns = sv.metadata.namespace as string;
+  for (const s of plan.createSnapshots) await d.mgr.client.createIfAbsent(VolumeSnapshots, s as unknown as KubeObject);
+  for (const c of plan.createClaims) await d.mgr.client.createIfAbsent(PersistentVolumeClaims, c as unknown as KubeObject);
+  if (plan.probe) d.probes?.request(ns, sv.spec.destination.library, plan.probe, now);
+  const result = await d.applier.apply(sv, plan);
+  for (const name of plan.deleteClaims) await d.mgr.client.deleteIfExists(PersistentVolumeClaims, ns, name);
+  for (const name of plan.deleteSnapshots) await d.mgr.client.deleteIfExists(VolumeSnapshots, ns, name);
+  return result;
+}
