@@ -216,6 +216,7 @@ describe("RBAC of the chart's service accounts", () => {
     for (const verb of ["get", "list", "watch", "create", "patch"])
       expect(await can(operator, { verb, resource: "secrets", namespace: tenantB }), `secrets ${verb}`).toBe(true);
     expect(await can(operator, { verb: "create", resource: "events", namespace: tenantA })).toBe(true);
+    expect(await can(operator, { verb: "list", resource: "events", namespace: tenantA })).toBe(true);
     // Snapshot work: cut VolumeSnapshots, restore claims from them, delete both afterwards.
     for (const verb of ["list", "watch", "create", "delete"]) {
       expect(await can(operator, { verb, group: "snapshot.storage.k8s.io", resource: "volumesnapshots", namespace: tenantA }), verb).toBe(
