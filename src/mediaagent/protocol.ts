@@ -69,6 +69,8 @@ export interface AgingTask {
   dryRun?: boolean;
   /** Decide as of this time (a preview of the next run); default now. */
   at?: string;
+  /** A SnapVault Mirror: forget exactly these jobs (their snapshot is gone at the source), never a PVC's newest copy. */
+  forgetJobs?: string[];
 }
 
 /**

@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import type { SnapshotEntry, SnapVaultSpec, SnapVaultStatus } from "../api/v1alpha1/index.ts";
 import type { OwnerReference } from "../kube/resources.ts";
 import type { AgentPodInput } from "../mediaagent/pod.ts";
-import type { AgentOutcome, InitResult, SnapCopyResult } from "../mediaagent/protocol.ts";
+import type { AgeResult, AgentOutcome, InitResult, SnapCopyResult } from "../mediaagent/protocol.ts";
 import { parseDuration } from "./duration.ts";
 import { Annotation, Label, MANAGED_BY } from "./labels.ts";
 import { boundedName, labelValue, podName } from "./names.ts";
@@ -19,6 +19,7 @@ import type { MetricDelta, Plan, PlannedEvent, ReadyPlan } from "./plan.ts";
 import type { Problem } from "./references.ts";
 import type { RepositoryAccess } from "./repository.ts";
 import { type RetryBudget, retryVerdict } from "./snapretry.ts";
+import { vaultRetention } from "./snapvault-aging.ts";
 import { snapJobId } from "./snaptags.ts";
 import { formatTime, parseTime } from "./time.ts";
 import { blockingWindow, type Window } from "./windows.ts";
@@ -78,7 +79,7 @@ export interface PodFacts {
   name: string;
   phase?: string;
   startedAt?: number;
-  result?: AgentOutcome<SnapCopyResult & InitResult>;
+  result?: AgentOutcome<SnapCopyResult & InitResult & AgeResult>;
   /** The kubelet's latest FailedMount message. */
   failedMount?: string;
   progress?: ProgressFacts;
@@ -134,6 +135,7 @@ type Run = NonNullable<SnapVaultStatus["run"]>;
 type Entry = SnapshotEntry;
 
 export const initPodName = (sv: string): string => podName(sv, "init");
+export const agePodName = (sv: string, run: number): string => podName(sv, "age", String(run));
 export const copyPodName = (sv: string, uid: string, pods: number): string => podName(sv, "copy", uid.slice(0, 8), String(pods));
 export const claimName = (sv: string, uid: string, pods: number): string => podName(sv, "restore", uid.slice(0, 8), String(pods));
 /** Where a copy pod mounts the restored volume: one path per PVC, so that restic's parent is the PVC's previous copy. */
@@ -218,9 +220,14 @@ export function planSnapVaultRun(f: SnapVaultRunFacts): SnapVaultPlan {
   merge(c);
   let run = c.status.run;
   const running = run !== undefined && (run.phase === "Running" || run.phase === "Pending");
-  if (!running && f.problems.length === 0 && c.status.repositoryId) run = maybeStart(c);
-  if (run && (run.phase === "Running" || run.phase === "Pending")) run = step(c, run);
-  else settleOutsideRun(c);
+  // After a run, the destination's aging; the next run waits for it (it prunes under restic's exclusive lock).
+  if (run && !running && run.aging === undefined) run = c.status.run = age(c, run);
+  if (!running && (run === undefined || run.aging !== undefined) && f.problems.length === 0 && c.status.repositoryId) run = maybeStart(c);
+  if (run && (run.phase === "Running" || run.phase === "Pending")) {
+    run = c.status.run = step(c, run);
+    // A run that ended now ages the destination at once.
+    if (run.phase !== "Running" && run.phase !== "Pending") run = age(c, run);
+  } else settleOutsideRun(c);
   c.status.run = run;
   sourceRetention(c);
   sweep(c);
@@ -375,7 +382,8 @@ function maybeStart(c: Ctx): Run | undefined {
   );
   repick(c);
   timeLimits(c, number);
-  cut(c, number, asked ? `q${hash8(f.sv.runRequested as string)}` : stamp(dueAt));
+  // A request's snapshots are named by its token and run number (a token may come back later, for another run).
+  cut(c, number, asked ? `q${hash8(`${f.sv.runRequested}/${number}`)}` : stamp(dueAt));
   return run;
 }
 
@@ -479,7 +487,7 @@ function step(c: Ctx, run: Run): Run {
     if (pod?.result?.ok) {
       const d = pod.result.data;
       Object.assign(e, { state: "Copied", reason: undefined, lastError: undefined, copiedAs: d.snapshotId, bytes: d.bytes, run: r.number });
-      r.copied = (r.copied ?? 0) + 1;
+      if (!d.already) r.copied = (r.copied ?? 0) + 1;
       r.bytes = (r.bytes ?? 0) + (d.already ? 0 : (d.bytes ?? 0));
       const how = d.already
         ? "was on the destination already"
@@ -775,6 +783,8 @@ function sweep(c: Ctx): void {
       wanted.add(copyPodName(f.sv.name, e.uid, e.pods ?? 0));
       wanted.add(claimName(f.sv.name, e.uid, e.pods ?? 0));
     }
+  const run = c.status.run;
+  if (run && run.aging === undefined) wanted.add(agePodName(f.sv.name, run.number));
   const init = initPodName(f.sv.name);
   for (const p of f.pods)
     if (!wanted.has(p.name) && p.name !== init && !c.plan.deletePods?.includes(p.name)) c.plan.deletePods?.push(p.name);
@@ -798,4 +808,83 @@ function mirrorCondition(c: Ctx): ReadyPlan["others"] {
         }
       : { type: "SourceVolumesGone", status: "False", reason: "AllPresent", message: "every mirrored PVC exists" },
   ];
+}
+
+// ---- the destination's aging ----
+
+/**
+ * Ages the destination once after a run (not after a Failed one): a Vault by its retention, a Mirror forgets the
+ * copies of snapshots deleted while their PVC exists and a newer copy of it is there. Returns the run with `aging` set
+ * once it is done (or nothing was to do); until then a pod runs and the next run waits.
+ */
+function age(c: Ctx, run: Run): Run {
+  const { f } = c;
+  if (run.phase === "Failed") return { ...run, aging: "skipped: the run failed" };
+  if (!f.access || !c.status.repositoryId || f.library?.phase !== "Ready")
+    return { ...run, aging: "skipped: the destination is not ready" };
+  const mirror = (f.sv.spec.mode ?? "Vault") === "Mirror";
+  let forgetJobs: string[] | undefined;
+  if (mirror) {
+    const present = new Set(f.snapshots.map((s) => s.uid));
+    const pvcs = new Set(f.pvcs.map((p) => p.name));
+    const copied = c.entries.filter((e) => e.state === "Copied" && e.uid && e.reason !== "Forgotten");
+    forgetJobs = copied
+      .filter((e) => !present.has(e.uid as string) && pvcs.has(e.persistentVolumeClaim))
+      .filter((e) =>
+        copied.some((n) => n.persistentVolumeClaim === e.persistentVolumeClaim && present.has(n.uid as string) && time(n) > time(e)),
+      )
+      .map((e) => snapJobId(f.sv.namespace, e.name, e.uid as string));
+    if (forgetJobs.length === 0) return { ...run, aging: "nothing to forget", aged: 0 };
+  }
+  const name = agePodName(f.sv.name, run.number);
+  const pod = f.pods.find((p) => p.name === name);
+  if (pod?.result) {
+    const d = pod.result.data;
+    c.plan.deletePods?.push(name);
+    if (!pod.result.ok) {
+      c.event("Warning", "AgingFailed", `aging the destination after run ${run.number} failed: ${pod.result.message}`, `agefail/${name}`);
+      return { ...run, aging: `failed: ${pod.result.message}`.slice(0, 1000), aged: 0 };
+    }
+    if (mirror)
+      for (const e of c.entries)
+        if (e.uid && forgetJobs?.includes(snapJobId(f.sv.namespace, e.name, e.uid)))
+          Object.assign(e, { reason: "Forgotten", copiedAs: undefined });
+    const aged = d.aged ?? 0;
+    if (aged)
+      c.event(
+        "Normal",
+        "CopiesAged",
+        `${aged} copies aged on the destination after run ${run.number}${d.agedJobs?.length ? `: ${d.agedJobs.join(", ")}` : ""}`.slice(
+          0,
+          1000,
+        ),
+        `aged/${name}`,
+      );
+    return {
+      ...run,
+      aging: mirror ? `${aged} copies of deleted snapshots forgotten` : `${aged} copies aged by the vault's retention`,
+      aged,
+    };
+  }
+  if (!pod)
+    c.plan.pods?.push({
+      task: "age",
+      namespace: f.sv.namespace,
+      name,
+      owner: f.sv.owner,
+      image: f.settings.agentImage,
+      target: { ...f.access, repositoryId: c.status.repositoryId },
+      aging: {
+        retention: mirror ? undefined : vaultRetention(f.sv.spec.retention),
+        forgetJobs,
+        timeZone: f.policy?.timeZone ?? "UTC",
+        maxSharePercent: mirror ? 100 : 50,
+        at: formatTime(c.now),
+      },
+      locks: { deadHosts: f.deadHosts },
+      deadlineSeconds: 3600,
+      labels: { [Label.snapVault]: labelValue(f.sv.name), [Label.targetLibrary]: labelValue(f.library.name) },
+    });
+  c.wake(3000);
+  return run;
 }

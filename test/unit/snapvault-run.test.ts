@@ -140,7 +140,12 @@ describe("starting a run", () => {
   });
 
   it("waits for the schedule, and starts on a new request token once", () => {
-    const done: SnapVaultStatus = { repositoryId: "r", runs: 1, lastRunTime: iso(T0 - 60_000), run: { ...running(1), phase: "Completed" } };
+    const done: SnapVaultStatus = {
+      repositoryId: "r",
+      runs: 1,
+      lastRunTime: iso(T0 - 60_000),
+      run: { ...running(1), phase: "Completed", aging: "0 copies aged by the vault's retention" },
+    };
     const idle = planSnapVaultRun(facts({}, done));
     expect(idle.createSnapshots).toEqual([]);
     expect(idle.requeueAfterMs).toBe(3600_000 - 60_000);
@@ -490,5 +495,64 @@ describe("the bounded status", () => {
         },
       ),
     );
+  });
+});
+
+describe("aging the destination after a run", () => {
+  const ended = (over: Partial<NonNullable<SnapVaultStatus["run"]>> = {}) => ({
+    ...running(),
+    phase: "Completed" as const,
+    endTime: iso(T0),
+    ...over,
+  });
+
+  it("a Vault runs data aging once with its retention (recovery points as cycles), and the next run waits for it", () => {
+    const f = facts({}, { repositoryId: "r", runs: 1, lastRunTime: iso(T0 - 7200_000), run: ended() });
+    f.sv.spec = { ...f.sv.spec, retention: { days: 14, recoveryPoints: 3 } };
+    f.sv.runRequested = "now";
+    const plan = planSnapVaultRun(f);
+    expect(plan.pods?.map((p) => [p.task, p.name])).toEqual([["age", "db-age-1"]]);
+    expect(plan.pods?.[0]?.aging).toMatchObject({ retention: { days: 14, cycles: 2 }, maxSharePercent: 50 });
+    expect(plan.status.run?.number).toBe(1);
+    const done = planSnapVaultRun({
+      ...f,
+      pods: [{ name: "db-age-1", phase: "Succeeded", result: { ok: true, message: "", data: { aged: 2, agedJobs: ["j1", "j2"] } } }],
+    });
+    expect(done.status.run).toMatchObject({ number: 2, trigger: "Request" });
+    expect(done.deletePods).toContain("db-age-1");
+  });
+
+  it("a Mirror forgets the copies of snapshots deleted while their PVC exists and a newer copy is there; nothing to do, no pod", () => {
+    const copied = (name: string, at: number, pvcName = "a") => entry(name, pvcName, at, { state: "Copied", copiedAs: `id-${name}` });
+    const f = facts(
+      { snapshots: [vs("new", "a", T0 - 1000), vs("b-only", "b", T0 - 5000)] },
+      {
+        repositoryId: "r",
+        runs: 1,
+        lastRunTime: iso(T0 - 600_000),
+        run: ended(),
+        snapshots: [
+          copied("old", T0 - 9000),
+          copied("new", T0 - 1000),
+          copied("b-gone", T0 - 8000, "b"),
+          copied("b-only", T0 - 5000, "b"),
+          copied("c-gone", T0 - 8000, "c"),
+        ],
+      },
+    );
+    f.sv.spec = { ...f.sv.spec, mode: "Mirror" };
+    const plan = planSnapVaultRun(f);
+    // old (a newer copy of a exists), b-gone (b-only is newer); c's PVC is gone: it keeps all.
+    expect(plan.pods?.[0]?.aging?.forgetJobs).toEqual(["team-old-uidold", "team-b-gone-uidbgone"]);
+    expect(plan.ready.others?.[0]).toMatchObject({ type: "SourceVolumesGone", status: "True" });
+    const none = facts(
+      {},
+      { repositoryId: "r", runs: 1, lastRunTime: iso(T0 - 600_000), run: ended(), snapshots: [copied("x", T0 - 1000)] },
+    );
+    none.sv.spec = { ...none.sv.spec, mode: "Mirror" };
+    none.snapshots = [vs("x", "a", T0 - 1000)];
+    const idle = planSnapVaultRun(none);
+    expect(idle.pods).toEqual([]);
+    expect(idle.status.run?.aging).toBe("nothing to forget");
   });
 });

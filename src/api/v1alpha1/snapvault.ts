@@ -219,6 +219,8 @@ export const SnapVaultStatus = Obj(
           copied: Type.Optional(Int("Snapshots copied by this run.")),
           bytes: Type.Optional(Int("Bytes copied by this run.")),
           message: Type.Optional(Str("How it ended.")),
+          aging: Type.Optional(Str("What data aging of the destination did after it (Vault: its retention; Mirror: copies of deleted snapshots).")),
+          aged: Type.Optional(Int("Copies aged on the destination after it.")),
         },
         "The current or last run.",
       ),

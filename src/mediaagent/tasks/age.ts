@@ -4,6 +4,7 @@ import { EngineError } from "../../engine/errors.ts";
 import type { CatalogEntry } from "../../policy/catalog.ts";
 import { decideRetention, type DownstreamCopy, massDeletionBreaker, type RetentionDecision } from "../../policy/retention.ts";
 import { planCopy } from "../../policy/selection.ts";
+import { mirrorForgets } from "../../policy/snapvault-aging.ts";
 import { type Handler, messageOf, progress, type TaskContext } from "../context.ts";
 import { failedVerification } from "../events.ts";
 import type { AgeResult, DownstreamTask, TaskSpec } from "../protocol.ts";
@@ -90,6 +91,7 @@ export const age: Handler<"age"> = async (spec, ctx) => {
     await ctx.checkIdentity(spec.target);
   }
   const catalog = await engine.catalog(target, timeoutMs);
+  if (a.forgetJobs) return await forgetMirrored(ctx, spec, catalog, a.forgetJobs);
   const now = a.at ? Date.parse(a.at) : Date.now();
   const { downstream, unread } = await readDownstream(spec, ctx, catalog, now);
   const decision = decideRetention({
@@ -118,3 +120,27 @@ export const age: Handler<"age"> = async (spec, ctx) => {
   const after = await engine.storedBytes(target, timeoutMs);
   return { ok: true, ...report, reclaimedBytes: Math.max(0, before - after), storedBytes: after, ...ctx.locksNote() };
 };
+
+/** A SnapVault Mirror's aging: the copies of snapshots gone at the source are forgotten (never a PVC's newest). */
+async function forgetMirrored(ctx: TaskContext, spec: TaskSpec, catalog: CatalogEntry[], jobs: string[]): Promise<AgeResult> {
+  const ids = mirrorForgets(catalog, jobs);
+  const byId = new Map(catalog.map((e) => [e.snapshotId, e]));
+  const aged = ids.map((id) => byId.get(id) as CatalogEntry);
+  const report = {
+    jobs: catalog.length,
+    aged: aged.length,
+    agedBytes: aged.reduce((n, e) => n + (e.bytes ?? 0), 0),
+    agedJobs: aged.slice(0, 20).map((e) => e.jobId),
+    byReason: {},
+    breaker: { stop: false, share: catalog.length ? Math.round((aged.length / catalog.length) * 1000) / 10 : 0, message: "" },
+  };
+  if (aged.length === 0 || spec.aging?.dryRun) return { ok: true, ...report, reclaimedBytes: 0 };
+  const target = ctx.repo(spec.target);
+  await ctx.clearLocks(spec.target);
+  const before = await ctx.engine.storedBytes(target, ctx.timeoutMs);
+  await ctx.engine.forget(target, ids);
+  progress({ task: "age", aged: aged.length, phase: "prune" });
+  await ctx.engine.prune(target, ctx.timeoutMs);
+  const after = await ctx.engine.storedBytes(target, ctx.timeoutMs);
+  return { ok: true, ...report, reclaimedBytes: Math.max(0, before - after), storedBytes: after, ...ctx.locksNote() };
+}
