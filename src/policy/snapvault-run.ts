@@ -533,8 +533,9 @@ function step(c: Ctx, run: Run): Run {
       sourceFault(c, e, r.number, `not ready after ${f.sv.spec.stagingTimeout ?? "5m"}: ${why}`, podN);
       continue;
     }
-    if (!pod && !claim) {
-      // Both gone before a result (deleted by hand, or the operator lost them): start the copy again.
+    if (!pod && !claim && now - started >= CACHE_GRACE_MS) {
+      // Both gone before a result (deleted by hand): start the copy again. Not just after they were created: the
+      // caches may not show them yet, and a second pod for the same snapshot would copy it twice.
       Object.assign(e, { state: "Pending" });
       continue;
     }

@@ -385,6 +385,16 @@ describe("copying", () => {
     expect(notFound.status.snapshots?.[0]).toMatchObject({ state: "Missing", reason: "SourceSnapshotDeleted" });
   });
 
+  it("does not start a second copy pod while the caches do not show the first one yet", () => {
+    const e = entry("s1", "a", T0 - 1000, { state: "Copying", pods: 1, lastAttemptTime: iso(T0 - 2000) });
+    const young = planSnapVaultRun(facts({ snapshots: [vs("s1", "a", T0 - 1000)] }, st([e])));
+    expect(young.pods).toEqual([]);
+    expect(young.status.snapshots?.[0]).toMatchObject({ state: "Copying", pods: 1 });
+    // Long gone (deleted by hand): the copy starts again, with a new pod.
+    const old = planSnapVaultRun(facts({ now: T0 + 120_000, snapshots: [vs("s1", "a", T0 - 1000)] }, st([e])));
+    expect(old.pods?.map((p) => p.name)).toEqual([copyPodName("db", "uid-s1", 2)]);
+  });
+
   it("does not call a snapshot it just cut deleted while the cache has not caught up", () => {
     const cut = { ...entry("s1", "a", T0 - 5000), uid: undefined };
     const plan = planSnapVaultRun(facts({ snapshots: [] }, st([cut])));
