@@ -52,6 +52,9 @@ export interface VsFacts {
   restoreSize?: string;
   handle?: string;
   deleting: boolean;
+  /** The source PVC's class and size while it exists (restored volumes use them). */
+  storageClassName?: string;
+  size?: string;
 }
 
 export interface PvcFacts {
@@ -317,6 +320,7 @@ function merge(c: Ctx): void {
     }
     if (vs) {
       if (vs.creationTime) e.creationTime = vs.creationTime;
+      e.storageClassName ??= vs.storageClassName;
       continue;
     }
     if (!ACTIVE.has(e.state)) continue;
@@ -331,6 +335,7 @@ function merge(c: Ctx): void {
         persistentVolumeClaim: s.pvc,
         origin: s.origin,
         creationTime: s.creationTime,
+        storageClassName: s.storageClassName,
         state: "Pending",
       });
 }
@@ -670,7 +675,7 @@ function startCopy(c: Ctx, e: Entry, s: VsFacts): void {
   const uid = s.uid;
   const claim = claimName(f.sv.name, uid, pods);
   const source = f.pvcs.find((p) => p.name === s.pvc);
-  const storageClassName = f.sv.spec.source.storageClassName ?? source?.storageClassName;
+  const storageClassName = f.sv.spec.source.storageClassName ?? s.storageClassName ?? e.storageClassName ?? source?.storageClassName;
   const labels = {
     [Label.managedBy]: MANAGED_BY,
     [Label.snapVault]: labelValue(f.sv.name),
@@ -688,7 +693,7 @@ function startCopy(c: Ctx, e: Entry, s: VsFacts): void {
     spec: {
       accessModes: ["ReadWriteOnce"],
       ...(storageClassName ? { storageClassName } : {}),
-      resources: { requests: { storage: s.restoreSize ?? source?.size ?? "1Gi" } },
+      resources: { requests: { storage: s.restoreSize ?? s.size ?? source?.size ?? "1Gi" } },
       dataSource: { apiGroup: "snapshot.storage.k8s.io", kind: "VolumeSnapshot", name: s.name },
     },
   });

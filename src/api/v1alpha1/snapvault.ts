@@ -192,6 +192,7 @@ const SnapshotState = Obj(
     copiedAs: Type.Optional(Str("The restic snapshot ID on the destination.")),
     bytes: Type.Optional(Int("Bytes of the snapshot's files.")),
     run: Type.Optional(Int("The run that last tried it.")),
+    storageClassName: Type.Optional(Str("The source PVC's StorageClass, remembered for restoring after the PVC is gone.")),
     cutBy: Type.Optional(Int("The run that cut it: its snap job (a job with a Missing snapshot completes with errors).")),
     pods: Type.Optional(Int("Copy pods started for it (their number names the pod and the restored volume).")),
   },
@@ -219,7 +220,9 @@ export const SnapVaultStatus = Obj(
           copied: Type.Optional(Int("Snapshots copied by this run.")),
           bytes: Type.Optional(Int("Bytes copied by this run.")),
           message: Type.Optional(Str("How it ended.")),
-          aging: Type.Optional(Str("What data aging of the destination did after it (Vault: its retention; Mirror: copies of deleted snapshots).")),
+          aging: Type.Optional(
+            Str("What data aging of the destination did after it (Vault: its retention; Mirror: copies of deleted snapshots)."),
+          ),
           aged: Type.Optional(Int("Copies aged on the destination after it.")),
         },
         "The current or last run.",

@@ -103,7 +103,7 @@ export async function gather(c: Caches, sv: SnapVaultObj, now: number): Promise<
     policy: policy && { timeZone: policy.spec.timeZone, operationWindows: policy.spec.operationWindows as Window[] | undefined },
     pvcs: sourcePvcs(c, sv),
     listed: spec.source.persistentVolumeClaims ?? [],
-    snapshots: c.snapshots ? snapshotsOf(c.snapshots, sv) : [],
+    snapshots: c.snapshots ? snapshotsOf(c.snapshots, c.claims, sv) : [],
     claims: await Promise.all(
       c.claims
         .list(ns)
@@ -146,13 +146,17 @@ function sourcePvcs(c: Caches, sv: SnapVaultObj): PvcFacts[] {
 }
 
 /** The VolumeSnapshots this SnapVault cut (its label and its ownership), and those it adopts by label. */
-function snapshotsOf(inf: Informer<VsObj>, sv: SnapVaultObj): VsFacts[] {
+function snapshotsOf(inf: Informer<VsObj>, claims: Informer<PvcObj>, sv: SnapVaultObj): VsFacts[] {
   const adopt = sv.spec.source.adopt?.volumeSnapshotSelector;
   const out: VsFacts[] = [];
   for (const s of inf.list(sv.metadata.namespace)) {
     const taken = s.metadata.labels?.[Label.snapVault] === labelValue(sv.metadata.name) && ownedBy(s, sv.metadata.uid);
     if (!taken && !(adopt && selectorMatches(adopt, s.metadata.labels))) continue;
+    const pvcName = s.spec?.source?.persistentVolumeClaimName;
+    const source = pvcName ? claims.get(s.metadata.namespace, pvcName) : undefined;
     out.push({
+      storageClassName: source?.spec?.storageClassName,
+      size: source?.status?.capacity?.storage,
       name: s.metadata.name,
       uid: s.metadata.uid as string,
       pvc: s.spec?.source?.persistentVolumeClaimName ?? s.metadata.name,
