@@ -112,6 +112,10 @@ export interface SnapVaultRunFacts {
   pvcs: PvcFacts[];
   /** PVCs the SnapVault lists by name (a listed PVC that does not exist is a deleted source volume). */
   listed: string[];
+  /** Every PVC of the namespace (restored volumes aside): whether a snapshot's PVC still exists. */
+  pvcsPresent: string[];
+  /** Pods the API server refused in this reconcile (quota, admission), with its words. */
+  rejected?: { name: string; message: string }[];
   snapshots: VsFacts[];
   claims: ClaimFacts[];
   pods: PodFacts[];
@@ -164,9 +168,19 @@ const time = (e: { creationTime?: string; lastAttemptTime?: string }) => parseTi
 
 /** Status lists at most 100 snapshots: those still to copy (oldest first), then the others (newest first). */
 export function boundEntries(entries: Entry[]): Entry[] {
+  return bound(entries).listed;
+}
+
+/**
+ * The listed entries, and the creation time of the newest settled entry dropped: snapshots settled and created at or
+ * before it are not taken up again when the caches show their VolumeSnapshot (status.settledThrough).
+ */
+function bound(entries: Entry[]): { listed: Entry[]; droppedThrough?: number } {
   const active = entries.filter((e) => ACTIVE.has(e.state)).sort((a, b) => time(a) - time(b) || a.name.localeCompare(b.name));
   const settled = entries.filter((e) => !ACTIVE.has(e.state)).sort((a, b) => time(b) - time(a) || a.name.localeCompare(b.name));
-  return [...active, ...settled].slice(0, MAX_LISTED);
+  const all = [...active, ...settled];
+  const dropped = all.slice(MAX_LISTED).filter((e) => !ACTIVE.has(e.state));
+  return { listed: all.slice(0, MAX_LISTED), droppedThrough: dropped.length ? Math.max(...dropped.map(time)) : undefined };
 }
 
 export function countStates(entries: Entry[]): NonNullable<SnapVaultStatus["counts"]> {
@@ -221,6 +235,7 @@ export function planSnapVaultRun(f: SnapVaultRunFacts): SnapVaultPlan {
   const c = new Ctx(f);
   const repoProblem = repository(c);
   merge(c);
+  repick(c);
   let run = c.status.run;
   const running = run !== undefined && (run.phase === "Running" || run.phase === "Pending");
   // After a run, the destination's aging; the next run waits for it (it prunes under restic's exclusive lock).
@@ -234,8 +249,9 @@ export function planSnapVaultRun(f: SnapVaultRunFacts): SnapVaultPlan {
   c.status.run = run;
   sourceRetention(c);
   sweep(c);
-  const listed = boundEntries(c.entries);
+  const { listed, droppedThrough } = bound(c.entries);
   c.status.snapshots = listed;
+  if (droppedThrough !== undefined) c.status.settledThrough = formatTime(Math.max(droppedThrough, parseTime(c.status.settledThrough) ?? 0));
   c.status.counts = countStates(listed);
   c.status.phase = run?.phase;
   const next = nextRunAt(c.status, f.sv.spec, parseTime(f.sv.createdAt) ?? f.now);
@@ -277,15 +293,25 @@ function repository(c: Ctx): Problem | undefined {
   }
   if (f.problems.length || !f.access || !f.library) return undefined;
   if (pod?.result) {
-    c.plan.deletePods?.push(name);
     const id = pod.result.data.id;
     if (pod.result.ok && id) {
+      c.plan.deletePods?.push(name);
       c.status.repositoryId = id;
+      c.status.initFailures = undefined;
       c.event("Normal", "RepositoryReady", `destination repository ${id} ${pod.result.data.created ? "created" : "opened"}`, `repo/${id}`);
       return undefined;
     }
-    c.wake(f.settings.retryBaseMs);
-    return { reason: "RepositoryInitFailed", message: `opening the destination repository failed: ${pod.result.message}` };
+    // The failed pod stays until its back-off passes: it holds the time of the failure.
+    const failures = c.status.initFailures ?? 0;
+    const retryAt = (parseTime(pod.result.at) ?? c.now) + backoff(f.settings.retryBaseMs, failures + 1);
+    if (c.now >= retryAt) {
+      c.plan.deletePods?.push(name);
+      c.status.initFailures = failures + 1;
+    } else c.wake(retryAt - c.now);
+    return {
+      reason: "RepositoryInitFailed",
+      message: `opening the destination repository failed (retried at ${formatTime(retryAt)}): ${pod.result.message}`,
+    };
   }
   if (!pod && f.library.phase === "Ready")
     c.plan.pods?.push({
@@ -327,8 +353,10 @@ function merge(c: Ctx): void {
     if (!e.uid && c.now - time(e) < CACHE_GRACE_MS) continue;
     missing(c, e, "SourceSnapshotDeleted", `VolumeSnapshot ${e.name} was deleted before it was copied`);
   }
+  // Settled snapshots the bounded status dropped: done, not to be taken up again.
+  const settledThrough = parseTime(c.status.settledThrough) ?? -Infinity;
   for (const s of c.f.snapshots)
-    if (!known.has(s.uid) && !s.deleting)
+    if (!known.has(s.uid) && !s.deleting && !((parseTime(s.creationTime) ?? Infinity) <= settledThrough))
       c.entries.push({
         name: s.name,
         uid: s.uid,
@@ -385,7 +413,6 @@ function maybeStart(c: Ctx): Run | undefined {
     `run ${number} started (${run.trigger === "Request" ? `requested: ${f.sv.runRequested}` : "scheduled"})`,
     `run/${number}`,
   );
-  repick(c);
   timeLimits(c, number);
   // A request's snapshots are named by its token and run number (a token may come back later, for another run).
   cut(c, number, asked ? `q${hash8(`${f.sv.runRequested}/${number}`)}` : stamp(dueAt));
@@ -597,6 +624,16 @@ function step(c: Ctx, run: Run): Run {
       waiting = `all ${lib.maxStreams} streams of library ${lib.name} are in use`;
       continue;
     }
+    const podN = copyPodName(f.sv.name, s.uid, (e.pods ?? 0) + 1);
+    const refused = f.rejected?.find((x) => x.name === podN);
+    if (refused) {
+      // Neither the source's fault nor the snapshot's: like a destination fault, it waits and costs no attempt.
+      r.destinationFailures = (r.destinationFailures ?? 0) + 1;
+      r.retryAt = formatTime(now + backoff(f.settings.retryBaseMs, r.destinationFailures));
+      waiting = refused.message;
+      c.event("Warning", "PodRejected", `copy of ${e.name}: ${refused.message}`, `rejected/${podN}/${r.destinationFailures}`);
+      continue;
+    }
     streams--;
     startCopy(c, e, s);
   }
@@ -800,7 +837,7 @@ function sweep(c: Ctx): void {
 /** Mirror with a source PVC gone: it keeps every copy of it, and says so. */
 function mirrorCondition(c: Ctx): ReadyPlan["others"] {
   if ((c.f.sv.spec.mode ?? "Vault") !== "Mirror") return undefined;
-  const present = new Set(c.f.pvcs.map((p) => p.name));
+  const present = new Set(c.f.pvcsPresent);
   const gone = [
     ...new Set(c.entries.filter((e) => e.state === "Copied" && !present.has(e.persistentVolumeClaim)).map((e) => e.persistentVolumeClaim)),
   ];
@@ -832,7 +869,7 @@ function age(c: Ctx, run: Run): Run {
   let forgetJobs: string[] | undefined;
   if (mirror) {
     const present = new Set(f.snapshots.map((s) => s.uid));
-    const pvcs = new Set(f.pvcs.map((p) => p.name));
+    const pvcs = new Set(f.pvcsPresent);
     const copied = c.entries.filter((e) => e.state === "Copied" && e.uid && e.reason !== "Forgotten");
     forgetJobs = copied
       .filter((e) => !present.has(e.uid as string) && pvcs.has(e.persistentVolumeClaim))

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import type { SnapshotEntry, SnapVaultStatus } from "../../src/api/v1alpha1/index.ts";
 import { repositoryAccess } from "../../src/policy/repository.ts";
 import { DAY_MS, retryVerdict } from "../../src/policy/snapretry.ts";
+import { parseTime as parse } from "../../src/policy/time.ts";
 import {
   boundEntries,
   claimName,
@@ -45,6 +46,7 @@ function facts(over: Partial<SnapVaultRunFacts> = {}, status: SnapVaultStatus = 
       { name: "b", bound: true, storageClassName: "csi", size: "1Gi" },
     ],
     listed: ["a", "b"],
+    pvcsPresent: ["a", "b"],
     snapshots: [],
     claims: [],
     pods: [],
@@ -564,5 +566,78 @@ describe("aging the destination after a run", () => {
     const idle = planSnapVaultRun(none);
     expect(idle.pods).toEqual([]);
     expect(idle.status.run?.aging).toBe("nothing to forget");
+  });
+});
+
+describe("the safety rails", () => {
+  it("does not take up again a settled snapshot the bounded status dropped (more than 100 VolumeSnapshots)", () => {
+    const snaps = Array.from({ length: 101 }, (_, i) => vs(`s${String(i).padStart(3, "0")}`, "a", T0 - (200 - i) * 60_000));
+    const entries = snaps.map((x) => entry(x.name, "a", parse(x.creationTime) as number, { state: "Copied" }));
+    const status: SnapVaultStatus = {
+      repositoryId: "r",
+      runs: 1,
+      lastRunTime: iso(T0 - 600_000),
+      run: { ...running(), phase: "Completed", aging: "x" },
+      snapshots: entries,
+    };
+    const first = planSnapVaultRun(facts({ snapshots: snaps }, status));
+    expect(first.status.snapshots).toHaveLength(100);
+    expect(first.status.settledThrough).toBe(snaps[0]?.creationTime);
+    // The next reconcile sees s000 in the caches but not in status: it stays settled.
+    const again = planSnapVaultRun(facts({ snapshots: snaps }, first.status));
+    expect(again.status.snapshots?.some((e) => e.name === "s000")).toBe(false);
+    expect(again.status.counts).toMatchObject({ pending: 0, copied: 100 });
+    // A newer snapshot the status never listed is taken up.
+    const fresh = planSnapVaultRun(facts({ snapshots: [...snaps, vs("new", "a", T0)] }, first.status));
+    expect(fresh.status.snapshots?.find((e) => e.name === "new")?.state).toBe("Pending");
+  });
+
+  it("retries a failed repository init with back-off, keeping the failed pod until then", () => {
+    const failed = { name: "db-init", phase: "Failed", result: { ok: false, message: "wrong password", at: iso(T0), data: {} } };
+    const wait = planSnapVaultRun(facts({ pods: [failed] }, {}));
+    expect(wait.deletePods).not.toContain("db-init");
+    expect(wait.ready.problems[0]).toMatchObject({ reason: "RepositoryInitFailed" });
+    expect(wait.requeueAfterMs).toBe(1000);
+    const later = planSnapVaultRun(facts({ pods: [failed], now: T0 + 1000 }, {}));
+    expect(later.deletePods).toContain("db-init");
+    expect(later.status.initFailures).toBe(1);
+    const second = planSnapVaultRun(facts({ pods: [failed], now: T0 + 1000 }, { initFailures: 1 }));
+    expect(second.deletePods).not.toContain("db-init");
+  });
+
+  it("a copy pod the API server refuses costs no attempt: the run waits with the server's words", () => {
+    const st: SnapVaultStatus = {
+      repositoryId: "r",
+      runs: 1,
+      lastRunTime: iso(T0 - 60_000),
+      run: running(),
+      snapshots: [entry("s1", "a", T0)],
+    };
+    const rejected = [{ name: copyPodName("db", "uid-s1", 1), message: "the API server refused MediaAgent pod: exceeded quota: pods" }];
+    const plan = planSnapVaultRun(facts({ snapshots: [vs("s1", "a", T0)], rejected }, st));
+    expect(plan.status.snapshots?.[0]).toMatchObject({ state: "Pending" });
+    expect(plan.status.snapshots?.[0]?.attempts).toBeUndefined();
+    expect(plan.status.run).toMatchObject({ waiting: rejected[0]?.message, destinationFailures: 1 });
+    expect(plan.events?.some((e) => e.reason === "PodRejected")).toBe(true);
+  });
+
+  it("a re-pick request re-arms Missing snapshots whose VolumeSnapshot exists, between runs too", () => {
+    const st: SnapVaultStatus = {
+      repositoryId: "r",
+      runs: 1,
+      lastRunTime: iso(T0 - 60_000),
+      run: { ...running(), phase: "AvailableWithMissingSnaps", aging: "x" },
+      snapshots: [
+        entry("s1", "a", T0, { state: "Missing", reason: "RetryCountExhausted", attempts: 3, firstAttemptTime: iso(T0) }),
+        entry("gone", "a", T0, { state: "Missing", reason: "SourceSnapshotDeleted" }),
+      ],
+    };
+    const f = facts({ snapshots: [vs("s1", "a", T0)] }, st);
+    f.sv.repickRequested = "r1";
+    const plan = planSnapVaultRun(f);
+    expect(plan.status.lastRepick).toBe("r1");
+    expect(plan.status.snapshots?.find((e) => e.name === "s1")).toMatchObject({ state: "Pending" });
+    expect(plan.status.snapshots?.find((e) => e.name === "s1")?.attempts).toBeUndefined();
+    expect(plan.status.snapshots?.find((e) => e.name === "gone")?.state).toBe("Missing");
   });
 });

@@ -258,6 +258,12 @@ export const SnapVaultStatus = Obj(
         "Snapshots by state (of those status lists).",
       ),
     ),
+    settledThrough: Type.Optional(
+      DateTime(
+        "Status lists at most 100 snapshots: those settled (Copied or Missing) created at or before this time that it no longer lists are done, and not taken up again.",
+      ),
+    ),
+    initFailures: Type.Optional(Int("Failed attempts to open the destination repository (each waits twice as long).")),
     snapshots: Type.Optional(
       Type.Array(SnapshotState, { description: "Snapshots not yet Copied first, then the newest (at most 100).", maxItems: 100 }),
     ),

@@ -2,7 +2,7 @@
 // start before it is asked for), then what the shared applier does (pods, status with Ready, events, metrics), then
 // the deletions the plan allows once status records why (restored volumes and snapshots no copy needs).
 import type { KubeObject, ResourceType } from "../../kube/resources.ts";
-import type { SnapVaultPlan } from "../../policy/snapvault-run.ts";
+import { planSnapVaultRun, type SnapVaultPlan, type SnapVaultRunFacts } from "../../policy/snapvault-run.ts";
 import type { Manager } from "../../runtime/manager.ts";
 import type { Result } from "../../runtime/result.ts";
 import type { ProbeRequests } from "../agent/probes.ts";
@@ -23,12 +23,14 @@ export interface ApplyDeps {
   probes?: ProbeRequests;
 }
 
-export async function applySnapVault(d: ApplyDeps, sv: SnapVaultObj, plan: SnapVaultPlan, now: number): Promise<Result> {
+export async function applySnapVault(d: ApplyDeps, sv: SnapVaultObj, facts: SnapVaultRunFacts, plan: SnapVaultPlan): Promise<Result> {
+  const now = facts.now;
   const ns = sv.metadata.namespace as string;
   for (const s of plan.createSnapshots) await d.mgr.client.createIfAbsent(VolumeSnapshots, s as unknown as KubeObject);
   for (const c of plan.createClaims) await d.mgr.client.createIfAbsent(PersistentVolumeClaims, c as unknown as KubeObject);
   if (plan.probe) d.probes?.request(ns, sv.spec.destination.library, plan.probe, now);
-  const result = await d.applier.apply(sv, plan);
+  // A pod the API server refused is a fact: the plan decides again with it, and that status is written.
+  const result = await d.applier.apply(sv, plan, (rejected) => planSnapVaultRun({ ...facts, rejected }));
   for (const name of plan.deleteClaims) await d.mgr.client.deleteIfExists(PersistentVolumeClaims, ns, name);
   for (const name of plan.deleteSnapshots) await d.mgr.client.deleteIfExists(VolumeSnapshots, ns, name);
   return result;

@@ -103,6 +103,10 @@ export async function gather(c: Caches, sv: SnapVaultObj, now: number): Promise<
     policy: policy && { timeZone: policy.spec.timeZone, operationWindows: policy.spec.operationWindows as Window[] | undefined },
     pvcs: sourcePvcs(c, sv),
     listed: spec.source.persistentVolumeClaims ?? [],
+    pvcsPresent: c.claims
+      .list(ns)
+      .filter((p) => !p.metadata.labels?.[Label.snapVault] && !p.metadata.deletionTimestamp)
+      .map((p) => p.metadata.name),
     snapshots: c.snapshots ? snapshotsOf(c.snapshots, c.claims, sv) : [],
     claims: await Promise.all(
       c.claims

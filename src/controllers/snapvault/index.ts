@@ -80,7 +80,7 @@ export function registerSnapVaultController(mgr: Manager, settings: ControllerSe
       if (!sv || sv.metadata.deletionTimestamp) return done();
       const t = now();
       const facts = await gather(c, sv, t);
-      return await applySnapVault(deps, sv, planSnapVaultRun(facts), t);
+      return await applySnapVault(deps, sv, facts, planSnapVaultRun(facts));
     },
   });
 }
