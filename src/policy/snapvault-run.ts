@@ -353,6 +353,13 @@ function merge(c: Ctx): void {
     if (!e.uid && c.now - time(e) < CACHE_GRACE_MS) continue;
     missing(c, e, "SourceSnapshotDeleted", `VolumeSnapshot ${e.name} was deleted before it was copied`);
   }
+  // A VolumeSnapshot being deleted (its finalizers wait, e.g. for an offline array) is as good as gone; one in flight
+  // is settled by its copy's step.
+  for (const e of c.entries) {
+    const vs = e.uid ? byUid.get(e.uid) : undefined;
+    if (vs?.deleting && (e.state === "Pending" || e.state === "Retrying"))
+      missing(c, e, "SourceSnapshotDeleted", `VolumeSnapshot ${e.name} is being deleted: it was not copied`);
+  }
   // Settled snapshots the bounded status dropped: done, not to be taken up again.
   const settledThrough = parseTime(c.status.settledThrough) ?? -Infinity;
   for (const s of c.f.snapshots)

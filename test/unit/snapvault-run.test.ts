@@ -397,6 +397,13 @@ describe("copying", () => {
     expect(old.pods?.map((p) => p.name)).toEqual([copyPodName("db", "uid-s1", 2)]);
   });
 
+  it("a VolumeSnapshot being deleted (its finalizers waiting on an offline array) is Missing at once", () => {
+    const plan = planSnapVaultRun(facts({ snapshots: [vs("s1", "a", T0, { deleting: true })] }, st([entry("s1", "a", T0)])));
+    expect(plan.status.snapshots?.[0]).toMatchObject({ state: "Missing", reason: "SourceSnapshotDeleted" });
+    expect(plan.pods?.filter((p) => p.task === "snapcopy")).toEqual([]);
+    expect(plan.status.run?.phase).toBe("AvailableWithMissingSnaps");
+  });
+
   it("does not call a snapshot it just cut deleted while the cache has not caught up", () => {
     const cut = { ...entry("s1", "a", T0 - 5000), uid: undefined };
     const plan = planSnapVaultRun(facts({ snapshots: [] }, st([cut])));

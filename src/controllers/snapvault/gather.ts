@@ -199,10 +199,13 @@ async function latestEvent(c: Caches, ns: string, kind: string, name: string, re
   try {
     const { items } = await c.mgr.client.list<EventObj>(Events, {
       namespace: ns,
-      fieldSelector: `involvedObject.kind=${kind},involvedObject.name=${name},reason=${reason}`,
+      fieldSelector: `involvedObject.kind=${kind},involvedObject.name=${name}`,
     });
     const t = (e: EventObj) => parseTime(e.lastTimestamp) ?? parseTime(e.eventTime) ?? parseTime(e.metadata.creationTimestamp) ?? 0;
-    return items.sort((a, b) => t(b) - t(a))[0]?.message?.slice(0, 500);
+    return items
+      .filter((e) => e.reason === reason)
+      .sort((a, b) => t(b) - t(a))[0]
+      ?.message?.slice(0, 500);
   } catch (err) {
     c.mgr.log.debug({ err, object: `${ns}/${name}` }, "events not readable");
     return undefined;
