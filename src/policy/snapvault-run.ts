@@ -459,6 +459,7 @@ function cut(c: Ctx, run: number, runKey: string): void {
   const spec = f.sv.spec.source;
   const exists = new Map(f.pvcs.map((p) => [p.name, p]));
   const names = [...new Set([...f.listed, ...f.pvcs.map((p) => p.name)])].sort();
+  const cutNames: string[] = [];
   for (const pvc of names) {
     const name = snapshotName(f.sv.name, pvc, runKey);
     const p = exists.get(pvc);
@@ -497,8 +498,17 @@ function cut(c: Ctx, run: number, runKey: string): void {
       },
     });
     c.entries.push({ name, persistentVolumeClaim: pvc, origin: "Taken", creationTime: formatTime(now), state: "Pending", cutBy: run });
-    c.event("Normal", "SnapshotCut", `cut VolumeSnapshot ${name} of PVC ${pvc}`, `cut/${name}`);
+    cutNames.push(name);
   }
+  // One event per run, not per snapshot: an object's events are rate-limited (burst 25, one per 5 minutes), and the
+  // Warnings about single snapshots must not be crowded out by routine news.
+  if (cutNames.length)
+    c.event(
+      "Normal",
+      "SnapshotsCut",
+      `run ${run} cut ${cutNames.length} VolumeSnapshot(s): ${cutNames.join(", ")}`.slice(0, 1000),
+      `cut/${run}`,
+    );
 }
 
 // ---- a running run ----
@@ -528,10 +538,7 @@ function step(c: Ctx, run: Run): Run {
       Object.assign(e, { state: "Copied", reason: undefined, lastError: undefined, copiedAs: d.snapshotId, bytes: d.bytes, run: r.number });
       if (!d.already) r.copied = (r.copied ?? 0) + 1;
       r.bytes = (r.bytes ?? 0) + (d.already ? 0 : (d.bytes ?? 0));
-      const how = d.already
-        ? "was on the destination already"
-        : `copied as ${d.snapshotId?.slice(0, 8)} (${d.bytes ?? 0} bytes, ${d.added ?? 0} new)`;
-      c.event("Normal", "SnapshotCopied", `${e.name} (PVC ${e.persistentVolumeClaim}) ${how}`, `copied/${podN}`);
+      // No event per copy (status lists it, with its restic ID): the run's end sums them up.
       if (!d.already) c.metric({ metric: "snapVaultBytes", value: d.bytes ?? 0, once: podN });
       continue;
     }

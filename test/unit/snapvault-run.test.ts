@@ -132,7 +132,7 @@ describe("starting a run", () => {
       ["db-a-20261201-090000", "Pending"],
       ["db-b-20261201-090000", "Pending"],
     ]);
-    expect(plan.events?.map((e) => e.reason)).toEqual(["RunStarted", "SnapshotCut", "SnapshotCut"]);
+    expect(plan.events?.map((e) => e.reason)).toEqual(["RunStarted", "SnapshotsCut"]);
   });
 
   it("names the same snapshots when it decides again on a cache without its last status write", () => {
