@@ -60,6 +60,8 @@ run: tools deps
 bench: tools deps
 	node bench/reconcile-latency.ts 300
 	node bench/copy-1gib.ts 1024
+	node bench/snapvault-copy.ts 1024
+	node bench/snapvault.ts 1024 50
 	node bench/auxcopy-1000.ts 1000
 	node bench/policies-200.ts 200
 	node bench/streams.ts 16 64

@@ -559,7 +559,7 @@ function step(c: Ctx, run: Run): Run {
       missing(c, e, "SourceSnapshotDeleted", `VolumeSnapshot ${e.name} was deleted during its copy`);
       continue;
     }
-    if (claim?.failure && /NotFound/i.test(claim.failure)) {
+    if (claim?.failure && /code = NotFound/.test(claim.failure)) {
       missing(c, e, "SourceSnapshotDeleted", `the storage no longer has the snapshot: ${claim.failure}`);
       continue;
     }

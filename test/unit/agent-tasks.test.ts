@@ -34,7 +34,9 @@ describe("agent task table", () => {
   it("refuses an unknown task (the removed prune too) with exit code 2 and names the tasks it runs", async () => {
     const err = vi.spyOn(process.stderr, "write").mockReturnValue(true);
     expect(await agentMain("prune", { AUXO_TASK: "{}" })).toBe(2);
-    expect(String(err.mock.calls[0]?.[0])).toBe('auxo agent: unknown task "prune"; tasks: probe, init, scan, copy, plan, age, verify, snapcopy\n');
+    expect(String(err.mock.calls[0]?.[0])).toBe(
+      'auxo agent: unknown task "prune"; tasks: probe, init, scan, copy, plan, age, verify, snapcopy\n',
+    );
   });
 
   it("runs a task by its handler and names the task in the result: init adopts a repository already there", async () => {
