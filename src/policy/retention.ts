@@ -323,8 +323,12 @@ export function decideRetention(input: RetentionInput): RetentionDecision {
   const now = input.now;
   const days = spec.days ?? 30;
   const cyclesToKeep = spec.cycles ?? 1;
-  const overrides = new Map((input.jobOverrides ?? []).map((o) => [o.jobId, o]));
-  const bad = (e: CatalogEntry) => overrides.get(e.jobId)?.action === "MarkBad" || (input.badJobs?.has(e.jobId) ?? false);
+  // The API keeps one override per job (a list map keyed by jobId), but should a job have several, every one applies:
+  // a later entry must not hide a MarkBad (which moves the last restorable full) or a RetainForever.
+  const overrides = new Map<string, RetentionOverride[]>();
+  for (const o of input.jobOverrides ?? []) overrides.set(o.jobId, [...(overrides.get(o.jobId) ?? []), o]);
+  const has = (e: CatalogEntry, action: OverrideAction) => overrides.get(e.jobId)?.some((o) => o.action === action) ?? false;
+  const bad = (e: CatalogEntry) => has(e, "MarkBad") || (input.badJobs?.has(e.jobId) ?? false);
   const considered = (input.downstream ?? []).filter((c) => (c.active ?? true) || (input.considerInactiveCopies ?? true));
   // Calendar days differ from 24-hour days only by the zone's clock changes (DST, rarely a skipped day), so luxon is
   // asked only for jobs within two days of the cutoff.
@@ -413,7 +417,7 @@ export function decideRetention(input: RetentionInput): RetentionDecision {
       isFullType(j.e) &&
       (j.e.status === "completed" || (j.e.status === "completedWithErrors" && !!spec.ignoreCompletedWithErrorsForExtendedRetention)) &&
       !bad(j.e) &&
-      overrides.get(j.e.jobId)?.action !== "DoNotRetain";
+      !has(j.e, "DoNotRetain");
     const extended = extendedHolds(jobs, spec, extendedEligible, now, zone);
     if (spec.extendedKeepsCycle)
       for (const [full, why] of [...extended])
@@ -421,18 +425,21 @@ export function decideRetention(input: RetentionInput): RetentionDecision {
     for (const j of jobs) {
       if (j.action !== "age") continue;
       const needed = considered.filter((c) => c.needs.has(j.e.jobId)).map((c) => c.name);
-      const o = overrides.get(j.e.jobId);
-      const untilMs = o?.action === "RetainUntil" ? retainUntil(o.until, zone) : undefined;
+      // Of several RetainUntil dates, the one that keeps the job longest.
+      const until = (overrides.get(j.e.jobId) ?? [])
+        .filter((o) => o.action === "RetainUntil")
+        .map((o) => ({ date: o.until, ms: retainUntil(o.until, zone) }))
+        .reduce<{ date?: string; ms: number } | undefined>((a, b) => (a && a.ms >= b.ms ? a : b), undefined);
       if (needed.length) set(j, "keep", "DownstreamNeeds", needsMessage(needed));
       else if (protectedJobs.has(j))
         set(j, "keep", "LastRestorableFull", "part of the newest restorable full of its subclient and the jobs after it");
-      else if (o?.action === "RetainForever") set(j, "keep", "RetainForever", "kept forever by a RetainForever job override");
-      else if (untilMs !== undefined && now < untilMs)
+      else if (has(j.e, "RetainForever")) set(j, "keep", "RetainForever", "kept forever by a RetainForever job override");
+      else if (until && now < until.ms)
         set(
           j,
           "keep",
           "RetainUntil",
-          `kept by a RetainUntil job override through ${Number.isFinite(untilMs) ? o?.until : "an unreadable date"}`,
+          `kept by a RetainUntil job override through ${Number.isFinite(until.ms) ? until.date : "an unreadable date"}`,
         );
       else if (extended.has(j)) set(j, "keep", "ExtendedRetention", extended.get(j) as string);
     }

@@ -90,6 +90,7 @@ const world = catalog.chain((jobs) => {
     has: subset(ids.length),
     skips: subset(5),
   });
+  // Several overrides may name one job: the API rejects that, but the rules must not rely on it (each one applies).
   const override = ids.length
     ? fc.record({
         jobId: fc.constantFrom(...ids),
@@ -135,7 +136,9 @@ const agedSet = (i: RetentionInput) => new Set(decideRetention(i).aged);
 
 const runs = { numRuns: 400 };
 
-describe("retention properties", () => {
+// Hundreds of random catalogs per property take a second or two alone, but several times that on a loaded CI machine
+// (vitest's default 5 s timed out there): the properties judge the rules, not the speed.
+describe("retention properties", { timeout: 60_000 }, () => {
   it("never ages the last restorable full of a subclient (newest completed full not marked bad) or any job after it", () => {
     fc.assert(
       fc.property(world, (w) => {

@@ -373,6 +373,53 @@ describe("the last restorable full of each subclient (safety)", () => {
     const catalog = [F("c1", at(0), "completedWithErrors"), F("c2", at(1), "completedWithErrors"), I("i", at(2))];
     expect(aged({ catalog, retention: { days: 0, cycles: 0, daysOnly: true }, now: at(10) })).toEqual(["c1"]);
   });
+  // Found by the property test (seed -646122697, shrunk): a second override of the same job (RetainForever after
+  // MarkBad) used to replace the first, so the bad full j6 counted as restorable and j7 after the real one aged.
+  it("a full marked bad stays bad when the job has another override too, whatever their order", () => {
+    const catalog = [
+      F("j2", "2025-01-01T00:02:00.002Z", "killed"),
+      I("j5", "2025-01-01T00:16:00.005Z"),
+      F("j3", "2025-10-05T02:04:00.003Z", "completedWithErrors"),
+      F("j7", "2025-10-11T04:42:00.007Z", "killed"),
+      // Dated after now (a clock that was ahead when they ran).
+      I("j0", "2026-02-16T07:53:00.000Z", "completedWithErrors"),
+      F("j6", "2026-09-28T08:17:00.006Z", "completedWithErrors"),
+    ];
+    const now = Date.parse("2025-10-11T04:42:00.008Z");
+    const retention = { days: 0, cycles: 0, daysOnly: true };
+    const markBad = { jobId: "j6", action: "MarkBad" } as const;
+    const forever = { jobId: "j6", action: "RetainForever" } as const;
+    for (const jobOverrides of [
+      [markBad, forever],
+      [forever, markBad],
+    ]) {
+      expect(aged({ catalog, retention, now, jobOverrides })).toEqual(["j2", "j5"]);
+      expect(verdict({ catalog, retention, now, jobOverrides }, "j3")?.reason).toBe("LastRestorableFull");
+      expect(verdict({ catalog, retention, now, jobOverrides }, "j7")?.reason).toBe("LastRestorableFull");
+    }
+  });
+  // Found by the property test (seed 245502, shrunk; CI saw the same as "j21 after j21"): the last restorable full
+  // itself aged, because a newer full with MarkBad and RetainForever counted as restorable.
+  it("keeps the last restorable full itself when the newer full is marked bad and also retained forever", () => {
+    const catalog = [
+      F("j13", "2025-01-05T08:34:00.013Z"),
+      job("j12", "2025-01-08T08:46:00.012Z", "log", "killed"),
+      F("j4", "2025-02-10T01:44:00.004Z"),
+      I("j3", "2025-03-10T01:59:00.003Z"),
+      F("j8", "2025-05-30T12:48:00.008Z", "killed"),
+    ];
+    const input = {
+      catalog,
+      retention: { days: 0, cycles: 0, daysOnly: true },
+      now: Date.parse("2025-01-05T08:34:00.014Z"),
+      jobOverrides: [
+        { jobId: "j4", action: "MarkBad" as const },
+        { jobId: "j4", action: "RetainForever" as const },
+      ],
+    };
+    expect(aged(input)).toEqual([]);
+    expect(verdict(input, "j13")?.reason).toBe("LastRestorableFull");
+  });
 });
 
 describe("manual per-job retention", () => {
@@ -395,6 +442,29 @@ describe("manual per-job retention", () => {
     const input = { catalog, retention, now, jobOverrides: [{ jobId: "f1", action: "RetainUntil" as const, until: "soon" }] };
     expect(aged(input)).toEqual(["i1", "i2", "i3"]);
     expect(verdict(input, "f1")).toMatchObject({ reason: "RetainUntil", message: expect.stringContaining("unreadable") });
+  });
+  // The API allows one override per job; should a job still have several, each applies and none hides another.
+  it("several overrides of one job all apply: RetainForever is not lost to a later MarkBad, the latest RetainUntil counts", () => {
+    const forever = [
+      { jobId: "f1", action: "RetainForever" as const },
+      { jobId: "f1", action: "MarkBad" as const },
+    ];
+    expect(aged({ catalog, retention, now, jobOverrides: forever })).toEqual(["i1", "i2", "i3"]);
+    expect(verdict({ catalog, retention, now, jobOverrides: forever }, "f1")?.reason).toBe("RetainForever");
+    const endOfDay = Date.parse("2026-01-25T00:00:00Z"); // after 2026-01-24, before the end of 2026-01-30
+    for (const jobOverrides of [
+      [
+        { jobId: "f1", action: "RetainUntil" as const, until: "2026-01-30" },
+        { jobId: "f1", action: "RetainUntil" as const, until: "2026-01-24" },
+      ],
+      [
+        { jobId: "f1", action: "RetainUntil" as const, until: "2026-01-24" },
+        { jobId: "f1", action: "RetainUntil" as const, until: "2026-01-30" },
+      ],
+    ]) {
+      expect(aged({ catalog, retention, jobOverrides, now: endOfDay })).toEqual(["i1", "i2", "i3"]);
+      expect(verdict({ catalog, retention, jobOverrides, now: endOfDay }, "f1")?.message).toContain("2026-01-30");
+    }
   });
   it("DoNotRetain lifts extended retention from the job; the copy's basic rules still apply", () => {
     const ext = { days: 1, cycles: 1, extended: [{ period: "AllFulls" as const, keepDays: 365 }] };
