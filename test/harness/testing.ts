@@ -61,6 +61,32 @@ export async function waitForPod(
   }
 }
 
+/**
+ * Waits until `check` accepts an object's status (read at `objectPath`); returns it. On a timeout the error shows the
+ * last status read (or the part `show` picks), which is what tells a flaky wait from a wrong one.
+ */
+export async function waitForStatus(
+  kube: KubeRest,
+  objectPath: string,
+  what: string,
+  check: (status: Obj) => boolean,
+  opts: { timeoutMs?: number; intervalMs?: number; show?: (status: Obj | undefined) => unknown } = {},
+): Promise<Obj> {
+  let last: Obj | undefined;
+  try {
+    return await waitFor(
+      what,
+      async () => {
+        last = (await kube.get(objectPath)).status;
+        return last && check(last) ? last : undefined;
+      },
+      { timeoutMs: opts.timeoutMs ?? 120_000, intervalMs: opts.intervalMs ?? 250 },
+    );
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; last status: ${JSON.stringify((opts.show ?? ((x) => x))(last))}`, { cause: err });
+  }
+}
+
 export const phaseIs =
   (...phases: string[]) =>
   (pod: Obj) =>

@@ -10,13 +10,13 @@ import os from "node:os";
 import path from "node:path";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EngineError } from "../../src/engine/errors.ts";
 import { type Repo, ResticEngine } from "../../src/engine/restic.ts";
 import { type AgentResult, runTask } from "../../src/mediaagent/agent.ts";
 import type { AgentTask, TaskSpec } from "../../src/mediaagent/pod.ts";
 import { tagsFor } from "../../src/policy/catalog.ts";
 import { waitFor } from "../harness/net.ts";
 import { createBucket, s3Client, world } from "../harness/testing.ts";
+import { engineFailure } from "../harness/checks.ts";
 import { tools } from "../harness/tools.ts";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "auxo-agent-safety-"));
@@ -36,14 +36,6 @@ const holders: ChildProcess[] = [];
 
 const run = (task: AgentTask, spec: Omit<TaskSpec, "task">, env: Record<string, string> = {}): Promise<AgentResult> =>
   runTask(task, { task, timeoutSeconds: 300, ...spec }, { TMPDIR: dir, ...env }, engine);
-const failure = async (p: Promise<unknown>): Promise<EngineError> => {
-  const err = await p.then(
-    (r) => new Error(`expected a failure, got ${JSON.stringify(r)}`),
-    (e: unknown) => e,
-  );
-  if (!(err instanceof EngineError)) throw err;
-  return err;
-};
 const copyTask = (target: Repo, deadHosts: string[]) =>
   run("copy", {
     source: access(source, ids.primary),
@@ -111,7 +103,7 @@ describe("locks", () => {
     const target = repoOf("copy-a");
     const holder = await holdExclusiveLock(source);
     const held = lockFiles(source);
-    const err = await failure(copyTask(target, ["copy-a-run-1-0", "copy-a-run-1-1"]));
+    const err = await engineFailure(copyTask(target, ["copy-a-run-1-0", "copy-a-run-1-1"]));
     expect(err).toMatchObject({ kind: "LockHeld", retryable: true });
     expect(err.details?.lock).toMatchObject({ host: os.hostname(), pid: holder.pid, user: os.userInfo().username, exclusive: true });
     const lock = err.details?.lock as { ageSeconds: number; createdAt: string };
@@ -142,7 +134,7 @@ describe("locks", () => {
     const left = lockFiles(target);
     expect(left).toHaveLength(1);
 
-    const err = await failure(copyTask(target, ["copy-b-run-2-0"]));
+    const err = await engineFailure(copyTask(target, ["copy-b-run-2-0"]));
     expect(err).toMatchObject({ kind: "LockHeld", retryable: true });
     expect(err.details?.lock).toMatchObject({ host: "copy-b-run-3-0", exclusive: true });
     expect(lockFiles(target)).toEqual(left);
@@ -159,7 +151,7 @@ describe("repository identity", () => {
   it("writes nothing to a repository whose ID is not the recorded one", async () => {
     const target = repoOf("copy-c");
     const stranger = "0123456789abcdef".repeat(4);
-    const err = await failure(
+    const err = await engineFailure(
       run("copy", {
         source: access(source, ids.primary),
         target: { ...access(target, stranger), metadata: { path: `${target.repository}.auxo` } },
@@ -176,7 +168,7 @@ describe("repository identity", () => {
     expect(existsSync(`${target.repository}.auxo`)).toBe(false);
 
     // The source is checked too: a copy never reads jobs from a stranger into its target.
-    const fromStranger = await failure(
+    const fromStranger = await engineFailure(
       run("copy", {
         source: access(source, stranger),
         target: access(target, ids["copy-c"]),
@@ -194,12 +186,12 @@ describe("repository identity", () => {
     const preview = await run("age", { target: access(source, ids.primary), aging: { ...aging, dryRun: true } });
     expect(preview).toMatchObject({ ok: true, aged: 2 });
 
-    const mismatch = await failure(
+    const mismatch = await engineFailure(
       run("age", { target: access(source, "f".repeat(64)), aging: { ...aging, at: new Date().toISOString() }, locks: {} }),
     );
     expect(mismatch).toMatchObject({ kind: "RepositoryMismatch", retryable: false });
     const skewed = new Date(Date.now() - 10 * 60_000).toISOString();
-    const skew = await failure(run("age", { target: access(source, ids.primary), aging: { ...aging, at: skewed }, locks: {} }));
+    const skew = await engineFailure(run("age", { target: access(source, ids.primary), aging: { ...aging, at: skewed }, locks: {} }));
     expect(skew).toMatchObject({ kind: "ClockSkew", retryable: true });
     expect(skew.message).toContain(`the operator decided at ${skewed}`);
     expect(skew.message).toContain("nothing was forgotten");
@@ -240,12 +232,12 @@ describe("S3 library probe", () => {
     client.destroy();
     expect(listed.Contents ?? []).toEqual([]);
 
-    const missing = await failure(probe(`s3:${s3().endpoint}/no-such-bucket-${randomBytes(3).toString("hex")}/x`));
+    const missing = await engineFailure(probe(`s3:${s3().endpoint}/no-such-bucket-${randomBytes(3).toString("hex")}/x`));
     expect(missing.message).toMatch(/^bucket "no-such-bucket-[0-9a-f]+" does not exist at http:\/\/127\.0\.0\.1:\d+$/);
-    const wrongSecret = await failure(probe(`s3:${s3().endpoint}/${bucket}/x`, "not-the-secret-key"));
+    const wrongSecret = await engineFailure(probe(`s3:${s3().endpoint}/${bucket}/x`, "not-the-secret-key"));
     expect(wrongSecret.message).toMatch(/secret access key does not match|access denied/);
     expect(wrongSecret.message).not.toContain("not-the-secret-key");
-    const refused = await failure(probe(`s3:http://127.0.0.1:1/${bucket}/x`));
+    const refused = await engineFailure(probe(`s3:http://127.0.0.1:1/${bucket}/x`));
     expect(refused).toMatchObject({ kind: "Unreachable", retryable: true });
   });
 });

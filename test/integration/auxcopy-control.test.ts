@@ -18,7 +18,7 @@ import type { KubeRest, Obj } from "../harness/kube-rest.ts";
 import { sleep, waitFor } from "../harness/net.ts";
 import { testManager } from "../harness/operator-testing.ts";
 import { Relay } from "../harness/relay.ts";
-import { admin, createBucket, freshNamespace, resticAsAgent, world } from "../harness/testing.ts";
+import { admin, createBucket, freshNamespace, resticAsAgent, world, waitForStatus } from "../harness/testing.ts";
 
 let kube: KubeRest;
 let ns: string;
@@ -52,19 +52,7 @@ async function hostRepo(...p: string[]): Promise<string> {
 const remoteRepo = () => `s3:${world().s3.endpoint}/${bucket}/${ns}/ctl/remote`;
 
 async function acjStatus(name: string, check: (s: Obj) => boolean, what: string, timeoutMs = 120_000): Promise<Obj> {
-  let last: Obj | undefined;
-  try {
-    return await waitFor(
-      `auxcopyjob ${name} ${what}`,
-      async () => {
-        last = (await kube.get(api("auxcopyjobs", name))).status;
-        return last && check(last) ? last : undefined;
-      },
-      { timeoutMs, intervalMs: 200 },
-    );
-  } catch (err) {
-    throw new Error(`${(err as Error).message}; last status: ${JSON.stringify(last)}`, { cause: err });
-  }
+  return await waitForStatus(kube, api("auxcopyjobs", name), `auxcopyjob ${name} ${what}`, check, { timeoutMs, intervalMs: 200 });
 }
 
 /** Copying to its one copy, and some but far from all jobs done: the moment to interfere. */

@@ -15,7 +15,18 @@ import { installCrds } from "../harness/crds.ts";
 import type { KubeRest, Obj } from "../harness/kube-rest.ts";
 import { waitFor } from "../harness/net.ts";
 import { testManager } from "../harness/operator-testing.ts";
-import { admin, createBucket, freshNamespace, hostPid, phaseIs, s3Client, waitForPod, world, resticAsAgent } from "../harness/testing.ts";
+import {
+  admin,
+  createBucket,
+  freshNamespace,
+  hostPid,
+  phaseIs,
+  s3Client,
+  waitForPod,
+  world,
+  resticAsAgent,
+  waitForStatus,
+} from "../harness/testing.ts";
 
 let kube: KubeRest;
 let ns: string;
@@ -51,19 +62,7 @@ async function hostRepo(...p: string[]): Promise<string> {
 }
 
 async function acjStatus(name: string, check: (s: Obj) => boolean, what: string, timeoutMs = 180_000): Promise<Obj> {
-  let last: Obj | undefined;
-  try {
-    return await waitFor(
-      `auxcopyjob ${name} ${what}`,
-      async () => {
-        last = (await kube.get(api("auxcopyjobs", name))).status;
-        return last && check(last) ? last : undefined;
-      },
-      { timeoutMs, intervalMs: 200 },
-    );
-  } catch (err) {
-    throw new Error(`${(err as Error).message}; last status: ${JSON.stringify(last)}`, { cause: err });
-  }
+  return await waitForStatus(kube, api("auxcopyjobs", name), `auxcopyjob ${name} ${what}`, check, { timeoutMs, intervalMs: 200 });
 }
 
 const fed: Fed[] = [];

@@ -18,7 +18,7 @@ import { installCrds } from "../harness/crds.ts";
 import type { KubeRest, Obj } from "../harness/kube-rest.ts";
 import { freePort, waitFor } from "../harness/net.ts";
 import { testManager } from "../harness/operator-testing.ts";
-import { admin, createBucket, freshNamespace, resticAsAgent, world } from "../harness/testing.ts";
+import { admin, createBucket, freshNamespace, resticAsAgent, world, waitForStatus } from "../harness/testing.ts";
 
 let kube: KubeRest;
 let ns: string;
@@ -74,19 +74,11 @@ async function expectedAged(copy: string, downstream: string[]): Promise<string[
 }
 
 async function copyStatus(name: string, check: (s: Obj) => boolean, what: string, timeoutMs = 180_000): Promise<Obj> {
-  let last: Obj | undefined;
-  try {
-    return await waitFor(
-      `${name} ${what}`,
-      async () => {
-        last = (await kube.get(api("policycopies", name))).status;
-        return last && check(last) ? last : undefined;
-      },
-      { timeoutMs, intervalMs: 300 },
-    );
-  } catch (err) {
-    throw new Error(`${(err as Error).message}; last status: ${JSON.stringify(last?.dataAging)}`, { cause: err });
-  }
+  return await waitForStatus(kube, api("policycopies", name), `${name} ${what}`, check, {
+    timeoutMs,
+    intervalMs: 300,
+    show: (s) => s?.dataAging,
+  });
 }
 
 /** Asks for a run now and waits for it to end; returns the copy's data aging status. */

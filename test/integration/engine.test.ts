@@ -3,8 +3,8 @@
 // a selection and its idempotent repeat, verification that finds a corrupted pack, the documented errors, a killed
 // run's lock cleared by rule, and a restore from the secondary with the plain restic CLI.
 import { execFileSync, spawn } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
@@ -13,6 +13,7 @@ import { EngineError } from "../../src/engine/errors.ts";
 import { type Repo, ResticEngine } from "../../src/engine/restic.ts";
 import { type JobMetadata, tagsFor } from "../../src/policy/catalog.ts";
 import { world } from "../harness/testing.ts";
+import { hashTree } from "../harness/checks.ts";
 import { tools } from "../harness/tools.ts";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "auxo-engine-"));
@@ -40,19 +41,6 @@ function backup(repo: Repo, job: JobMetadata | undefined, host = "db-1"): void {
       stdio: "ignore",
     },
   );
-}
-
-function hashTree(root: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string) => {
-    for (const f of readdirSync(d)) {
-      const p = path.join(d, f);
-      if (statSync(p).isDirectory()) walk(p);
-      else out[path.relative(root, p)] = createHash("sha256").update(readFileSync(p)).digest("hex");
-    }
-  };
-  walk(root);
-  return out;
 }
 
 beforeAll(async () => {

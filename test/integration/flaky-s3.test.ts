@@ -11,13 +11,13 @@ import net, { type AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EngineError } from "../../src/engine/errors.ts";
 import { type Repo, ResticEngine } from "../../src/engine/restic.ts";
 import { type AgentResult, runTask } from "../../src/mediaagent/agent.ts";
 import { metadataStore } from "../../src/mediaagent/metadata.ts";
 import type { AgentTask, TaskSpec } from "../../src/mediaagent/pod.ts";
 import { tagsFor } from "../../src/policy/catalog.ts";
 import { createBucket, world } from "../harness/testing.ts";
+import { engineFailure } from "../harness/checks.ts";
 import { tools } from "../harness/tools.ts";
 
 /** A relay to the S3 server that drops `dropShare` of new connections and cuts each after about `bytesPerConnection`. */
@@ -102,14 +102,6 @@ const access = (repository: string, metadata?: TaskSpec["target"]["metadata"]) =
 const sourceEvents = () => ({ s3: { endpoint: s3().endpoint, bucket, prefix: "src.auxo", region: s3().region } });
 const run = (task: AgentTask, spec: Omit<TaskSpec, "task">): Promise<AgentResult> =>
   runTask(task, { task, ...spec }, { TMPDIR: dir, ...s3env() }, engine);
-const failure = async (p: Promise<unknown>): Promise<EngineError> => {
-  const err = await p.then(
-    (r) => new Error(`expected a failure, got ${JSON.stringify(r)}`),
-    (e: unknown) => e,
-  );
-  if (!(err instanceof EngineError)) throw err;
-  return err;
-};
 const JOBS = 6;
 let snapshotIds: string[] = [];
 const relays: FlakyRelay[] = [];
@@ -149,7 +141,7 @@ describe("errors on a flaky network", () => {
   it("a verification that restic keeps retrying until the deadline is Unreachable, and fails no job", async () => {
     const harsh = await relay(0.5, 150_000);
     backendErrors.length = 0;
-    const err = await failure(
+    const err = await engineFailure(
       run("verify", { target: access(via(harsh, "src"), sourceEvents()), snapshotIds: snapshotIds.slice(0, 2), timeoutSeconds: 20 }),
     );
     expect(err).toMatchObject({ kind: "Unreachable", retryable: true });
@@ -165,7 +157,7 @@ describe("errors on a flaky network", () => {
     const harsh = await relay(0.5, 150_000);
     const target = path.join(dir, "copy-stopped");
     await engine.init({ repository: target, passwordFile }, { chunkerFrom: repo(direct("src")) });
-    const err = await failure(
+    const err = await engineFailure(
       run("copy", {
         source: access(via(harsh, "src")),
         target: { repository: target, passwordFile, options: {} },

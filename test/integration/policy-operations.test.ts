@@ -17,7 +17,7 @@ import { installCrds } from "../harness/crds.ts";
 import type { KubeRest, Obj } from "../harness/kube-rest.ts";
 import { waitFor } from "../harness/net.ts";
 import { testManager } from "../harness/operator-testing.ts";
-import { admin, freshNamespace, resticAsAgent, world } from "../harness/testing.ts";
+import { admin, freshNamespace, resticAsAgent, world, waitForStatus } from "../harness/testing.ts";
 
 let kube: KubeRest;
 let ns: string;
@@ -114,19 +114,7 @@ async function backup(copy: string, n: number, type: "full" | "incremental" = "i
 }
 
 async function policyStatus(check: (s: Obj) => boolean, what: string, timeoutMs = 120_000): Promise<Obj> {
-  let last: Obj | undefined;
-  try {
-    return await waitFor(
-      `policy gold ${what}`,
-      async () => {
-        last = (await kube.get(api("storagepolicies", "gold"))).status;
-        return last && check(last) ? last : undefined;
-      },
-      { timeoutMs, intervalMs: 250 },
-    );
-  } catch (err) {
-    throw new Error(`${(err as Error).message}; last status: ${JSON.stringify(last)}`, { cause: err });
-  }
+  return await waitForStatus(kube, api("storagepolicies", "gold"), `policy gold ${what}`, check, { timeoutMs });
 }
 
 async function runAuxCopy(name: string, spec: Obj = {}): Promise<Obj> {

@@ -16,7 +16,7 @@ import { installCrds } from "../harness/crds.ts";
 import type { KubeRest, Obj } from "../harness/kube-rest.ts";
 import { waitFor } from "../harness/net.ts";
 import { testManager } from "../harness/operator-testing.ts";
-import { admin, freshNamespace, resticAsAgent, world } from "../harness/testing.ts";
+import { admin, freshNamespace, resticAsAgent, world, waitForStatus } from "../harness/testing.ts";
 
 let kube: KubeRest;
 let ns: string;
@@ -55,19 +55,7 @@ async function backup(policy: string, copy: string, jobId: string, type: "full" 
 }
 
 async function status(plural: string, name: string, check: (s: Obj) => boolean, what: string, timeoutMs = 120_000): Promise<Obj> {
-  let last: Obj | undefined;
-  try {
-    return await waitFor(
-      `${name} ${what}`,
-      async () => {
-        last = (await kube.get(api(plural, name))).status;
-        return last && check(last) ? last : undefined;
-      },
-      { timeoutMs, intervalMs: 300 },
-    );
-  } catch (err) {
-    throw new Error(`${(err as Error).message}; last status: ${JSON.stringify(last)}`, { cause: err });
-  }
+  return await waitForStatus(kube, api(plural, name), `${name} ${what}`, check, { timeoutMs, intervalMs: 300 });
 }
 const ready = (s: Obj) => (s.conditions ?? []).find((c: Obj) => c.type === "Ready");
 

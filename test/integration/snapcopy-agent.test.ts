@@ -4,29 +4,18 @@
 // it is never written twice; the next VolumeSnapshot of the PVC uses it as parent; an unreadable source fails as the
 // source's fault and leaves nothing; a wrong repository is never written; plain restic restores the copy.
 import { execFileSync } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
-import {
-  chmodSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
+import { randomBytes } from "node:crypto";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EngineError } from "../../src/engine/errors.ts";
 import { type Repo, ResticEngine } from "../../src/engine/restic.ts";
 import { type AgentResult, runTask } from "../../src/mediaagent/agent.ts";
 import { metadataStore } from "../../src/mediaagent/metadata.ts";
 import type { SnapCopyTask, TaskSpec } from "../../src/mediaagent/protocol.ts";
 import { parseEventKey } from "../../src/policy/jobevents.ts";
 import { snapCopyOf, snapJobId } from "../../src/policy/snaptags.ts";
+import { hashTree, engineFailure } from "../harness/checks.ts";
 import { tools } from "../harness/tools.ts";
 
 const AGENT_UID = 65532;
@@ -67,31 +56,10 @@ const spec = (snapshot: SnapCopyTask, over: Partial<TaskSpec> = {}): TaskSpec =>
   ...over,
 });
 const snapcopy = (s: TaskSpec): Promise<AgentResult> => runTask("snapcopy", s, { TMPDIR: dir, AUXO_POD_NAME: "pg-vault-copy-1" }, engine);
-const failure = async (p: Promise<unknown>): Promise<EngineError> => {
-  const err = await p.then(
-    (r) => new Error(`expected a failure, got ${JSON.stringify(r)}`),
-    (e: unknown) => e,
-  );
-  if (!(err instanceof EngineError)) throw err;
-  return err;
-};
 const events = (job: string) =>
   existsSync(path.join(metadataDir, "jobs", encodeURIComponent(job)))
     ? readdirSync(path.join(metadataDir, "jobs", encodeURIComponent(job))).map((f) => parseEventKey(`jobs/${encodeURIComponent(job)}/${f}`))
     : [];
-
-function hashTree(root: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string) => {
-    for (const f of readdirSync(d)) {
-      const p = path.join(d, f);
-      if (statSync(p).isDirectory()) walk(p);
-      else out[path.relative(root, p)] = createHash("sha256").update(readFileSync(p)).digest("hex");
-    }
-  };
-  walk(root);
-  return out;
-}
 
 /** A VolumeSnapshot's restored volume at the mount path: a database's files. */
 function restoredVolume(files: Record<string, Buffer | string>): void {
@@ -238,7 +206,7 @@ describe("snapcopy task", () => {
 
   it("never writes to a repository that is not the recorded one: the destination's fault, not the source's", async () => {
     restoredVolume(base);
-    const err = await failure(snapcopy(spec(vs(5), { target: { ...spec(vs(5)).target, repositoryId: "0".repeat(64) } })));
+    const err = await engineFailure(snapcopy(spec(vs(5), { target: { ...spec(vs(5)).target, repositoryId: "0".repeat(64) } })));
     expect(err.kind).toBe("RepositoryMismatch");
     expect(err.message).toContain("nothing was written");
     expect(err.details?.sourceFault).toBeUndefined();
@@ -247,7 +215,7 @@ describe("snapcopy task", () => {
   });
 
   it("fails without a source fault when the destination cannot be opened", async () => {
-    const err = await failure(
+    const err = await engineFailure(
       snapcopy(
         spec(vs(5), {
           target: { repository: path.join(dir, "no-vault"), passwordFile, options: {}, metadata: { path: `${dir}/no-vault.auxo` } },

@@ -4,19 +4,20 @@
 // destination with the plain restic CLI, as a user would check it.
 import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { registerControllers } from "../../src/controllers/index.ts";
 import type { Manager } from "../../src/runtime/manager.ts";
+import { hashTree } from "../harness/checks.ts";
 import { setFaults } from "../harness/csi/faults.ts";
 import { installCrds } from "../harness/crds.ts";
 import type { KubeRest, Obj } from "../harness/kube-rest.ts";
 import { waitFor } from "../harness/net.ts";
 import { testManager } from "../harness/operator-testing.ts";
 import { Relay } from "../harness/relay.ts";
-import { admin, createBucket, freshNamespace, phaseIs, resticAsAgent, waitForPod, world } from "../harness/testing.ts";
+import { admin, createBucket, freshNamespace, phaseIs, resticAsAgent, waitForPod, world, waitForStatus } from "../harness/testing.ts";
 
 let kube: KubeRest;
 let ns: string;
@@ -84,15 +85,7 @@ function restoredFiles(sv: string, id: string, pvc: string): Map<string, string>
   const target = mkdtempSync(path.join(scratch, "restore-"));
   execFileSync("chown", ["65532:65532", target]);
   restic(repo(sv), s3env(), "restore", `${id}:/snapshots/${pvc}`, "--target", target);
-  const out = new Map<string, string>();
-  const walk = (dir: string, rel = "") => {
-    for (const name of execFileSync("ls", ["-A", dir], { encoding: "utf8" }).split("\n").filter(Boolean)) {
-      const full = path.join(dir, name);
-      if (execFileSync("stat", ["-c", "%F", full], { encoding: "utf8" }).startsWith("directory")) walk(full, `${rel}${name}/`);
-      else out.set(`${rel}${name}`, createHash("sha256").update(readFileSync(full)).digest("hex"));
-    }
-  };
-  walk(target);
+  const out = new Map(Object.entries(hashTree(target)));
   rmSync(target, { recursive: true, force: true });
   return out;
 }
@@ -140,19 +133,7 @@ async function snapVault(name: string, spec: Obj): Promise<void> {
 }
 
 async function svStatus(name: string, check: (s: Obj) => boolean, what: string, timeoutMs = 120_000): Promise<Obj> {
-  let last: Obj | undefined;
-  try {
-    return await waitFor(
-      `snapvault ${name} ${what}`,
-      async () => {
-        last = (await kube.get(api("snapvaults", name))).status;
-        return last && check(last) ? last : undefined;
-      },
-      { timeoutMs, intervalMs: 250 },
-    );
-  } catch (err) {
-    throw new Error(`${(err as Error).message}; last status: ${JSON.stringify(last)}`, { cause: err });
-  }
+  return await waitForStatus(kube, api("snapvaults", name), `snapvault ${name} ${what}`, check, { timeoutMs });
 }
 
 let tokens = 0;
@@ -168,6 +149,13 @@ async function runNow(name: string, timeoutMs = 180_000): Promise<Obj> {
     timeoutMs,
   );
 }
+
+/** What the status says of each snapshot, for a failed assertion about a run's end. */
+const snapshotsSaid = (s: Obj) =>
+  JSON.stringify({
+    run: s.run,
+    snapshots: (s.snapshots as Obj[] | undefined)?.map((e) => [e.name, e.state, e.reason, e.lastError, e.run]),
+  });
 
 const entryOf = (s: Obj, pvcName: string, pick = (e: Obj[]) => e[e.length - 1]) =>
   pick(
@@ -268,7 +256,7 @@ describe("a vault of three PVCs with writers", () => {
     await relay.open();
     const done = await svStatus("vault", (s) => s.run?.number === 1 && !!s.run?.endTime, "run 1 ended", 180_000);
     await svStatus("vault", (s) => s.run?.aging !== undefined, "aging after run 1");
-    expect(done.run.phase).toBe("Completed");
+    expect(done.run.phase, snapshotsSaid(done)).toBe("Completed");
     expect(done.counts).toMatchObject({ copied: 3, retrying: 0, missing: 0 });
     expect(done.snapshots.every((e: Obj) => e.state === "Copied" && (e.attempts ?? 0) === 0)).toBe(true);
 
@@ -299,7 +287,7 @@ describe("a vault of three PVCs with writers", () => {
     await startOperator();
     const done = await svStatus("vault", (s) => s.run?.number === 2 && !!s.run?.endTime, "run 2 ended", 180_000);
     await svStatus("vault", (s) => s.run?.aging !== undefined, "aging after run 2");
-    expect(done.run.phase).toBe("Completed");
+    expect(done.run.phase, snapshotsSaid(done)).toBe("Completed");
     expect(done.counts).toMatchObject({ copied: 6, missing: 0 });
     const copies = copiesOn("vault");
     expect(copies).toHaveLength(6);
@@ -317,7 +305,7 @@ describe("a vault of three PVCs with writers", () => {
     await merge(api("snapvaults", "vault"), { metadata: { annotations: { "auxo.dev/run-requested": "second" } } });
     await startOperator();
     const rebuilt = await svStatus("vault", (s) => !!s.run?.endTime && s.run?.aging !== undefined, "a run after the wipe ended", 180_000);
-    expect(rebuilt.run).toMatchObject({ number: 1, phase: "Completed" });
+    expect(rebuilt.run, snapshotsSaid(rebuilt)).toMatchObject({ number: 1, phase: "Completed" });
     // The six snapshots it knew are found on the destination; the run's own three are the only new copies.
     expect(rebuilt.counts).toMatchObject({ copied: 9, missing: 0 });
     expect(rebuilt.run.copied).toBe(3);
@@ -348,12 +336,16 @@ describe("a vault of three PVCs with writers", () => {
     const third = await runNow("mirror");
     await svStatus("mirror", (s) => s.run?.number === third.run.number && !!s.run?.aging, "aging after the run");
     const after = (await kube.get(api("snapvaults", "mirror"))).status;
-    expect(after.run).toMatchObject({ phase: "Completed", aged: 1, aging: "1 copies of deleted snapshots forgotten" });
+    expect(after.run, snapshotsSaid(after)).toMatchObject({
+      phase: "Completed",
+      aged: 1,
+      aging: "1 copies of deleted snapshots forgotten",
+    });
     const left = copiesOn("mirror");
     expect(left).toHaveLength(2);
     expect(left.map((c) => c.id)).not.toContain(first.id);
     const vault = await runNow("vault");
-    expect(vault.run.phase).toBe("Completed");
+    expect(vault.run.phase, snapshotsSaid(vault)).toBe("Completed");
     await svStatus("vault", (s) => s.run?.number === vault.run.number && !!s.run?.aging, "vault aging after the run");
     expect(copiesOn("vault").map((c) => c.id)).toContain(vaultFirst.id);
   }, 300_000);
@@ -369,7 +361,7 @@ describe("a vault of three PVCs with writers", () => {
       },
     );
     const s = await runNow("vault");
-    expect(s.run.phase).toBe("AvailableWithMissingSnaps");
+    expect(s.run.phase, snapshotsSaid(s)).toBe("AvailableWithMissingSnaps");
     const gone = (s.snapshots as Obj[]).find((e) => e.persistentVolumeClaim === "db-2" && e.run === s.run.number);
     expect(gone).toMatchObject({ state: "Missing", reason: "SourceVolumeDeleted", attempts: 0 });
     await waitFor("a SnapshotMissing event naming SourceVolumeDeleted", async () =>
@@ -407,7 +399,7 @@ describe("offline source volumes and the retry budget", () => {
 
     for (const n of [1, 2]) {
       const s = await runNow("flaky");
-      expect(s.run.phase).toBe("Completed");
+      expect(s.run.phase, snapshotsSaid(s)).toBe("Completed");
       for (const p of ["flaky-0", "flaky-1"]) expect(entryOf(s, p)).toMatchObject({ state: "Retrying", attempts: n });
       expect(entryOf(s, "flaky-0")?.lastError).toMatch(/Unavailable/);
     }
@@ -417,7 +409,7 @@ describe("offline source volumes and the retry budget", () => {
     const third = await runNow("flaky");
     expect(entryOf(third, "flaky-0")).toMatchObject({ state: "Copied", attempts: 2 });
     expect(entryOf(third, "flaky-1")).toMatchObject({ state: "Missing", reason: "RetryCountExhausted", attempts: 3 });
-    expect(third.run.phase).toBe("AvailableWithMissingSnaps");
+    expect(third.run.phase, snapshotsSaid(third)).toBe("AvailableWithMissingSnaps");
     expect(third.phase).toBe("AvailableWithMissingSnaps");
     const copies = copiesOn("flaky");
     expect(copies.map((c) => c.tag("volumesnapshot"))).toEqual(["f0-a"]);
@@ -452,7 +444,7 @@ describe("offline source volumes and the retry budget", () => {
       reason: "RetryTimeLimitExhausted",
       attempts: 1,
     });
-    expect(later.run.phase).toBe("AvailableWithMissingSnaps");
+    expect(later.run.phase, snapshotsSaid(later)).toBe("AvailableWithMissingSnaps");
     clockOffsetMs = 0;
   }, 300_000);
 });
