@@ -334,6 +334,16 @@ function repository(c: Ctx): Problem | undefined {
 function merge(c: Ctx): void {
   const byUid = new Map(c.f.snapshots.map((s) => [s.uid, s]));
   const known = new Set(c.entries.map((e) => e.uid).filter(Boolean));
+  // A cut recorded twice (a decision taken on a status the cache had not caught up with, whose write then landed):
+  // the entry that knows the snapshot is it; the other is no snapshot of its own and goes, rather than turn Missing.
+  const named = new Set(c.entries.filter((e) => e.uid).map((e) => e.name));
+  const keep = c.entries.filter((e) => {
+    if (e.uid) return true;
+    if (named.has(e.name)) return false;
+    named.add(e.name);
+    return true;
+  });
+  c.entries.splice(0, c.entries.length, ...keep);
   for (const e of c.entries) {
     let vs = e.uid ? byUid.get(e.uid) : undefined;
     if (!e.uid) {
@@ -462,6 +472,8 @@ function cut(c: Ctx, run: number, runKey: string): void {
   const cutNames: string[] = [];
   for (const pvc of names) {
     const name = snapshotName(f.sv.name, pvc, runKey);
+    // Already cut: this run was decided before, on a status the cache had not caught up with (names are the run's).
+    if (c.entries.some((e) => e.name === name)) continue;
     const p = exists.get(pvc);
     if (!p) {
       const e: Entry = {

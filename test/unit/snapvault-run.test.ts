@@ -141,6 +141,22 @@ describe("starting a run", () => {
     expect(b.createSnapshots.map((s) => s.metadata.name)).toEqual(a.createSnapshots.map((s) => s.metadata.name));
   });
 
+  it("decided again on a stale status while the cache already shows its snapshots: one entry per snapshot, none Missing", () => {
+    // The first decision cut the snapshots; the next one reads a SnapVault whose status write the cache has not seen.
+    const first = planSnapVaultRun(facts({ now: T0 }));
+    const cut = first.createSnapshots.map((s, i) => vs(s.metadata.name as string, ["a", "b"][i] as string, T0));
+    const again = planSnapVaultRun(facts({ now: T0 + 2000, snapshots: cut }));
+    expect(again.status.snapshots?.map((e) => [e.name, e.uid, e.state])).toEqual(cut.map((v) => [v.name, v.uid, "Copying"]));
+    expect(again.createSnapshots).toEqual([]);
+    // That write lands after all, beside a decision that recorded them too: still one entry each, and never Missing.
+    const merged = { ...again.status, snapshots: [...(again.status.snapshots ?? []), ...(first.status.snapshots ?? [])] };
+    const later = planSnapVaultRun(facts({ now: T0 + 120_000, snapshots: cut }, merged));
+    expect(later.status.snapshots?.map((e) => [e.name, e.state])).toEqual(cut.map((v) => [v.name, "Copying"]));
+    expect(later.events?.some((e) => e.reason === "SnapshotMissing")).toBe(false);
+    // (The first copy pods do not show after two minutes: one new pod per snapshot, not two.)
+    expect(later.pods?.map((p) => p.name)).toEqual(cut.map((v) => copyPodName("db", v.uid, 2)));
+  });
+
   it("waits for the schedule, and starts on a new request token once", () => {
     const done: SnapVaultStatus = {
       repositoryId: "r",
