@@ -331,6 +331,13 @@ try {
   await snapVault("small", "small");
   const many = await timedRun("small", "small-1");
   const smallCopies = onDestination("small");
+  // Every adopted snapshot must be on the destination: a fast run that left one out measures nothing.
+  if (smallCopies !== small) {
+    const left = (many.status.snapshots as Obj[]).filter((e) => e.state !== "Copied");
+    throw new Error(
+      `${smallCopies} of ${small} snapshots on the destination; counts ${JSON.stringify(many.status.counts)}, listed ${many.status.snapshots.length}, not Copied: ${JSON.stringify(left)}`,
+    );
+  }
 
   const peerSmall = path.join(libRoot, "peer-restic-small");
   restic(peerSmall, "init", "-q");

@@ -579,7 +579,9 @@ function step(c: Ctx, run: Run): Run {
       sourceFault(c, e, r.number, `restoring the volume failed: ${claim.failure}`, claimN);
       continue;
     }
-    if (pod?.failedMount) {
+    // The kubelet's view of the restored claim lagging behind (it was created before the pod) is no fault of the
+    // source: it retries the mount. Other mount failures (the storage refusing) cost an attempt.
+    if (pod?.failedMount && !/persistentvolumeclaim "[^"]+" not found/i.test(pod.failedMount)) {
       sourceFault(c, e, r.number, `mounting the restored volume failed: ${pod.failedMount}`, podN);
       continue;
     }

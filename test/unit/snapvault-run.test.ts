@@ -403,6 +403,28 @@ describe("copying", () => {
     expect(notFound.status.snapshots?.[0]).toMatchObject({ state: "Missing", reason: "SourceSnapshotDeleted" });
   });
 
+  it("waits out a mount that found no restored claim yet (the kubelet lags), and counts a storage mount failure", () => {
+    const e = entry("s1", "a", T0 - 60_000, { state: "Copying", pods: 1, lastAttemptTime: iso(T0 - 10_000) });
+    const pod = (failedMount: string) => ({ name: copyPodName("db", "uid-s1", 1), phase: "Pending", failedMount });
+    const claim = { name: claimName("db", "uid-s1", 1), phase: "Bound" };
+    const run = { number: 1, trigger: "Request" as const, startTime: iso(T0 - 60_000), phase: "Running" as const };
+    const lag = planSnapVaultRun(
+      facts(
+        { snapshots: [vs("s1", "a", T0 - 60_000)], pods: [pod('persistentvolumeclaim "db-restore-uid-s1-1" not found')], claims: [claim] },
+        { repositoryId: "repo1", runs: 1, run, snapshots: [e] },
+      ),
+    );
+    expect(lag.status.snapshots?.[0]).toMatchObject({ state: "Copying" });
+    expect(lag.status.snapshots?.[0]?.attempts).toBeUndefined();
+    const refused = planSnapVaultRun(
+      facts(
+        { snapshots: [vs("s1", "a", T0 - 60_000)], pods: [pod("rpc error: code = Unavailable desc = volume offline")], claims: [claim] },
+        { repositoryId: "repo1", runs: 1, run, snapshots: [e] },
+      ),
+    );
+    expect(refused.status.snapshots?.[0]).toMatchObject({ state: "Retrying", attempts: 1 });
+  });
+
   it("does not start a second copy pod while the caches do not show the first one yet", () => {
     const e = entry("s1", "a", T0 - 1000, { state: "Copying", pods: 1, lastAttemptTime: iso(T0 - 2000) });
     const young = planSnapVaultRun(facts({ snapshots: [vs("s1", "a", T0 - 1000)] }, st([e])));
