@@ -74,6 +74,8 @@ export interface BackupOptions {
   time?: Date | string;
   /** restic's parent snapshot (unchanged files are not read again). Without it restic picks its own (host and paths). */
   parent?: string;
+  /** Read every file again (`--force`): a full, which must not lean on any earlier snapshot. */
+  force?: boolean;
   timeoutMs?: number;
 }
 
@@ -323,6 +325,29 @@ export class ResticEngine {
   }
 
   /**
+   * Replaces one tag of a snapshot (`restic tag --remove old --add new`). restic rewrites the snapshot: the new one has
+   * another id (returned) and the old id in `original`. Takes the exclusive lock: `retryLockMs` waits for writers.
+   */
+  async retag(
+    repo: Repo,
+    snapshotId: string,
+    remove: string,
+    add: string,
+    opts: { retryLockMs?: number; timeoutMs?: number } = {},
+  ): Promise<string> {
+    const wait = opts.retryLockMs ? ["--retry-lock", `${Math.ceil(opts.retryLockMs / 1000)}s`] : [];
+    const { stdout } = await this.run("tag", repo, ["tag", "--json", ...wait, "--remove", remove, "--add", add, snapshotId], {
+      timeoutMs: opts.timeoutMs,
+    });
+    for (const line of stdout.split("\n")) {
+      if (!line.includes('"changed"')) continue;
+      const m = JSON.parse(line) as { old_snapshot_id?: string; new_snapshot_id?: string };
+      if (m.old_snapshot_id === snapshotId && m.new_snapshot_id) return m.new_snapshot_id;
+    }
+    throw new EngineError("Failed", "tag", null, `restic tag changed no snapshot ${snapshotId.slice(0, 8)}`);
+  }
+
+  /**
    * `restic backup --json` of `paths` with the given host, tags, time and parent. Returns restic's summary; exit 3
    * (some source files could not be read, the snapshot written without them) comes back as `partial` with the
    * snapshot's id, every other failure is an EngineError. Progress (restic's status lines, on stdout for backup)
@@ -334,6 +359,7 @@ export class ResticEngine {
     for (const t of opts.tags ?? []) args.push("--tag", t);
     if (opts.time !== undefined) args.push("--time", resticTime(opts.time));
     if (opts.parent) args.push("--parent", opts.parent);
+    if (opts.force) args.push("--force");
     args.push("--", ...paths);
     let summary: Record<string, unknown> | undefined;
     const onLine = (line: string) => {

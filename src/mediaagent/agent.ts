@@ -14,6 +14,7 @@ import { init } from "./tasks/init.ts";
 import { plan } from "./tasks/plan.ts";
 import { probe } from "./tasks/probe.ts";
 import { scan } from "./tasks/scan.ts";
+import { backupcopy } from "./tasks/backupcopy.ts";
 import { snapcopy } from "./tasks/snapcopy.ts";
 import { verify } from "./tasks/verify.ts";
 
@@ -21,7 +22,7 @@ import { verify } from "./tasks/verify.ts";
 export type AgentResult = ResultBase & { task: AgentTask; [field: string]: unknown };
 
 /** Every task the agent runs, by name. */
-export const handlers: { [T in AgentTask]: Handler<T> } = { probe, init, scan, copy, plan, age, verify, snapcopy };
+export const handlers: { [T in AgentTask]: Handler<T> } = { probe, init, scan, copy, plan, age, verify, snapcopy, backupcopy };
 
 const isTask = (t: string): t is AgentTask => Object.hasOwn(handlers, t);
 

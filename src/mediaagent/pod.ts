@@ -6,15 +6,17 @@ export { podName } from "../policy/names.ts";
 import type { KubeObject, OwnerReference } from "../kube/resources.ts";
 import { Label, MANAGED_BY } from "../policy/labels.ts";
 import type { RepositoryAccess } from "../policy/repository.ts";
-import type { AgentTask, AgingTask, CopyTaskPlan, DownstreamTask, SnapCopyTask, TaskSpec } from "./protocol.ts";
+import type { AgentTask, AgingTask, BackupCopyTask, CopyTaskPlan, DownstreamTask, SnapCopyTask, TaskSpec } from "./protocol.ts";
 
-export type { AgentTask, AgingTask, CopyTaskPlan, DownstreamTask, SnapCopyTask, TaskSpec } from "./protocol.ts";
+export type { AgentTask, AgingTask, BackupCopyTask, CopyTaskPlan, DownstreamTask, SnapCopyTask, TaskSpec } from "./protocol.ts";
 
 export interface PodPlacement {
   nodeSelector?: Record<string, string>;
   tolerations?: Record<string, unknown>[];
   resources?: Record<string, unknown>;
   priorityClassName?: string;
+  /** core/v1 Affinity (backup copies: access nodes required, the copy's MediaAgent nodes preferred). */
+  affinity?: Record<string, unknown>;
 }
 
 export interface AgentPodInput {
@@ -33,6 +35,7 @@ export interface AgentPodInput {
   downstream?: (Omit<DownstreamTask, "access"> & { access: RepositoryAccess })[];
   aging?: AgingTask;
   snapshot?: SnapCopyTask;
+  backupCopy?: BackupCopyTask;
   /** PVCs the pod mounts read-only (a volume restored from a VolumeSnapshot, for snapcopy). */
   claims?: { name: string; claimName: string; mountPath: string }[];
   placement?: PodPlacement;
@@ -66,6 +69,7 @@ function taskSpecOf(i: AgentPodInput): TaskSpec {
   if (i.locks) spec.locks = i.locks;
   if (i.aging) spec.aging = i.aging;
   if (i.snapshot) spec.snapshot = i.snapshot;
+  if (i.backupCopy) spec.backupCopy = i.backupCopy;
   if (i.downstream) spec.downstream = i.downstream.map((d) => ({ ...d, access: strip(d.access) }));
   return spec;
 }
@@ -118,6 +122,7 @@ export function buildAgentPod(i: AgentPodInput): KubeObject {
       nodeSelector: i.placement?.nodeSelector,
       tolerations: i.placement?.tolerations,
       priorityClassName: i.placement?.priorityClassName,
+      affinity: i.placement?.affinity,
       containers: [
         {
           name: "agent",

@@ -10,7 +10,7 @@ import type { VerificationSummary } from "../policy/jobevents.ts";
 import type { RetentionOverride, RetentionSpec, RetentionSummary } from "../policy/retention.ts";
 import type { CopyRules, JobCopyState } from "../policy/selection.ts";
 
-export type AgentTask = "probe" | "init" | "scan" | "copy" | "plan" | "age" | "verify" | "snapcopy";
+export type AgentTask = "probe" | "init" | "scan" | "copy" | "plan" | "age" | "verify" | "snapcopy" | "backupcopy";
 
 /** What the agent reads from AUXO_TASK (no secrets: passwords and keys are files and env from Secrets). */
 export interface TaskSpec {
@@ -29,6 +29,8 @@ export interface TaskSpec {
   aging?: AgingTask;
   /** For snapcopy: the VolumeSnapshot whose restored volume is mounted read-only, and the job it becomes. */
   snapshot?: SnapCopyTask;
+  /** For backupcopy: the job type rules (the VolumeSnapshot is in `snapshot`, the primary copy is the target). */
+  backupCopy?: BackupCopyTask;
   /**
    * Locks: before it works on a repository the agent removes restic's stale locks and the locks of these hosts (pod
    * names of Auxo MediaAgents the operator knows have ended), never any other lock (docs/job-metadata.md).
@@ -91,6 +93,13 @@ export interface SnapCopyTask {
   subclient: string;
   snapVault: string;
   volumeSnapshot: { name: string; uid: string; handle?: string; creationTime: string };
+}
+
+export interface BackupCopyTask {
+  /** A full once the PVC's last full on the target is this old (ms). */
+  fullEveryMs: number;
+  /** Incrementals after a full or differential before the next is a differential (0: no limit). */
+  incrementalLimit: number;
 }
 
 /** A lock as the run's status shows it: who holds it, since when. */
@@ -223,6 +232,17 @@ export type SnapCopyResult = ResultBase &
     partialSnapshot?: string;
   };
 
+/** A backupcopy pod's result: a snapcopy result with the job it became. */
+export type BackupCopyResult = SnapCopyResult & {
+  /** The job's type (policy/backupjobtype.ts), and why. */
+  type?: "full" | "incremental" | "differential";
+  typeReason?: string;
+  /** The job's status: completedWithErrors when restic could not read some files (their paths in `unreadable`). */
+  status?: "completed" | "completedWithErrors";
+  /** The job id of restic's parent (absent for a full). */
+  parentJob?: string;
+};
+
 export type VerifyResult = ResultBase & {
   verified: number;
   /** At most 20. */
@@ -238,6 +258,7 @@ export type TaskResults = {
   age: AgeResult;
   verify: VerifyResult;
   snapcopy: SnapCopyResult;
+  backupcopy: BackupCopyResult;
 };
 
 /** A result as the termination message holds it: the task's fields and its name. */

@@ -3,7 +3,7 @@
 // the VolumeSnapshot it copies. The uid tag is what makes a copy findable on its destination, so a VolumeSnapshot is
 // never copied twice to one repository. Pure functions.
 import type { SnapCopyTask } from "../mediaagent/protocol.ts";
-import { TAG_PREFIX, tagsFor } from "./catalog.ts";
+import { type JobStatus, type JobType, TAG_PREFIX, tagsFor } from "./catalog.ts";
 
 export const SNAP_TAGS = {
   snapVault: `${TAG_PREFIX}snapvault`,
@@ -23,11 +23,11 @@ export interface SnapCopyOrigin {
 // restic splits --tag values at commas (the same cleaning as catalog.ts's tagsFor).
 const clean = (v: string) => v.replace(/,/g, "_");
 
-/** The restic tags of one VolumeSnapshot's copy. */
-export function snapCopyTags(task: SnapCopyTask): string[] {
+/** The restic tags of one VolumeSnapshot's copy (a vault or mirror copy is a full; a backup copy has its type). */
+export function snapCopyTags(task: SnapCopyTask, type: JobType = "full", status: JobStatus = task.status): string[] {
   const vs = task.volumeSnapshot;
   return [
-    ...tagsFor({ jobId: task.jobId, type: "full", status: task.status, client: task.client, subclient: task.subclient }),
+    ...tagsFor({ jobId: task.jobId, type, status, client: task.client, subclient: task.subclient }),
     `${SNAP_TAGS.snapVault}=${clean(task.snapVault)}`,
     `${SNAP_TAGS.volumeSnapshot}=${clean(vs.name)}`,
     `${SNAP_TAGS.uid}=${clean(vs.uid)}`,

@@ -35,7 +35,7 @@ describe("agent task table", () => {
     const err = vi.spyOn(process.stderr, "write").mockReturnValue(true);
     expect(await agentMain("prune", { AUXO_TASK: "{}" })).toBe(2);
     expect(String(err.mock.calls[0]?.[0])).toBe(
-      'auxo agent: unknown task "prune"; tasks: probe, init, scan, copy, plan, age, verify, snapcopy\n',
+      'auxo agent: unknown task "prune"; tasks: probe, init, scan, copy, plan, age, verify, snapcopy, backupcopy\n',
     );
   });
 

@@ -21,9 +21,9 @@ import { metadataStore } from "../metadata.ts";
 import type { SnapCopyResult, SnapCopyTask } from "../protocol.ts";
 
 /** How long forgetting a partial snapshot waits for other writers' locks (restic's forget takes the exclusive lock). */
-const FORGET_LOCK_WAIT_MS = 10 * 60_000;
+export const FORGET_LOCK_WAIT_MS = 10 * 60_000;
 
-const vsName = (s: SnapCopyTask) => `VolumeSnapshot ${s.client}/${s.volumeSnapshot.name}`;
+export const vsName = (s: SnapCopyTask) => `VolumeSnapshot ${s.client}/${s.volumeSnapshot.name}`;
 
 /** The copy of this VolumeSnapshot on the target: a snapshot with its uid tag. */
 export const copyOf = (snaps: ResticSnapshot[], uid: string): ResticSnapshot | undefined =>
@@ -54,7 +54,7 @@ export async function unreadableSource(dir: string): Promise<string | undefined>
   }
 }
 
-const sourceFault = (s: SnapCopyTask, message: string, extra: Partial<SnapCopyResult> = {}): SnapCopyResult => ({
+export const sourceFault = (s: SnapCopyTask, message: string, extra: Partial<SnapCopyResult> = {}): SnapCopyResult => ({
   ok: false,
   kind: "SourceUnreadable",
   retryable: true,
@@ -99,7 +99,7 @@ async function dropPartial(ctx: TaskContext, target: Repo, s: SnapCopyTask, b: B
  * incomplete snapshot, with the uid tag, and a failed copy event after it. Without job events (a REST library, or
  * they cannot be read) the tag alone decides.
  */
-async function disowned(target: Access, ctx: TaskContext, s: SnapCopyTask, copy: ResticSnapshot): Promise<boolean> {
+export async function disowned(target: Access, ctx: TaskContext, s: SnapCopyTask, copy: ResticSnapshot): Promise<boolean> {
   const end = Date.parse(copy.summary?.backup_end ?? "");
   const store = metadataStore(target.metadata, ctx.env, target);
   if (!store || Number.isNaN(end)) return false;
@@ -113,7 +113,7 @@ async function disowned(target: Access, ctx: TaskContext, s: SnapCopyTask, copy:
 }
 
 /** The job event of this attempt, and the events' problem for the result. */
-async function recorded<T extends SnapCopyResult>(events: EventWriter, s: SnapCopyTask, r: T, snapshotId?: string): Promise<T> {
+export async function recorded<T extends SnapCopyResult>(events: EventWriter, s: SnapCopyTask, r: T, snapshotId?: string): Promise<T> {
   events.add({ jobId: s.jobId, snapshotId, kind: "copy", result: r.ok ? "ok" : "failed", ...(r.ok ? {} : { message: r.message }) });
   await events.flush();
   return { ...r, ...events.problem() };
