@@ -30,6 +30,7 @@ const counters = new Set<MetricDelta["metric"]>([
   "agingRuns",
   "snapVaultBytes",
   "snapVaultRuns",
+  "snapVaultBackupCopies",
 ]);
 const gauges = new Set<MetricDelta["metric"]>(["copyBacklog", "copyLag", "snapVaultSnapshots"]);
 

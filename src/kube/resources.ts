@@ -45,6 +45,7 @@ export const apiVersionOf = (r: ResourceType): string => (r.group ? `${r.group}/
 const core = (plural: string, kind: string, namespaced = true): ResourceType => ({ group: "", version: "v1", plural, kind, namespaced });
 
 export const Pods = core("pods", "Pod");
+export const Nodes = core("nodes", "Node", false);
 export const ConfigMaps = core("configmaps", "ConfigMap");
 export const Secrets = core("secrets", "Secret");
 export const Events = core("events", "Event");

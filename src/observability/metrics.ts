@@ -31,6 +31,7 @@ export class Metrics {
   readonly snapVaultSnapshots: Gauge<"namespace" | "snapvault" | "state">;
   readonly snapVaultBytes: Counter<"namespace" | "snapvault">;
   readonly snapVaultRuns: Counter<"namespace" | "snapvault" | "phase">;
+  readonly snapVaultBackupCopies: Counter<"namespace" | "snapvault" | "type">;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const r = [this.registry];
@@ -189,6 +190,12 @@ export class Metrics {
       name: "auxo_snapvault_runs_total",
       help: "SnapVault runs that ended, by phase (Completed, AvailableWithMissingSnaps, Failed)",
       labelNames: ["namespace", "snapvault", "phase"],
+      registers: r,
+    });
+    this.snapVaultBackupCopies = new Counter({
+      name: "auxo_snapvault_backup_copies_total",
+      help: "Backup jobs a SnapVault wrote to its storage policy's primary copy, by type (full, incremental, differential)",
+      labelNames: ["namespace", "snapvault", "type"],
       registers: r,
     });
   }

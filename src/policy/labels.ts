@@ -36,6 +36,10 @@ export const Annotation = {
   runRequested: "auxo.dev/run-requested",
   /** Set by a user to a new token: re-arm the SnapVault's Missing snapshots (answered in status.lastRepick). */
   repickRequested: "auxo.dev/repick-requested",
+  /** Set by a user to a new token: start an offline backup copy now (answered in status.backupCopy.lastRequest). */
+  backupCopyRequested: "auxo.dev/backup-copy-requested",
+  /** On a PVC: the nodes (names, comma separated) its backup copies run on (docs/snapvault.md). */
+  accessNodes: "auxo.dev/access-nodes",
   /** The SnapVault that cut a VolumeSnapshot, in full. */
   snapVault: "auxo.dev/snapvault",
   /** The run that cut a VolumeSnapshot. */

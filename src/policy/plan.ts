@@ -27,7 +27,8 @@ export interface MetricDelta {
     | "agingRuns"
     | "snapVaultSnapshots"
     | "snapVaultBytes"
-    | "snapVaultRuns";
+    | "snapVaultRuns"
+    | "snapVaultBackupCopies";
   labels: Record<string, string>;
   /** Counter increment, gauge value or histogram observation. */
   value: number;

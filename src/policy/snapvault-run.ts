@@ -7,229 +7,64 @@
 // ends Completed, AvailableWithMissingSnaps (some snapshot of it is Missing) or Failed (the destination kept failing).
 // Every reconcile also applies the source's retention to the snapshots Auxo cut (never before their copy is settled)
 // and removes restored volumes and pods no copy needs. Pure: the plan says what to create and delete.
-import { createHash } from "node:crypto";
-import type { SnapshotEntry, SnapVaultSpec, SnapVaultStatus } from "../api/v1alpha1/index.ts";
-import type { OwnerReference } from "../kube/resources.ts";
-import type { AgentPodInput } from "../mediaagent/pod.ts";
-import type { AgeResult, AgentOutcome, InitResult, SnapCopyResult } from "../mediaagent/protocol.ts";
+import type { SnapVaultStatus } from "../api/v1alpha1/index.ts";
 import { parseDuration } from "./duration.ts";
 import { Annotation, Label, MANAGED_BY } from "./labels.ts";
-import { boundedName, labelValue, podName } from "./names.ts";
-import type { MetricDelta, Plan, PlannedEvent, ReadyPlan } from "./plan.ts";
+import { labelValue } from "./names.ts";
+import type { ReadyPlan } from "./plan.ts";
 import type { Problem } from "./references.ts";
 import type { RepositoryAccess } from "./repository.ts";
-import { type RetryBudget, retryVerdict } from "./snapretry.ts";
+import { retryVerdict } from "./snapretry.ts";
+import { backupCopies, backupSettled, backupSummary, inlineBackupLeft, markInline, startRound } from "./snapvault-backup.ts";
 import { vaultRetention } from "./snapvault-aging.ts";
+import {
+  ACTIVE,
+  agePodName,
+  backoff,
+  backupClaimName,
+  backupPodName,
+  bound,
+  CACHE_GRACE_MS,
+  claimName,
+  COPY_DEADLINE_SECONDS,
+  copyPodName,
+  countStates,
+  Ctx,
+  type Entry,
+  flight,
+  hash8,
+  initPodName,
+  MAX_DESTINATION_FAILURES,
+  mountPathOf,
+  nextRunAt,
+  restoreClaim,
+  type Run,
+  snapshotName,
+  type SnapVaultPlan,
+  type SnapVaultRunFacts,
+  snapshotTask,
+  stamp,
+  time,
+  type VsFacts,
+} from "./snapvault-ctx.ts";
 import { snapJobId } from "./snaptags.ts";
 import { formatTime, parseTime } from "./time.ts";
-import { blockingWindow, type Window } from "./windows.ts";
+import { blockingWindow } from "./windows.ts";
 
-export const MAX_LISTED = 100;
-/** Copy pods of one run that may fail on the destination before the run is Failed (each waits twice as long). */
-export const MAX_DESTINATION_FAILURES = 6;
-/** A snapshot this plan cut is not in the cache yet: it is not "deleted" before this long. */
-const CACHE_GRACE_MS = 60_000;
-const COPY_DEADLINE_SECONDS = 6 * 3600;
-
-type Manifest = {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace: string; [k: string]: unknown };
-  spec: Record<string, unknown>;
-};
-
-/** A VolumeSnapshot as the rules see it. */
-export interface VsFacts {
-  name: string;
-  uid: string;
-  pvc: string;
-  origin: "Taken" | "Adopted";
-  /** status.creationTime (the point in time), else the object's creation. */
-  creationTime?: string;
-  readyToUse: boolean;
-  /** status.error.message */
-  error?: string;
-  restoreSize?: string;
-  handle?: string;
-  deleting: boolean;
-  /** The source PVC's class and size while it exists (restored volumes use them). */
-  storageClassName?: string;
-  size?: string;
-}
-
-export interface PvcFacts {
-  name: string;
-  bound: boolean;
-  storageClassName?: string;
-  size?: string;
-}
-
-/** A volume restored from a snapshot for its copy (labelled with the SnapVault). */
-export interface ClaimFacts {
-  name: string;
-  phase?: string;
-  /** The provisioner's latest ProvisioningFailed message, once there is one. */
-  failure?: string;
-}
-
-export interface ProgressFacts {
-  bytesDone?: number;
-  bytesTotal?: number;
-  percent?: number;
-}
-
-export interface PodFacts {
-  name: string;
-  phase?: string;
-  startedAt?: number;
-  result?: AgentOutcome<SnapCopyResult & InitResult & AgeResult>;
-  /** The kubelet's latest FailedMount message. */
-  failedMount?: string;
-  progress?: ProgressFacts;
-}
-
-export interface SnapVaultRunFacts {
-  sv: {
-    name: string;
-    namespace: string;
-    uid: string;
-    createdAt?: string;
-    spec: SnapVaultSpec;
-    status: SnapVaultStatus;
-    owner: OwnerReference;
-    /** auxo.dev/run-requested */
-    runRequested?: string;
-    /** auxo.dev/repick-requested */
-    repickRequested?: string;
-  };
-  /** Reference problems (library, Secret, policy): no run starts while there is one. */
-  problems: Problem[];
-  library?: { name: string; phase?: string; message?: string; maxStreams: number };
-  /** The destination repository, for pods. */
-  access?: RepositoryAccess;
-  policy?: { timeZone?: string; operationWindows?: Window[] };
-  /** PVCs Auxo snapshots (listed or selected) that exist. */
-  pvcs: PvcFacts[];
-  /** PVCs the SnapVault lists by name (a listed PVC that does not exist is a deleted source volume). */
-  listed: string[];
-  /** Every PVC of the namespace (restored volumes aside): whether a snapshot's PVC still exists. */
-  pvcsPresent: string[];
-  /** Pods the API server refused in this reconcile (quota, admission), with its words. */
-  rejected?: { name: string; message: string }[];
-  snapshots: VsFacts[];
-  claims: ClaimFacts[];
-  pods: PodFacts[];
-  /** Live copy pods (aux copy and snap copy) on the destination library, this SnapVault's among them. */
-  streamsInUse: number;
-  /** Host names of this SnapVault's ended pods: their restic locks are dead. */
-  deadHosts: string[];
-  settings: { agentImage: string; retryBaseMs: number; budget: RetryBudget };
-  now: number;
-}
-
-export interface SnapVaultPlan extends Plan<SnapVaultStatus, AgentPodInput> {
-  status: SnapVaultStatus;
-  ready: ReadyPlan;
-  createSnapshots: Manifest[];
-  deleteSnapshots: string[];
-  createClaims: Manifest[];
-  deleteClaims: string[];
-  /** The library to probe now (a copy found it unreachable), and why. */
-  probe?: string;
-}
-
-type Run = NonNullable<SnapVaultStatus["run"]>;
-type Entry = SnapshotEntry;
-
-export const initPodName = (sv: string): string => podName(sv, "init");
-export const agePodName = (sv: string, run: number): string => podName(sv, "age", String(run));
-export const copyPodName = (sv: string, uid: string, pods: number): string => podName(sv, "copy", uid.slice(0, 8), String(pods));
-export const claimName = (sv: string, uid: string, pods: number): string => podName(sv, "restore", uid.slice(0, 8), String(pods));
-/** Where a copy pod mounts the restored volume: one path per PVC, so that restic's parent is the PVC's previous copy. */
-export const mountPathOf = (pvc: string): string => `/snapshots/${pvc}`;
-
-const stamp = (ms: number) =>
-  new Date(ms)
-    .toISOString()
-    .replace(/\.\d{3}Z$/, "")
-    .replace(/[-:]/g, "")
-    .replace("T", "-");
-
-/**
- * The name of the VolumeSnapshot a run cuts of a PVC: from the run's due time (or its request token), not the clock,
- * so that a reconcile that decides again on a cache without the last status write names the same snapshot.
- */
-export const snapshotName = (sv: string, pvc: string, runKey: string): string => boundedName(`${sv}-${pvc}`, `-${runKey}`).toLowerCase();
-
-const hash8 = (s: string) => createHash("sha256").update(s).digest("hex").slice(0, 8);
-
-const ACTIVE = new Set(["Pending", "Copying", "Retrying"]);
-const time = (e: { creationTime?: string; lastAttemptTime?: string }) => parseTime(e.creationTime) ?? parseTime(e.lastAttemptTime) ?? 0;
-
-/** Status lists at most 100 snapshots: those still to copy (oldest first), then the others (newest first). */
-export function boundEntries(entries: Entry[]): Entry[] {
-  return bound(entries).listed;
-}
-
-/**
- * The listed entries, and the creation time of the newest settled entry dropped: snapshots settled and created at or
- * before it are not taken up again when the caches show their VolumeSnapshot (status.settledThrough).
- */
-function bound(entries: Entry[]): { listed: Entry[]; droppedThrough?: number } {
-  const active = entries.filter((e) => ACTIVE.has(e.state)).sort((a, b) => time(a) - time(b) || a.name.localeCompare(b.name));
-  const settled = entries.filter((e) => !ACTIVE.has(e.state)).sort((a, b) => time(b) - time(a) || a.name.localeCompare(b.name));
-  const all = [...active, ...settled];
-  const dropped = all.slice(MAX_LISTED).filter((e) => !ACTIVE.has(e.state));
-  return { listed: all.slice(0, MAX_LISTED), droppedThrough: dropped.length ? Math.max(...dropped.map(time)) : undefined };
-}
-
-export function countStates(entries: Entry[]): NonNullable<SnapVaultStatus["counts"]> {
-  const n = (s: string) => entries.filter((e) => e.state === s).length;
-  return { pending: n("Pending"), copying: n("Copying"), copied: n("Copied"), retrying: n("Retrying"), missing: n("Missing") };
-}
-
-/** When the next scheduled run is due: `every` after the last run's start, at once for a SnapVault that never ran. */
-export function nextRunAt(status: SnapVaultStatus, spec: SnapVaultSpec, createdAt: number): number {
-  const every = parseDuration("spec.schedule.every", spec.schedule?.every ?? "1h");
-  const last = parseTime(status.lastRunTime);
-  return last === undefined ? createdAt : last + every;
-}
-
-class Ctx {
-  readonly f: SnapVaultRunFacts;
-  readonly now: number;
-  readonly entries: Entry[];
-  readonly events: PlannedEvent[] = [];
-  readonly metrics: MetricDelta[] = [];
-  readonly plan: Omit<SnapVaultPlan, "status" | "ready">;
-  requeue: number | undefined;
-  status: SnapVaultStatus;
-
-  constructor(f: SnapVaultRunFacts) {
-    this.f = f;
-    this.now = f.now;
-    this.status = { ...f.sv.status };
-    this.entries = (f.sv.status.snapshots ?? []).map((e) => ({ ...e }));
-    this.plan = { createSnapshots: [], deleteSnapshots: [], createClaims: [], deleteClaims: [], pods: [], deletePods: [] };
-  }
-
-  get sv() {
-    return this.f.sv;
-  }
-
-  wake(ms: number): void {
-    const d = Math.max(ms, 1000);
-    this.requeue = this.requeue === undefined ? d : Math.min(this.requeue, d);
-  }
-
-  event(type: PlannedEvent["type"], reason: string, message: string, once?: string): void {
-    this.events.push({ type, reason, message, once: once && `${this.sv.uid}/${once}` });
-  }
-
-  metric(m: Omit<MetricDelta, "labels"> & { labels?: Record<string, string> }): void {
-    this.metrics.push({ ...m, labels: { namespace: this.sv.namespace, snapvault: this.sv.name, ...m.labels } });
-  }
-}
+export {
+  agePodName,
+  boundEntries,
+  claimName,
+  copyPodName,
+  countStates,
+  initPodName,
+  MAX_DESTINATION_FAILURES,
+  MAX_LISTED,
+  mountPathOf,
+  nextRunAt,
+  snapshotName,
+} from "./snapvault-ctx.ts";
+export type { ClaimFacts, PodFacts, ProgressFacts, PvcFacts, SnapVaultPlan, SnapVaultRunFacts, VsFacts } from "./snapvault-ctx.ts";
 
 export function planSnapVaultRun(f: SnapVaultRunFacts): SnapVaultPlan {
   const c = new Ctx(f);
@@ -241,6 +76,8 @@ export function planSnapVaultRun(f: SnapVaultRunFacts): SnapVaultPlan {
   // After a run, the destination's aging; the next run waits for it (it prunes under restic's exclusive lock).
   if (run && !running && run.aging === undefined) run = c.status.run = age(c, run);
   if (!running && (run === undefined || run.aging !== undefined) && f.problems.length === 0 && c.status.repositoryId) run = maybeStart(c);
+  // Backup copies first: an Inline run's end waits for those of its snapshots.
+  const backupConditions = backupCopies(c);
   if (run && (run.phase === "Running" || run.phase === "Pending")) {
     run = c.status.run = step(c, run);
     // A run that ended now ages the destination at once.
@@ -267,7 +104,7 @@ export function planSnapVaultRun(f: SnapVaultRunFacts): SnapVaultPlan {
       problems,
       ok: { reason: "DestinationReady", message: `destination repository ${c.status.repositoryId ?? ""} is ready`.replace("  ", " ") },
       unknown: c.status.repositoryId ? undefined : { reason: "RepositoryPending", message: "the destination repository is being opened" },
-      others: mirrorCondition(c),
+      others: [...(mirrorCondition(c) ?? []), ...backupConditions],
     },
     events: c.events,
     metrics: c.metrics,
@@ -431,8 +268,9 @@ function maybeStart(c: Ctx): Run | undefined {
     `run/${number}`,
   );
   timeLimits(c, number);
+  startRound(c, number);
   // A request's snapshots are named by its token and run number (a token may come back later, for another run).
-  cut(c, number, asked ? `q${hash8(`${f.sv.runRequested}/${number}`)}` : stamp(dueAt));
+  cut(c, number, asked ? `q${hash8(`${f.sv.runRequested}/${number}`)}` : stamp(dueAt), run.trigger);
   return run;
 }
 
@@ -443,12 +281,24 @@ function repick(c: Ctx): void {
   c.status.lastRepick = token;
   const exists = new Set(c.f.snapshots.map((s) => s.uid));
   let n = 0;
-  for (const e of c.entries)
-    if (e.state === "Missing" && e.uid && exists.has(e.uid)) {
+  let b = 0;
+  for (const e of c.entries) {
+    if (!e.uid || !exists.has(e.uid)) continue;
+    if (e.state === "Missing") {
       Object.assign(e, { state: "Pending", reason: undefined, attempts: undefined, firstAttemptTime: undefined });
       n++;
     }
-  c.event("Normal", "Repicked", `${n} Missing snapshot(s) re-armed for copying (request ${token})`, `repick/${token}`);
+    if (e.backupCopy?.state === "Missing") {
+      e.backupCopy = { ...e.backupCopy, state: "Pending", reason: undefined, attempts: undefined, firstAttemptTime: undefined };
+      b++;
+    }
+  }
+  c.event(
+    "Normal",
+    "Repicked",
+    `${n} Missing snapshot(s) re-armed for copying${b ? `, ${b} for backup copy` : ""} (request ${token})`,
+    `repick/${token}`,
+  );
 }
 
 /** Retrying snapshots past the time limit are Missing before the run tries them again. */
@@ -464,7 +314,7 @@ function timeLimits(c: Ctx, run: number): void {
 }
 
 /** Cuts a VolumeSnapshot of every selected PVC; a listed PVC that is gone is a Missing snapshot of this run. */
-function cut(c: Ctx, run: number, runKey: string): void {
+function cut(c: Ctx, run: number, runKey: string, trigger: Run["trigger"]): void {
   const { f, now } = c;
   const spec = f.sv.spec.source;
   const exists = new Map(f.pvcs.map((p) => [p.name, p]));
@@ -500,7 +350,12 @@ function cut(c: Ctx, run: number, runKey: string): void {
       metadata: {
         name,
         namespace: f.sv.namespace,
-        labels: { [Label.managedBy]: MANAGED_BY, [Label.snapVault]: labelValue(f.sv.name), [Label.pvc]: labelValue(pvc) },
+        labels: {
+          [Label.managedBy]: MANAGED_BY,
+          [Label.snapVault]: labelValue(f.sv.name),
+          [Label.pvc]: labelValue(pvc),
+          [Label.trigger]: trigger,
+        },
         annotations: { [Annotation.snapVault]: f.sv.name, [Annotation.run]: String(run) },
         ownerReferences: [{ ...f.sv.owner, controller: true, blockOwnerDeletion: false }],
       },
@@ -509,7 +364,9 @@ function cut(c: Ctx, run: number, runKey: string): void {
         ...(spec.volumeSnapshotClassName ? { volumeSnapshotClassName: spec.volumeSnapshotClassName } : {}),
       },
     });
-    c.entries.push({ name, persistentVolumeClaim: pvc, origin: "Taken", creationTime: formatTime(now), state: "Pending", cutBy: run });
+    c.entries.push(
+      markInline(c, { name, persistentVolumeClaim: pvc, origin: "Taken", creationTime: formatTime(now), state: "Pending", cutBy: run }, run),
+    );
     cutNames.push(name);
   }
   // One event per run, not per snapshot: an object's events are rate-limited (burst 25, one per 5 minutes), and the
@@ -525,7 +382,6 @@ function cut(c: Ctx, run: number, runKey: string): void {
 
 // ---- a running run ----
 
-const backoff = (base: number, failures: number) => Math.min(base * 2 ** Math.max(0, failures - 1), 30 * 60_000);
 
 function step(c: Ctx, run: Run): Run {
   const { f, now } = c;
@@ -539,67 +395,40 @@ function step(c: Ctx, run: Run): Run {
 
   // Copies in flight first: their pods' results and faults.
   for (const e of copying) {
-    const s = e.uid ? vs.get(e.uid) : undefined;
-    const podN = copyPodName(f.sv.name, e.uid ?? "", e.pods ?? 0);
-    const claimN = claimName(f.sv.name, e.uid ?? "", e.pods ?? 0);
-    const pod = pods.get(podN);
-    const claim = claims.get(claimN);
+    const names = { pod: copyPodName(f.sv.name, e.uid ?? "", e.pods ?? 0), claim: claimName(f.sv.name, e.uid ?? "", e.pods ?? 0) };
     const started = parseTime(e.lastAttemptTime) ?? now;
-    if (pod?.result?.ok) {
-      const d = pod.result.data;
-      Object.assign(e, { state: "Copied", reason: undefined, lastError: undefined, copiedAs: d.snapshotId, bytes: d.bytes, run: r.number });
-      if (!d.already) r.copied = (r.copied ?? 0) + 1;
-      r.bytes = (r.bytes ?? 0) + (d.already ? 0 : (d.bytes ?? 0));
-      // No event per copy (status lists it, with its restic ID): the run's end sums them up.
-      if (!d.already) c.metric({ metric: "snapVaultBytes", value: d.bytes ?? 0, once: podN });
-      continue;
-    }
-    if (pod?.result && !pod.result.ok) {
-      if (pod.result.data.sourceFault) sourceFault(c, e, r.number, pod.result.message, podN);
-      else {
+    const v = flight(c, e, e.uid ? vs.get(e.uid) : undefined, pods.get(names.pod), claims.get(names.claim), started, names);
+    switch (v.kind) {
+      case "done": {
+        const d = v.result;
+        Object.assign(e, { state: "Copied", reason: undefined, lastError: undefined, copiedAs: d.snapshotId, bytes: d.bytes, run: r.number });
+        if (!d.already) r.copied = (r.copied ?? 0) + 1;
+        r.bytes = (r.bytes ?? 0) + (d.already ? 0 : (d.bytes ?? 0));
+        // No event per copy (status lists it, with its restic ID): the run's end sums them up.
+        if (!d.already) c.metric({ metric: "snapVaultBytes", value: d.bytes ?? 0, once: names.pod });
+        break;
+      }
+      case "destination":
         // The destination's fault (or the pod's): the snapshot waits, the run retries the copy later.
         r.destinationFailures = (r.destinationFailures ?? 0) + 1;
         r.retryAt = formatTime(now + backoff(f.settings.retryBaseMs, r.destinationFailures));
-        waiting = `copy of ${e.name} failed on the destination: ${pod.result.message}`;
-        Object.assign(e, { state: "Pending", lastError: pod.result.message });
-        c.event("Warning", "DestinationFault", `${waiting} (no attempt counted; retry at ${r.retryAt})`, `dest/${podN}`);
+        waiting = `copy of ${e.name} failed on the destination: ${v.message}`;
+        Object.assign(e, { state: "Pending", lastError: v.message });
+        c.event("Warning", "DestinationFault", `${waiting} (no attempt counted; retry at ${r.retryAt})`, `dest/${names.pod}`);
         c.plan.probe = waiting;
-      }
-      continue;
+        break;
+      case "source":
+        sourceFault(c, e, r.number, v.message, v.once);
+        break;
+      case "missing":
+        missing(c, e, "SourceSnapshotDeleted", v.message);
+        break;
+      case "restart":
+        Object.assign(e, { state: "Pending" });
+        break;
+      case "wait":
+        c.wake(v.running ? 2000 : 3000);
     }
-    if (s?.deleting || (!s && e.uid)) {
-      missing(c, e, "SourceSnapshotDeleted", `VolumeSnapshot ${e.name} was deleted during its copy`);
-      continue;
-    }
-    if (claim?.failure && /code = NotFound/.test(claim.failure)) {
-      missing(c, e, "SourceSnapshotDeleted", `the storage no longer has the snapshot: ${claim.failure}`);
-      continue;
-    }
-    if (claim?.failure && /Unavailable|DeadlineExceeded/i.test(claim.failure)) {
-      sourceFault(c, e, r.number, `restoring the volume failed: ${claim.failure}`, claimN);
-      continue;
-    }
-    // The kubelet's view of the restored claim lagging behind (it was created before the pod) is no fault of the
-    // source: it retries the mount. Other mount failures (the storage refusing) cost an attempt.
-    if (pod?.failedMount && !/persistentvolumeclaim "[^"]+" not found/i.test(pod.failedMount)) {
-      sourceFault(c, e, r.number, `mounting the restored volume failed: ${pod.failedMount}`, podN);
-      continue;
-    }
-    if (pod?.phase !== "Running" && now - started >= staging) {
-      const why =
-        claim?.failure ??
-        pod?.failedMount ??
-        (claim?.phase === "Bound" ? "the copy pod did not start" : "the restored volume is not bound");
-      sourceFault(c, e, r.number, `not ready after ${f.sv.spec.stagingTimeout ?? "5m"}: ${why}`, podN);
-      continue;
-    }
-    if (!pod && !claim && now - started >= CACHE_GRACE_MS) {
-      // Both gone before a result (deleted by hand): start the copy again. Not just after they were created: the
-      // caches may not show them yet, and a second pod for the same snapshot would copy it twice.
-      Object.assign(e, { state: "Pending" });
-      continue;
-    }
-    c.wake(pod?.phase === "Running" ? 2000 : 3000);
   }
 
   // Then new copies, oldest snapshot first, as far as the library, the window and the streams allow.
@@ -667,7 +496,9 @@ function step(c: Ctx, run: Run): Run {
   }
 
   // Snapshots cut by this run that the cache does not show yet are still to come (merge() gives up on them).
-  const left = c.entries.some((e) => e.state === "Copying" || ((e.state === "Pending" || e.state === "Retrying") && e.run !== r.number));
+  const left =
+    c.entries.some((e) => e.state === "Copying" || ((e.state === "Pending" || e.state === "Retrying") && e.run !== r.number)) ||
+    inlineBackupLeft(c, r.number);
   if (c.entries.some((e) => !e.uid && e.state === "Pending")) notReady = true;
   if ((r.destinationFailures ?? 0) >= MAX_DESTINATION_FAILURES && !c.entries.some((e) => e.state === "Copying")) {
     return end(c, r, "Failed", `the destination failed ${r.destinationFailures} times in this run: ${waiting ?? ""}`.trim());
@@ -699,13 +530,15 @@ function settleOutsideRun(c: Ctx): void {
 }
 
 function end(c: Ctx, r: Run, phase: Run["phase"], message: string): Run {
-  const done: Run = { ...r, phase, endTime: formatTime(c.now), message, waiting: undefined, retryAt: undefined };
+  const bc = backupSummary(c, r.number);
+  const said = bc ? `${message}; ${bc}` : message;
+  const done: Run = { ...r, phase, endTime: formatTime(c.now), message: said.slice(0, 1000), waiting: undefined, retryAt: undefined };
   c.status.current = undefined;
   const type = phase === "Completed" ? "Normal" : "Warning";
   c.event(
     type,
     phase === "Completed" ? "RunCompleted" : phase === "Failed" ? "RunFailed" : "RunAvailableWithMissingSnaps",
-    `run ${r.number}: ${message}`,
+    `run ${r.number}: ${said}`.slice(0, 1000),
     `end/${r.number}`,
   );
   c.metric({ metric: "snapVaultRuns", labels: { phase }, value: 1, once: `run/${r.number}` });
@@ -739,31 +572,7 @@ function startCopy(c: Ctx, e: Entry, s: VsFacts): void {
   const pods = (e.pods ?? 0) + 1;
   const uid = s.uid;
   const claim = claimName(f.sv.name, uid, pods);
-  const source = f.pvcs.find((p) => p.name === s.pvc);
-  const storageClassName = f.sv.spec.source.storageClassName ?? s.storageClassName ?? e.storageClassName ?? source?.storageClassName;
-  const labels = {
-    [Label.managedBy]: MANAGED_BY,
-    [Label.snapVault]: labelValue(f.sv.name),
-    [Label.volumeSnapshotUid]: uid,
-  };
-  c.plan.createClaims.push({
-    apiVersion: "v1",
-    kind: "PersistentVolumeClaim",
-    metadata: {
-      name: claim,
-      namespace: f.sv.namespace,
-      labels,
-      ownerReferences: [{ ...f.sv.owner, controller: true, blockOwnerDeletion: false }],
-    },
-    spec: {
-      accessModes: ["ReadWriteOnce"],
-      ...(storageClassName ? { storageClassName } : {}),
-      resources: { requests: { storage: s.restoreSize ?? s.size ?? source?.size ?? "1Gi" } },
-      dataSource: { apiGroup: "snapshot.storage.k8s.io", kind: "VolumeSnapshot", name: s.name },
-    },
-  });
-  // Its snap job has missing snaps already: the copy says so, for extended retention (docs/snapvault.md).
-  const job = e.cutBy === undefined ? [] : c.entries.filter((x) => x.cutBy === e.cutBy && x.state === "Missing");
+  c.plan.createClaims.push(restoreClaim(c, e, s, claim));
   const lib = f.library as NonNullable<SnapVaultRunFacts["library"]>;
   c.plan.pods?.push({
     task: "snapcopy",
@@ -773,15 +582,7 @@ function startCopy(c: Ctx, e: Entry, s: VsFacts): void {
     image: f.settings.agentImage,
     target: { ...(f.access as RepositoryAccess), repositoryId: c.status.repositoryId },
     claims: [{ name: "snapshot", claimName: claim, mountPath: mountPathOf(s.pvc) }],
-    snapshot: {
-      path: mountPathOf(s.pvc),
-      jobId: snapJobId(f.sv.namespace, s.name, uid),
-      status: job.length ? "completedWithErrors" : "completed",
-      client: f.sv.namespace,
-      subclient: s.pvc,
-      snapVault: f.sv.name,
-      volumeSnapshot: { name: s.name, uid, handle: s.handle, creationTime: s.creationTime ?? e.creationTime ?? formatTime(c.now) },
-    },
+    snapshot: snapshotTask(c, e, s, snapJobId(f.sv.namespace, s.name, uid)),
     locks: { deadHosts: f.deadHosts },
     deadlineSeconds: COPY_DEADLINE_SECONDS,
     labels: { [Label.snapVault]: labelValue(f.sv.name), [Label.targetLibrary]: labelValue(lib.name), [Label.volumeSnapshotUid]: uid },
@@ -812,35 +613,41 @@ function current(c: Ctx): SnapVaultStatus["current"] {
 // ---- the source's retention and hygiene ----
 
 /**
- * Snapshots Auxo cut are deleted by the source's retention (days, recovery points per PVC), never before their copy
- * is settled (Copied or Missing) and never while a restored volume of them exists. Adopted snapshots are never deleted.
+ * Snapshots Auxo cut are deleted by the source's retention (days, recovery points per PVC; or, as a spool, as soon as
+ * every copy that needs them has them), never before their copy is settled (Copied or Missing), never before their
+ * backup copy is on the primary copy (a failed one keeps the snapshot), and never while a restored volume of them
+ * exists. With keepNewest Scheduled a spool keeps the newest settled snapshot of each PVC that a scheduled run cut.
+ * Adopted snapshots are never deleted.
  */
 function sourceRetention(c: Ctx): void {
   const { f, now } = c;
-  const days = f.sv.spec.source.retention?.days ?? 7;
-  const points = f.sv.spec.source.retention?.recoveryPoints ?? 0;
+  const r = f.sv.spec.source.retention;
+  const days = r?.days ?? 7;
+  const points = r?.recoveryPoints ?? 0;
+  const spool = r?.spool === true;
   const byUid = new Map(c.entries.filter((e) => e.uid).map((e) => [e.uid as string, e]));
-  const inUse = new Set(c.entries.filter((e) => e.state === "Copying").map((e) => e.uid));
+  const inUse = new Set(c.entries.filter((e) => e.state === "Copying" || e.backupCopy?.state === "Copying").map((e) => e.uid));
   const taken = f.snapshots.filter((s) => s.origin === "Taken" && !s.deleting);
   const byPvc = new Map<string, VsFacts[]>();
   for (const s of taken) byPvc.set(s.pvc, [...(byPvc.get(s.pvc) ?? []), s]);
+  const settledOf = (s: VsFacts) => {
+    const e = byUid.get(s.uid);
+    return e && (e.state === "Copied" || e.state === "Missing") && backupSettled(c, e) && !inUse.has(s.uid) ? e : undefined;
+  };
   for (const list of byPvc.values()) {
     list.sort((a, b) => (parseTime(b.creationTime) ?? 0) - (parseTime(a.creationTime) ?? 0));
+    const kept = spool && r?.keepNewest === "Scheduled" ? list.find((s) => s.trigger === "Schedule" && settledOf(s)) : undefined;
     list.forEach((s, i) => {
-      const e = byUid.get(s.uid);
-      const settled = e && (e.state === "Copied" || e.state === "Missing");
-      if (!settled || inUse.has(s.uid)) return;
+      const e = settledOf(s);
+      if (!e || s === kept) return;
       const t = parseTime(s.creationTime);
-      const old = days >= 0 && t !== undefined && now - t >= days * 86_400_000;
-      const beyond = points > 0 && i >= points;
-      if (!old && !beyond) return;
+      const old = !spool && days >= 0 && t !== undefined && now - t >= days * 86_400_000;
+      const beyond = !spool && points > 0 && i >= points;
+      if (!spool && !old && !beyond) return;
+      const why = spool ? "spool: every copy that needs it has it" : old ? `older than ${days} days` : `beyond ${points} recovery points`;
+      const bc = e.backupCopy?.state === "Copied" ? `, its backup copy job ${e.backupCopy.jobId ?? ""} is on ${e.backupCopy.copy ?? "the primary"}` : "";
       c.plan.deleteSnapshots.push(s.name);
-      c.event(
-        "Normal",
-        "SnapshotDeleted",
-        `deleted VolumeSnapshot ${s.name} by the source's retention (${old ? `older than ${days} days` : `beyond ${points} recovery points`}); its copy is ${e.state}`,
-        `del/${s.uid}`,
-      );
+      c.event("Normal", "SnapshotDeleted", `deleted VolumeSnapshot ${s.name} by the source's retention (${why}); its copy is ${e.state}${bc}`, `del/${s.uid}`);
     });
   }
 }
@@ -849,11 +656,16 @@ function sourceRetention(c: Ctx): void {
 function sweep(c: Ctx): void {
   const { f } = c;
   const wanted = new Set<string>();
-  for (const e of c.entries)
+  for (const e of c.entries) {
     if (e.state === "Copying" && e.uid) {
       wanted.add(copyPodName(f.sv.name, e.uid, e.pods ?? 0));
       wanted.add(claimName(f.sv.name, e.uid, e.pods ?? 0));
     }
+    if (e.backupCopy?.state === "Copying" && e.uid) {
+      wanted.add(backupPodName(f.sv.name, e.uid, e.backupCopy.pods ?? 0));
+      wanted.add(backupClaimName(f.sv.name, e.uid, e.backupCopy.pods ?? 0));
+    }
+  }
   const run = c.status.run;
   if (run && run.aging === undefined) wanted.add(agePodName(f.sv.name, run.number));
   const init = initPodName(f.sv.name);

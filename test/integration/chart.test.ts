@@ -225,6 +225,9 @@ describe("RBAC of the chart's service accounts", () => {
       expect(await can(operator, { verb, resource: "persistentvolumeclaims", namespace: tenantA }), verb).toBe(true);
     }
     expect(await can(operator, { verb: "list", group: "snapshot.storage.k8s.io", resource: "volumesnapshotclasses" })).toBe(true);
+    // Backup copies with access nodes: the nodes are listed, never changed.
+    expect(await can(operator, { verb: "list", resource: "nodes" })).toBe(true);
+    expect(await can(operator, { verb: "patch", resource: "nodes" })).toBe(false);
     expect(await can(operator, { verb: "update", group: "coordination.k8s.io", resource: "leases", namespace: release })).toBe(true);
   });
 

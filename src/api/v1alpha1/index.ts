@@ -143,6 +143,13 @@ export const SnapVault = kind({
       description: "Snapshots out of retries or whose source is gone.",
     },
     { name: "Current", type: "string", jsonPath: ".status.current.snapshot", description: "The snapshot being copied.", priority: 1 },
+    {
+      name: "Backup Copied",
+      type: "integer",
+      jsonPath: ".status.backupCopy.counts.copied",
+      description: "Snapshots backed up into the storage policy's primary copy.",
+      priority: 1,
+    },
     { name: "Last Run", type: "date", jsonPath: ".status.lastRunTime", description: "When the last run started." },
     { name: "Next Run", type: "string", jsonPath: ".status.nextRunTime", description: "When the next scheduled run starts.", priority: 1 },
     ready,

@@ -19,6 +19,7 @@ import {
 
 export const SnapStates = ["Pending", "Copying", "Copied", "Retrying", "Missing"] as const;
 export const MissingReasons = ["RetryCountExhausted", "RetryTimeLimitExhausted", "SourceSnapshotDeleted", "SourceVolumeDeleted"] as const;
+export const BackupCopyStates = ["Pending", "Copying", "Copied", "Retrying", "Missing", "Skipped"] as const;
 export const RunPhases = ["Pending", "Running", "Completed", "AvailableWithMissingSnaps", "Failed"] as const;
 
 export const SnapVaultSpec = Obj(
@@ -64,6 +65,19 @@ export const SnapVaultSpec = Obj(
                   maximum: 10000,
                   default: 0,
                 }),
+              ),
+              spool: Type.Optional(
+                Bool(
+                  "Spool (no retention): delete each snapshot Auxo cut once every copy that needs it has it (days and recoveryPoints then do not apply). Default: false.",
+                  { default: false },
+                ),
+              ),
+              keepNewest: Type.Optional(
+                Enum(
+                  ["Never", "Scheduled"] as const,
+                  "With spool: Scheduled keeps the newest snapshot of each PVC cut by a scheduled run; requested runs are a true spool. Default: Never.",
+                  { default: "Never" },
+                ),
               ),
             },
             "Retention of the snapshots Auxo cuts, on the source. A snapshot is never deleted before every copy that needs it has it or it is Missing; adopted snapshots are never deleted.",
@@ -156,10 +170,77 @@ export const SnapVaultSpec = Obj(
       Obj(
         {
           enabled: Type.Optional(
-            Bool("Also copy snapshot data into the storage policy's primary copy. Default: false.", { default: false }),
+            Bool("Also copy snapshot data into the storage policy's primary copy, as backup jobs. Default: false.", { default: false }),
+          ),
+          mode: Type.Optional(
+            Enum(
+              ["Inline", "Offline"] as const,
+              "Inline: each snapshot a run cuts is backed up in that run. Offline: on the backup copy's own schedule (or on request, auxo.dev/backup-copy-requested), over the snapshots not backed up yet. Default: Inline.",
+              { default: "Inline" },
+            ),
+          ),
+          schedule: Type.Optional(
+            Obj(
+              {
+                every: Type.Optional(
+                  Duration("Interval between offline backup copies. Default: 24h.", { min: "1m", max: "168h" }, { default: "24h" }),
+                ),
+                suspend: Type.Optional(
+                  Bool("Start no scheduled offline backup copies (requested ones still start). Default: false.", { default: false }),
+                ),
+              },
+              "When offline backup copies start (Offline mode).",
+              { default: {} },
+            ),
+          ),
+          select: Type.Optional(
+            Obj(
+              {
+                take: Type.Optional(
+                  Enum(
+                    ["All", "First", "Last"] as const,
+                    "All snapshots, or the first or last snapshot of each PVC per period (Last waits for the period to end). Default: All.",
+                    { default: "All" },
+                  ),
+                ),
+                period: Type.Optional(
+                  Enum(
+                    ["Hourly", "Daily", "Weekly", "Monthly"] as const,
+                    "The period of First and Last, in the policy's time zone. Default: Daily.",
+                    {
+                      default: "Daily",
+                    },
+                  ),
+                ),
+              },
+              "Which snapshots an offline backup copy takes (Offline mode); the others are Skipped.",
+            ),
+          ),
+          fullEvery: Type.Optional(
+            Duration(
+              "A full backup copy of a PVC once its last full on the primary is this old. Default: 168h.",
+              { min: "1h", max: "8760h" },
+              { default: "168h" },
+            ),
+          ),
+          incrementalLimit: Type.Optional(
+            Int("Incrementals after a full or differential before the next backup copy is a differential (0: no limit). Default: 6.", {
+              minimum: 0,
+              maximum: 1000,
+              default: 6,
+            }),
+          ),
+          accessNodes: Type.Optional(
+            LabelSelector(
+              "Nodes backup copy pods must run on (access nodes); a PVC's auxo.dev/access-nodes annotation (node names) wins. Default: the primary copy's MediaAgent nodes, else any node.",
+            ),
           ),
         },
-        "Backup copy of snapshots into spec.storagePolicy's primary copy.",
+        "Backup copy of snapshots into spec.storagePolicy's primary copy (the copy in force, so it follows a promotion).",
+        cel({
+          rule: "!has(self.select) || self.mode == 'Offline'",
+          message: "select is for Offline backup copies (Inline takes every snapshot it cuts)",
+        }),
       ),
     ),
   },
@@ -195,6 +276,27 @@ const SnapshotState = Obj(
     storageClassName: Type.Optional(Str("The source PVC's StorageClass, remembered for restoring after the PVC is gone.")),
     cutBy: Type.Optional(Int("The run that cut it: its snap job (a job with a Missing snapshot completes with errors).")),
     pods: Type.Optional(Int("Copy pods started for it (their number names the pod and the restored volume).")),
+    backupCopy: Type.Optional(
+      Obj(
+        {
+          state: Enum(BackupCopyStates, "State of the snapshot's backup copy."),
+          reason: Type.Optional(Str("Why it is Retrying, Missing or Skipped.")),
+          round: Type.Optional(Int("The run (Inline) or offline backup copy (Offline) that last took it.")),
+          type: Type.Optional(Enum(["full", "incremental", "differential"] as const, "The backup job's type.")),
+          status: Type.Optional(Enum(["completed", "completedWithErrors"] as const, "The backup job's status.")),
+          jobId: Type.Optional(Str("The backup job's id.")),
+          snapshotId: Type.Optional(Str("The restic snapshot ID on the primary copy.")),
+          copy: Type.Optional(Str("The primary copy it was written to.")),
+          bytes: Type.Optional(Int("Bytes of the snapshot's files.")),
+          attempts: Type.Optional(Int("Failed attempts so far (source faults only).")),
+          firstAttemptTime: Type.Optional(DateTime("First failed attempt.")),
+          lastAttemptTime: Type.Optional(DateTime("Latest attempt.")),
+          lastError: Type.Optional(Str("Latest error.")),
+          pods: Type.Optional(Int("Backup copy pods started for it.")),
+        },
+        "The snapshot's backup copy into the storage policy's primary copy.",
+      ),
+    ),
   },
   "One snapshot and its copy.",
 );
@@ -264,6 +366,46 @@ export const SnapVaultStatus = Obj(
       ),
     ),
     initFailures: Type.Optional(Int("Failed attempts to open the destination repository (each waits twice as long).")),
+    backupCopy: Type.Optional(
+      Obj(
+        {
+          primaryCopy: Type.Optional(Str("The primary copy backup copies go to now (the policy's copy in force).")),
+          round: Type.Optional(Int("Rounds of backup copies so far (Inline: runs; Offline: offline backup copies).")),
+          runs: Type.Optional(Int("Offline backup copies started so far.")),
+          lastRunTime: Type.Optional(DateTime("When the last offline backup copy started.")),
+          nextRunTime: Type.Optional(DateTime("When the next scheduled offline backup copy starts.")),
+          lastRequest: Type.Optional(Str("The last auxo.dev/backup-copy-requested value answered.")),
+          placement: Type.Optional(Str("How backup copy pods are placed: AccessNodes, MediaAgent or MostResources.")),
+          waiting: Type.Optional(Str("Why backup copies wait (the primary copy, a window, streams, access nodes).")),
+          destinationFailures: Type.Optional(Int("Backup copy pods that failed on the primary copy in a row (they cost no attempt).")),
+          retryAt: Type.Optional(DateTime("When a backup copy parked by a fault of the primary copy is tried again.")),
+          counts: Type.Optional(
+            Obj(
+              {
+                pending: Type.Optional(Int("Waiting.")),
+                copying: Type.Optional(Int("Being written.")),
+                copied: Type.Optional(Int("On the primary copy.")),
+                retrying: Type.Optional(Int("Waiting for another attempt.")),
+                missing: Type.Optional(Int("Out of retries, or their snapshot is gone.")),
+                skipped: Type.Optional(Int("Not selected (Offline select).")),
+              },
+              "Backup copies by state (of the snapshots status lists).",
+            ),
+          ),
+          jobs: Type.Optional(
+            Obj(
+              {
+                full: Type.Optional(Int("Fulls.")),
+                incremental: Type.Optional(Int("Incrementals.")),
+                differential: Type.Optional(Int("Differentials.")),
+              },
+              "Backup copy jobs written, by type (of the snapshots status lists).",
+            ),
+          ),
+        },
+        "Backup copies into the storage policy's primary copy.",
+      ),
+    ),
     snapshots: Type.Optional(
       Type.Array(SnapshotState, { description: "Snapshots not yet Copied first, then the newest (at most 100).", maxItems: 100 }),
     ),

@@ -11,6 +11,9 @@ export const podActive = (p: PodObj): boolean => !p.status?.phase || p.status.ph
 /** The task a MediaAgent pod runs (its label). */
 export const taskOf = (p: PodObj): string => p.metadata.labels?.[Label.task] ?? "";
 
+/** Tasks that copy data onto a library: they share its streams (aux copy, snap copy, backup copy). */
+export const COPY_TASKS = ["copy", "snapcopy", "backupcopy"];
+
 /** A data aging run that prunes: it takes restic's exclusive lock (a preview only reads). */
 export const prunes = (p: PodObj): boolean => taskOf(p) === "age" && p.metadata.labels?.[Label.dryRun] !== "true";
 

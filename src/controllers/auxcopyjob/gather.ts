@@ -21,7 +21,7 @@ import type { Window } from "../../policy/windows.ts";
 import type { Manager } from "../../runtime/manager.ts";
 import { controllerRef } from "../../runtime/objects.ts";
 import { copyAccess } from "../agent/access.ts";
-import { podActive, podsOnRepository, prunes, repositoryRefusal, taskOf } from "../agent/busy.ts";
+import { COPY_TASKS, podActive, podsOnRepository, prunes, repositoryRefusal, taskOf } from "../agent/busy.ts";
 import { Label } from "../../policy/labels.ts";
 import { endedAgentHosts, PENDING_GIVE_UP_MS, stuckPending } from "../agent/pods.ts";
 import { podProgress } from "../agent/progress.ts";
@@ -191,7 +191,7 @@ function otherJob(o: AcjObj): OtherJob {
 /** Live copy pods of the namespace: this job's, and on each library of its parts (as target or source). */
 function streamsInUse(c: Caches, acj: AcjObj, targets: TargetFacts[]): RunFacts["streams"] {
   // Snap copies (SnapVault) share the libraries' streams with aux copies.
-  const live = c.agentPods.list(acj.metadata.namespace).filter((p) => podActive(p) && ["copy", "snapcopy"].includes(taskOf(p)));
+  const live = c.agentPods.list(acj.metadata.namespace).filter((p) => podActive(p) && COPY_TASKS.includes(taskOf(p)));
   const libraries = new Set(targets.flatMap((t) => [t.copy?.library?.name, t.sourceCopy?.library?.name]).filter((l) => l !== undefined));
   const on = (lib: string) =>
     live.filter(

@@ -7,7 +7,8 @@ import type { Manager } from "../../runtime/manager.ts";
 import type { Result } from "../../runtime/result.ts";
 import type { ProbeRequests } from "../agent/probes.ts";
 import type { Applier } from "../apply.ts";
-import { PersistentVolumeClaims, type SnapVaultObj } from "../resources.ts";
+import { Annotation } from "../../policy/labels.ts";
+import { PersistentVolumeClaims, PolicyCopies, type SnapVaultObj } from "../resources.ts";
 
 export const VolumeSnapshots: ResourceType = {
   group: "snapshot.storage.k8s.io",
@@ -31,6 +32,11 @@ export async function applySnapVault(d: ApplyDeps, sv: SnapVaultObj, facts: Snap
   if (plan.probe) d.probes?.request(ns, sv.spec.destination.library, plan.probe, now);
   // A pod the API server refused is a fact: the plan decides again with it, and that status is written.
   const result = await d.applier.apply(sv, plan, (rejected) => planSnapVaultRun({ ...facts, rejected }));
+  // Backup jobs landed on the primary copy: its catalog is read now, so that status and aux copies see them.
+  if (plan.rescan)
+    await d.mgr.client
+      .mergePatch(PolicyCopies, ns, plan.rescan, { metadata: { annotations: { [Annotation.rescanRequested]: new Date(now).toISOString() } } })
+      .catch((err: unknown) => d.mgr.log.warn({ err, copy: `${ns}/${plan.rescan}` }, "could not ask for a scan of the primary copy"));
   for (const name of plan.deleteClaims) await d.mgr.client.deleteIfExists(PersistentVolumeClaims, ns, name);
   for (const name of plan.deleteSnapshots) await d.mgr.client.deleteIfExists(VolumeSnapshots, ns, name);
   return result;

@@ -12,8 +12,10 @@ import type { ProbeRequests } from "../agent/probes.ts";
 import type { PodObj } from "../agent/results.ts";
 import { Applier } from "../apply.ts";
 import {
+  type CopyObj,
   Libraries,
   PersistentVolumeClaims,
+  PolicyCopies,
   type PolicyObj,
   type SnapVaultObj,
   SnapVaults,
@@ -34,6 +36,7 @@ export function registerSnapVaultController(mgr: Manager, settings: ControllerSe
     vaults: mgr.informer<SnapVaultObj>(SnapVaults),
     libraries: mgr.informer<LibraryObj>(Libraries),
     policies: mgr.informer<PolicyObj>(StoragePolicies),
+    copies: mgr.informer<CopyObj>(PolicyCopies),
     claims: mgr.informer<PvcObj>(PersistentVolumeClaims),
     // Only when the cluster serves snapshots: an informer on a type the server lacks never syncs.
     snapshots: settings.volumeSnapshots ? mgr.informer<VsObj>(VolumeSnapshots) : undefined,
@@ -51,13 +54,13 @@ export function registerSnapVaultController(mgr: Manager, settings: ControllerSe
   // Snapshots and PVCs (sources and restored volumes) wake every SnapVault of their namespace: there are few.
   const inNamespace = (o: { metadata: { namespace?: string } }) =>
     vaults.list(o.metadata.namespace).map((v) => key(v.metadata.namespace, v.metadata.name));
-  // Copy pods of the library end: runs waiting for a stream go on.
+  // Copy pods of the library end: runs waiting for a stream go on (backup copies: any library, they are few).
   const onLibraryPods = (p: PodObj) => {
     const lib = p.metadata.labels?.[Label.targetLibrary];
     return lib
       ? vaults
           .list(p.metadata.namespace)
-          .filter((v) => v.spec.destination.library === lib)
+          .filter((v) => v.spec.destination.library === lib || v.spec.backupCopy?.enabled)
           .map((v) => key(v.metadata.namespace, v.metadata.name))
       : [];
   };
@@ -70,6 +73,12 @@ export function registerSnapVaultController(mgr: Manager, settings: ControllerSe
     watches: [
       watch(c.libraries, vaultsOf("snapvault/library")),
       watch(c.policies, vaultsOf("snapvault/policy")),
+      watch(c.copies, (o) =>
+        vaults
+          .byIndex("snapvault/policy", key(o.metadata.namespace, o.spec.storagePolicy))
+          .filter((v) => v.spec.backupCopy?.enabled)
+          .map((v) => key(v.metadata.namespace, v.metadata.name)),
+      ),
       watch(secrets.metadata, vaultsOf("snapvault/secret")),
       watch(c.claims, inNamespace),
       watch(c.agentPods, onLibraryPods),
