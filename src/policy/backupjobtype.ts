@@ -46,7 +46,11 @@ export function backupJobType(history: CatalogEntry[], at: number, rules: JobTyp
       reason: `${incrementals} incrementals since the last ${lastDiff ? "differential" : "full"}: the limit of ${rules.incrementalLimit} is reached`,
     };
   const latest = jobs.at(-1) as CatalogEntry;
-  return { type: "incremental", parent: latest, reason: `incremental ${incrementals + 1} since the last ${lastDiff ? "differential" : "full"}` };
+  return {
+    type: "incremental",
+    parent: latest,
+    reason: `incremental ${incrementals + 1} since the last ${lastDiff ? "differential" : "full"}`,
+  };
 }
 
 const days = (ms: number) => `${Math.round((ms / 86_400_000) * 10) / 10} days`;

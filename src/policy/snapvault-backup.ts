@@ -188,7 +188,12 @@ function pick(c: Ctx, round: number): number {
       if (e === chosen) {
         e.backupCopy = { state: "Pending", round };
         n++;
-      } else e.backupCopy = { state: "Skipped", round, reason: `not the ${take.toLowerCase()} snapshot of its PVC in its ${period.toLowerCase()} period` };
+      } else
+        e.backupCopy = {
+          state: "Skipped",
+          round,
+          reason: `not the ${take.toLowerCase()} snapshot of its PVC in its ${period.toLowerCase()} period`,
+        };
     }
   }
   return n;
@@ -295,7 +300,10 @@ export function backupCopies(c: Ctx): NonNullable<ReadyPlan["others"]> {
           c.event(
             "Warning",
             "BackupCopyCompletedWithErrors",
-            `backup copy of ${e.name} (PVC ${e.persistentVolumeClaim}) completed with errors: ${d.message ?? ""}${d.unreadable?.length ? ` (${d.unreadable.slice(0, 3).join(", ")})` : ""}`.slice(0, 1000),
+            `backup copy of ${e.name} (PVC ${e.persistentVolumeClaim}) completed with errors: ${d.message ?? ""}${d.unreadable?.length ? ` (${d.unreadable.slice(0, 3).join(", ")})` : ""}`.slice(
+              0,
+              1000,
+            ),
             `bcwe/${names.pod}`,
           );
         break;
@@ -305,7 +313,12 @@ export function backupCopies(c: Ctx): NonNullable<ReadyPlan["others"]> {
         st.retryAt = formatTime(now + backoff(f.settings.retryBaseMs, st.destinationFailures));
         waiting = `backup copy of ${e.name} failed on the primary copy ${b.copy ?? ""}: ${v.message}`;
         set(e, { state: "Pending", lastError: v.message.slice(0, 1000) });
-        c.event("Warning", "BackupCopyDestinationFault", `${waiting} (no attempt counted; retry at ${st.retryAt})`.slice(0, 1000), `bdest/${names.pod}`);
+        c.event(
+          "Warning",
+          "BackupCopyDestinationFault",
+          `${waiting} (no attempt counted; retry at ${st.retryAt})`.slice(0, 1000),
+          `bdest/${names.pod}`,
+        );
         break;
       case "source":
         sourceFault(c, e, v.message, v.once);
@@ -331,7 +344,9 @@ export function backupCopies(c: Ctx): NonNullable<ReadyPlan["others"]> {
 
   const round = st.round ?? 0;
   const todo = c.entries
-    .filter((e) => e.uid && (e.backupCopy?.state === "Pending" || (e.backupCopy?.state === "Retrying" && (e.backupCopy.round ?? 0) < round)))
+    .filter(
+      (e) => e.uid && (e.backupCopy?.state === "Pending" || (e.backupCopy?.state === "Retrying" && (e.backupCopy.round ?? 0) < round)),
+    )
     .sort((a, b) => time(a) - time(b) || a.name.localeCompare(b.name));
   const lib = t?.library;
   let streams = lib ? lib.maxStreams - (t?.streamsInUse ?? 0) : 0;
@@ -393,7 +408,14 @@ export function backupCopies(c: Ctx): NonNullable<ReadyPlan["others"]> {
   if (landed && t?.copy) c.plan.rescan = t.copy;
 
   const n = (state: string) => c.entries.filter((e) => e.backupCopy?.state === state).length;
-  st.counts = { pending: n("Pending"), copying: n("Copying"), copied: n("Copied"), retrying: n("Retrying"), missing: n("Missing"), skipped: n("Skipped") };
+  st.counts = {
+    pending: n("Pending"),
+    copying: n("Copying"),
+    copied: n("Copied"),
+    retrying: n("Retrying"),
+    missing: n("Missing"),
+    skipped: n("Skipped"),
+  };
   const jobs = (type: string) => c.entries.filter((e) => e.backupCopy?.state === "Copied" && e.backupCopy.type === type).length;
   st.jobs = { full: jobs("full"), incremental: jobs("incremental"), differential: jobs("differential") };
   return accessCondition(c, unmatched);
@@ -404,10 +426,19 @@ function accessCondition(c: Ctx, unmatched: Set<string>): NonNullable<ReadyPlan[
   const perPvc = c.f.pvcs.filter((p) => p.accessNodes?.length);
   if (!spec && perPvc.length === 0) return [];
   if (unmatched.size)
-    return [{ type: "AccessNodes", status: "False", reason: "NoAccessNode", message: `${[...unmatched].join("; ")}: backup copies wait`.slice(0, 1000) }];
-  const what = [spec ? describeAccessNodes({ selector: spec }) : undefined, ...perPvc.map((p) => `PVC ${p.name}: ${describeAccessNodes({ names: p.accessNodes })}`)]
+    return [
+      {
+        type: "AccessNodes",
+        status: "False",
+        reason: "NoAccessNode",
+        message: `${[...unmatched].join("; ")}: backup copies wait`.slice(0, 1000),
+      },
+    ];
+  const what = [
+    spec ? describeAccessNodes({ selector: spec }) : undefined,
+    ...perPvc.map((p) => `PVC ${p.name}: ${describeAccessNodes({ names: p.accessNodes })}`),
+  ]
     .filter(Boolean)
     .join("; ");
   return [{ type: "AccessNodes", status: "True", reason: "Matched", message: `backup copies run on ${what}`.slice(0, 1000) }];
 }
-

@@ -169,8 +169,7 @@ export const copyPodName = (sv: string, uid: string, pods: number): string => po
 export const claimName = (sv: string, uid: string, pods: number): string => podName(sv, "restore", uid.slice(0, 8), String(pods));
 /** A backup copy's pod and restored volume (a volume of its own: the vault copy may be reading the other). */
 export const backupPodName = (sv: string, uid: string, pods: number): string => podName(sv, "bcopy", uid.slice(0, 8), String(pods));
-export const backupClaimName = (sv: string, uid: string, pods: number): string =>
-  podName(sv, "brestore", uid.slice(0, 8), String(pods));
+export const backupClaimName = (sv: string, uid: string, pods: number): string => podName(sv, "brestore", uid.slice(0, 8), String(pods));
 /** Where a copy pod mounts the restored volume: one path per PVC, so that restic's parent is the PVC's previous copy. */
 export const mountPathOf = (pvc: string): string => `/snapshots/${pvc}`;
 
@@ -192,7 +191,8 @@ export const hash8 = (s: string) => createHash("sha256").update(s).digest("hex")
 export const ACTIVE = new Set(["Pending", "Copying", "Retrying"]);
 /** Still to do for the snapshot: its copy, or its backup copy. */
 export const active = (e: Entry): boolean => ACTIVE.has(e.state) || (e.backupCopy !== undefined && ACTIVE.has(e.backupCopy.state));
-export const time = (e: { creationTime?: string; lastAttemptTime?: string }) => parseTime(e.creationTime) ?? parseTime(e.lastAttemptTime) ?? 0;
+export const time = (e: { creationTime?: string; lastAttemptTime?: string }) =>
+  parseTime(e.creationTime) ?? parseTime(e.lastAttemptTime) ?? 0;
 
 /** Status lists at most 100 snapshots: those still to copy (oldest first), then the others (newest first). */
 export function boundEntries(entries: Entry[]): Entry[] {
@@ -262,7 +262,6 @@ export class Ctx {
   }
 }
 
-
 export const backoff = (base: number, failures: number): number => Math.min(base * 2 ** Math.max(0, failures - 1), 30 * 60_000);
 
 /** How a copy in flight stands: its pod's result, a fault of the restore or the mount, or still on its way. */
@@ -307,7 +306,8 @@ export function flight(
     return { kind: "source", message: `mounting the restored volume failed: ${pod.failedMount}`, once: names.pod };
   const staging = parseDuration("spec.stagingTimeout", f.sv.spec.stagingTimeout ?? "5m");
   if (pod?.phase !== "Running" && now - started >= staging) {
-    const why = claim?.failure ?? pod?.failedMount ?? (claim?.phase === "Bound" ? "the copy pod did not start" : "the restored volume is not bound");
+    const why =
+      claim?.failure ?? pod?.failedMount ?? (claim?.phase === "Bound" ? "the copy pod did not start" : "the restored volume is not bound");
     return { kind: "source", message: `not ready after ${f.sv.spec.stagingTimeout ?? "5m"}: ${why}`, once: names.pod };
   }
   // Both gone before a result (deleted by hand): start the copy again. Not just after they were created: the caches

@@ -365,7 +365,11 @@ function cut(c: Ctx, run: number, runKey: string, trigger: Run["trigger"]): void
       },
     });
     c.entries.push(
-      markInline(c, { name, persistentVolumeClaim: pvc, origin: "Taken", creationTime: formatTime(now), state: "Pending", cutBy: run }, run),
+      markInline(
+        c,
+        { name, persistentVolumeClaim: pvc, origin: "Taken", creationTime: formatTime(now), state: "Pending", cutBy: run },
+        run,
+      ),
     );
     cutNames.push(name);
   }
@@ -381,7 +385,6 @@ function cut(c: Ctx, run: number, runKey: string, trigger: Run["trigger"]): void
 }
 
 // ---- a running run ----
-
 
 function step(c: Ctx, run: Run): Run {
   const { f, now } = c;
@@ -401,7 +404,14 @@ function step(c: Ctx, run: Run): Run {
     switch (v.kind) {
       case "done": {
         const d = v.result;
-        Object.assign(e, { state: "Copied", reason: undefined, lastError: undefined, copiedAs: d.snapshotId, bytes: d.bytes, run: r.number });
+        Object.assign(e, {
+          state: "Copied",
+          reason: undefined,
+          lastError: undefined,
+          copiedAs: d.snapshotId,
+          bytes: d.bytes,
+          run: r.number,
+        });
         if (!d.already) r.copied = (r.copied ?? 0) + 1;
         r.bytes = (r.bytes ?? 0) + (d.already ? 0 : (d.bytes ?? 0));
         // No event per copy (status lists it, with its restic ID): the run's end sums them up.
@@ -645,9 +655,17 @@ function sourceRetention(c: Ctx): void {
       const beyond = !spool && points > 0 && i >= points;
       if (!spool && !old && !beyond) return;
       const why = spool ? "spool: every copy that needs it has it" : old ? `older than ${days} days` : `beyond ${points} recovery points`;
-      const bc = e.backupCopy?.state === "Copied" ? `, its backup copy job ${e.backupCopy.jobId ?? ""} is on ${e.backupCopy.copy ?? "the primary"}` : "";
+      const bc =
+        e.backupCopy?.state === "Copied"
+          ? `, its backup copy job ${e.backupCopy.jobId ?? ""} is on ${e.backupCopy.copy ?? "the primary"}`
+          : "";
       c.plan.deleteSnapshots.push(s.name);
-      c.event("Normal", "SnapshotDeleted", `deleted VolumeSnapshot ${s.name} by the source's retention (${why}); its copy is ${e.state}${bc}`, `del/${s.uid}`);
+      c.event(
+        "Normal",
+        "SnapshotDeleted",
+        `deleted VolumeSnapshot ${s.name} by the source's retention (${why}); its copy is ${e.state}${bc}`,
+        `del/${s.uid}`,
+      );
     });
   }
 }

@@ -157,6 +157,8 @@ describe("bounds in the schemas", () => {
     expect(durations.sort()).toEqual([
       "AuxCopyJob.spec.maxRunningTime",
       "Library.spec.probeInterval",
+      "SnapVault.spec.backupCopy.fullEvery",
+      "SnapVault.spec.backupCopy.schedule.every",
       "SnapVault.spec.schedule.every",
       "SnapVault.spec.stagingTimeout",
       "StoragePolicy.spec.auxCopySchedule.every",

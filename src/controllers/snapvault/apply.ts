@@ -35,7 +35,9 @@ export async function applySnapVault(d: ApplyDeps, sv: SnapVaultObj, facts: Snap
   // Backup jobs landed on the primary copy: its catalog is read now, so that status and aux copies see them.
   if (plan.rescan)
     await d.mgr.client
-      .mergePatch(PolicyCopies, ns, plan.rescan, { metadata: { annotations: { [Annotation.rescanRequested]: new Date(now).toISOString() } } })
+      .mergePatch(PolicyCopies, ns, plan.rescan, {
+        metadata: { annotations: { [Annotation.rescanRequested]: new Date(now).toISOString() } },
+      })
       .catch((err: unknown) => d.mgr.log.warn({ err, copy: `${ns}/${plan.rescan}` }, "could not ask for a scan of the primary copy"));
   for (const name of plan.deleteClaims) await d.mgr.client.deleteIfExists(PersistentVolumeClaims, ns, name);
   for (const name of plan.deleteSnapshots) await d.mgr.client.deleteIfExists(VolumeSnapshots, ns, name);

@@ -296,7 +296,8 @@ async function podFacts(c: Caches, pod: PodObj & { status?: { startTime?: string
   };
   if (result) return facts;
   if (pod.status?.phase === "Pending" || !pod.status?.phase) {
-    if (taskOf(pod) === "snapcopy" || taskOf(pod) === "backupcopy") facts.failedMount = await latestEvent(c, ns, "Pod", name, "FailedMount");
+    if (taskOf(pod) === "snapcopy" || taskOf(pod) === "backupcopy")
+      facts.failedMount = await latestEvent(c, ns, "Pod", name, "FailedMount");
     return facts;
   }
   const interval = c.settings.progressIntervalMs ?? 2000;

@@ -76,10 +76,16 @@ export const backupcopy: Handler<"backupcopy"> = async (spec, ctx) => {
     let status = s.status;
     if (b.partial) {
       // Kept as a job that completed with errors; should the tag not change, the snapshot is disowned (below).
-      snapshotId = await ctx.engine.retag(target, b.snapshotId, `${TAG_PREFIX}status=${s.status}`, `${TAG_PREFIX}status=completedWithErrors`, {
-        retryLockMs: Math.min(FORGET_LOCK_WAIT_MS, ctx.timeoutMs),
-        timeoutMs: ctx.timeoutMs,
-      });
+      snapshotId = await ctx.engine.retag(
+        target,
+        b.snapshotId,
+        `${TAG_PREFIX}status=${s.status}`,
+        `${TAG_PREFIX}status=completedWithErrors`,
+        {
+          retryLockMs: Math.min(FORGET_LOCK_WAIT_MS, ctx.timeoutMs),
+          timeoutMs: ctx.timeoutMs,
+        },
+      );
       status = "completedWithErrors";
     }
     result = {
