@@ -5,7 +5,7 @@ import { buildAgentPod } from "../../src/mediaagent/pod.ts";
 import { accessNodeNames, BACKUP_COPY_RESOURCES, backupCopyPlacement, type PlacementInput } from "../../src/policy/placement.ts";
 import { repositoryAccess } from "../../src/policy/repository.ts";
 
-const nodes = [
+const nodes: { name: string; labels: Record<string, string> }[] = [
   { name: "n1", labels: { "auxo.dev/access-node": "true", zone: "a" } },
   { name: "n2", labels: { zone: "b", "auxo.dev/mediaagent": "true" } },
 ];

@@ -4,90 +4,10 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { SnapshotEntry, SnapVaultStatus } from "../../src/api/v1alpha1/index.ts";
-import { repositoryAccess } from "../../src/policy/repository.ts";
 import { DAY_MS, retryVerdict } from "../../src/policy/snapretry.ts";
 import { parseTime as parse } from "../../src/policy/time.ts";
-import {
-  boundEntries,
-  claimName,
-  copyPodName,
-  MAX_DESTINATION_FAILURES,
-  planSnapVaultRun,
-  type SnapVaultRunFacts,
-  type VsFacts,
-} from "../../src/policy/snapvault-run.ts";
-
-const T0 = Date.parse("2026-12-01T10:00:00Z");
-const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
-
-function facts(over: Partial<SnapVaultRunFacts> = {}, status: SnapVaultStatus = { repositoryId: "repo1" }): SnapVaultRunFacts {
-  return {
-    sv: {
-      name: "db",
-      namespace: "team",
-      uid: "sv-uid",
-      createdAt: iso(T0 - 3600_000),
-      spec: {
-        source: { persistentVolumeClaims: ["a", "b"] },
-        destination: { library: "vault", encryption: { passwordSecret: { name: "pw" } } },
-        schedule: { every: "1h" },
-      },
-      status,
-      owner: { apiVersion: "auxo.dev/v1alpha1", kind: "SnapVault", name: "db", uid: "sv-uid", controller: true },
-    },
-    problems: [],
-    library: { name: "vault", phase: "Ready", maxStreams: 10 },
-    access: repositoryAccess({ filesystem: { volume: { persistentVolumeClaim: { claimName: "lib" } } } } as never, "team/snapvault/db", {
-      secret: "pw",
-      key: "password",
-    }),
-    pvcs: [
-      { name: "a", bound: true, storageClassName: "csi", size: "1Gi" },
-      { name: "b", bound: true, storageClassName: "csi", size: "1Gi" },
-    ],
-    listed: ["a", "b"],
-    pvcsPresent: ["a", "b"],
-    snapshots: [],
-    claims: [],
-    pods: [],
-    streamsInUse: 0,
-    deadHosts: [],
-    settings: { agentImage: "auxo:dev", retryBaseMs: 1000, budget: { maxAttempts: 3, maxDays: 5 } },
-    now: T0,
-    ...over,
-  };
-}
-
-const vs = (name: string, pvc: string, at: number, over: Partial<VsFacts> = {}): VsFacts => ({
-  name,
-  uid: `uid-${name}`,
-  pvc,
-  origin: "Taken",
-  creationTime: iso(at),
-  readyToUse: true,
-  deleting: false,
-  ...over,
-});
-
-const entry = (name: string, pvc: string, at: number, over: Partial<SnapshotEntry> = {}): SnapshotEntry => ({
-  name,
-  uid: `uid-${name}`,
-  persistentVolumeClaim: pvc,
-  origin: "Taken",
-  creationTime: iso(at),
-  state: "Pending",
-  ...over,
-});
-
-const running = (number = 1, over: Partial<NonNullable<SnapVaultStatus["run"]>> = {}): NonNullable<SnapVaultStatus["run"]> => ({
-  number,
-  trigger: "Schedule",
-  startTime: iso(T0 - 60_000),
-  phase: "Running",
-  copied: 0,
-  bytes: 0,
-  ...over,
-});
+import { boundEntries, claimName, copyPodName, MAX_DESTINATION_FAILURES, planSnapVaultRun } from "../../src/policy/snapvault-run.ts";
+import { entry, facts, iso, running, T0, vs } from "./snapvault-facts.ts";
 
 describe("the retry verdict", () => {
   it("retries until the attempts are used up, then RetryCountExhausted", () => {
