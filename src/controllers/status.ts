@@ -29,7 +29,12 @@ export async function writeFields(
     ]),
   );
   if (isDeepStrictEqual(JSON.parse(JSON.stringify(mine)), JSON.parse(JSON.stringify(status)))) return false;
-  await mgr.client.applyStatus(type, { metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace }, status }, manager);
+  const written = await mgr.client.applyStatus(
+    type,
+    { metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace }, status },
+    manager,
+  );
+  mgr.writes?.record(type, obj, written);
   return true;
 }
 

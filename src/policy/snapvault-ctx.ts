@@ -49,6 +49,8 @@ export interface VsFacts {
   size?: string;
   /** What started the run that cut it (its auxo.dev/trigger annotation): spool keeps the newest Schedule one. */
   trigger?: "Schedule" | "Request";
+  /** The run that cut it (its auxo.dev/run annotation). */
+  run?: number;
 }
 
 export interface PvcFacts {

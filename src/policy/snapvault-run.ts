@@ -210,8 +210,8 @@ function merge(c: Ctx): void {
   // Settled snapshots the bounded status dropped: done, not to be taken up again.
   const settledThrough = parseTime(c.status.settledThrough) ?? -Infinity;
   for (const s of c.f.snapshots)
-    if (!known.has(s.uid) && !s.deleting && !((parseTime(s.creationTime) ?? Infinity) <= settledThrough))
-      c.entries.push({
+    if (!known.has(s.uid) && !s.deleting && !((parseTime(s.creationTime) ?? Infinity) <= settledThrough)) {
+      const e: Entry = {
         name: s.name,
         uid: s.uid,
         persistentVolumeClaim: s.pvc,
@@ -219,7 +219,14 @@ function merge(c: Ctx): void {
         creationTime: s.creationTime,
         storageClassName: s.storageClassName,
         state: "Pending",
-      });
+        ...(s.run !== undefined ? { cutBy: s.run } : {}),
+      };
+      // Cut by the run in progress but not in its status (a decision on a stale status, a status wiped): its
+      // backup copy is still the run's.
+      const run = c.status.run;
+      if (s.run !== undefined && run?.number === s.run && run.phase === "Running") markInline(c, e, s.run);
+      c.entries.push(e);
+    }
 }
 
 function missing(c: Ctx, e: Entry, reason: string, message: string): void {

@@ -8,6 +8,7 @@ import type { Informer } from "../kube/informer.ts";
 import { type KubeObject, keyOf, splitKey } from "../kube/resources.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { WorkQueue } from "./queue.ts";
+import type { OwnWrites } from "./writes.ts";
 import { type Result, TerminalError } from "./result.ts";
 import { controllerOf } from "./objects.ts";
 
@@ -26,6 +27,8 @@ export interface ReconcileContext {
 export interface Watched<T extends KubeObject = KubeObject> {
   readonly resource: Informer<T>["resource"];
   on(handler: (type: "add" | "update" | "delete", obj: T, old?: T) => void): void;
+  /** The cached object (informers have it): a reconcile waits while it is older than a status write of ours. */
+  get?(namespace: string | undefined, name: string): T | undefined;
 }
 
 export type Watch =
@@ -75,8 +78,11 @@ export class Controller<T extends KubeObject = KubeObject> {
   private workers: Promise<void>[] = [];
   private running = false;
 
-  constructor(opts: ControllerOptions<T>, log: Logger, metrics?: Metrics) {
+  private readonly writes?: OwnWrites;
+
+  constructor(opts: ControllerOptions<T>, log: Logger, metrics?: Metrics, writes?: OwnWrites) {
     this.opts = opts;
+    this.writes = writes;
     this.name = opts.name;
     this.log = log.child({ controller: opts.name, controllerKind: opts.forType.resource.kind });
     this.metrics = metrics;
@@ -146,6 +152,14 @@ export class Controller<T extends KubeObject = KubeObject> {
     const log = this.log.child({ namespace: req.namespace, name: req.name, reconcileID: reconcileId });
     const started = performance.now();
     const c = { controller: this.name };
+    const cached = this.opts.forType.get?.(req.namespace, req.name);
+    if (cached && this.writes?.behind(this.opts.forType.resource, cached)) {
+      // Our last status write has not reached the cache: deciding now would decide on the status it replaced.
+      log.debug({ resourceVersion: cached.metadata.resourceVersion }, "cache behind our status write; waiting for it");
+      this.queue.forget(key);
+      this.queue.addAfter(key, 200);
+      return;
+    }
     try {
       const result = await reconcileLog.run(log, () => this.opts.reconcile(req, { log, reconcileId }));
       this.queue.forget(key);

@@ -10,6 +10,7 @@ import { type KubeObject, type ResourceType, Secrets } from "../kube/resources.t
 import { NamedSecrets } from "../kube/secrets.ts";
 import { HealthServer } from "../observability/health.ts";
 import type { Metrics } from "../observability/metrics.ts";
+import { OwnWrites } from "./writes.ts";
 import { Controller, type ControllerOptions } from "./controller.ts";
 
 export interface LeaderElectionConfig {
@@ -42,6 +43,8 @@ export class Manager {
   readonly metrics: Metrics;
   readonly events: EventRecorder;
   readonly identity: string;
+  /** Status writes the caches may not show yet (runtime/writes.ts). */
+  readonly writes = new OwnWrites();
   private readonly opts: ManagerOptions;
   private readonly informers = new Map<string, Informer<KubeObject>>();
   private readonly controllers: Controller[] = [];
@@ -100,7 +103,7 @@ export class Manager {
   }
 
   addController<T extends KubeObject>(opts: ControllerOptions<T>): Controller<T> {
-    const c = new Controller(opts, this.log, this.metrics);
+    const c = new Controller(opts, this.log, this.metrics, this.writes);
     this.controllers.push(c as unknown as Controller);
     if (this.leading) c.start();
     return c;

@@ -156,6 +156,15 @@ describe("inline backup copy", () => {
     expect(dest.status.run?.phase).toBe("Running");
   });
 
+  it("a snapshot of the run in progress that its status lacks (a stale or wiped status) still gets its backup copy", () => {
+    const plan = planSnapVaultRun(
+      bfacts({ snapshots: [vs("s1", "a", T0 - 1000, { run: 1 }), vs("old", "b", T0 - 5000, { run: 0 })] }, st([])),
+    );
+    const byName = Object.fromEntries((plan.status.snapshots ?? []).map((e) => [e.name, e]));
+    expect(byName.s1).toMatchObject({ cutBy: 1, backupCopy: { state: "Copying", round: 1 } });
+    expect(byName.old?.backupCopy).toBeUndefined();
+  });
+
   it("after a promotion, new backup copies go to the new primary copy", () => {
     const plan = planSnapVaultRun(
       bfacts(

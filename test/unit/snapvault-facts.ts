@@ -74,4 +74,3 @@ export const running = (number = 1, over: Partial<NonNullable<SnapVaultStatus["r
   bytes: 0,
   ...over,
 });
-

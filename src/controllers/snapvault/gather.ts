@@ -233,6 +233,7 @@ function snapshotsOf(inf: Informer<VsObj>, claims: Informer<PvcObj>, sv: SnapVau
       handle: s.status?.boundVolumeSnapshotContentName,
       deleting: !!s.metadata.deletionTimestamp,
       trigger: taken ? (s.metadata.labels?.[Label.trigger] as VsFacts["trigger"]) : undefined,
+      run: taken ? Number(s.metadata.annotations?.[Annotation.run]) || undefined : undefined,
     });
   }
   return out;
