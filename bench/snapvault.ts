@@ -22,6 +22,7 @@ import { waitFor } from "../test/harness/net.ts";
 import { testManager } from "../test/harness/operator-testing.ts";
 import { tools } from "../test/harness/tools.ts";
 import { World } from "../test/harness/world.ts";
+import { claim as claimOn, cut as cutOn, write as writeOn } from "./csi-world.ts";
 import { AGENT_UID, load, pct, secs } from "./lib.ts";
 
 const mib = Number(process.argv[2] ?? 1024);
@@ -35,7 +36,6 @@ chmodSync(dir, 0o755); // the MediaAgents (uid 65532) walk into the library fold
 const world = new World({ dir: path.join(dir, "world") });
 const password = randomBytes(16).toString("hex");
 const api = (plural: string, name = "") => `/apis/auxo.dev/v1alpha1/namespaces/${ns}/${plural}${name ? `/${name}` : ""}`;
-const vsPath = (name = "") => `/apis/snapshot.storage.k8s.io/v1/namespaces/${ns}/volumesnapshots${name ? `/${name}` : ""}`;
 const pvcPath = (name = "") => `/api/v1/namespaces/${ns}/persistentvolumeclaims${name ? `/${name}` : ""}`;
 const podPath = (name = "") => `/api/v1/namespaces/${ns}/pods${name ? `/${name}` : ""}`;
 const rate = (bytesMiB: number, ms: number) => `${(bytesMiB / (ms / 1000)).toFixed(0)} MiB/s`;
@@ -85,69 +85,10 @@ try {
     { timeoutMs: 180_000, intervalMs: 300 },
   );
 
-  async function claim(name: string, size: string): Promise<void> {
-    await kube.create(pvcPath(), {
-      metadata: { name },
-      spec: { storageClassName: info.csi.storageClass, accessModes: ["ReadWriteOnce"], resources: { requests: { storage: size } } },
-    });
-    await waitFor(`PVC ${name} Bound`, async () => ((await kube.get(pvcPath(name))).status?.phase === "Bound" ? true : undefined), {
-      timeoutMs: 120_000,
-      intervalMs: 200,
-    });
-  }
-
-  /** A pod that runs `script` with the claim at /data, until it Succeeded; returns how long that took. */
-  async function write(name: string, claimName: string, script: string, timeoutMs: number): Promise<number> {
-    const t = performance.now();
-    await kube.create(podPath(), {
-      metadata: { name },
-      spec: {
-        restartPolicy: "Never",
-        terminationGracePeriodSeconds: 1,
-        containers: [
-          { name: "main", image: "busybox", command: ["/bin/sh", "-c", script], volumeMounts: [{ name: "data", mountPath: "/data" }] },
-        ],
-        volumes: [{ name: "data", persistentVolumeClaim: { claimName } }],
-      },
-    });
-    const p = await waitFor(
-      `writer ${name}`,
-      async () => {
-        const p = await kube.get(podPath(name));
-        return p.status?.phase === "Succeeded" || p.status?.phase === "Failed" ? p : undefined;
-      },
-      { timeoutMs, intervalMs: 200 },
-    );
-    if (p.status.phase !== "Succeeded") throw new Error(`writer ${name} failed: ${JSON.stringify(p.status.containerStatuses)}`);
-    const ms = performance.now() - t;
-    await kube.delete(podPath(name));
-    return ms;
-  }
-
-  /** Cuts VolumeSnapshots (label bench=<part>) and waits until all are ready; returns each one's folder in the driver. */
-  async function cut(part: string, of: { name: string; pvc: string }[]): Promise<Map<string, string>> {
-    for (const s of of)
-      await kube.create(vsPath(), {
-        apiVersion: "snapshot.storage.k8s.io/v1",
-        kind: "VolumeSnapshot",
-        metadata: { name: s.name, labels: { bench: part } },
-        spec: { volumeSnapshotClassName: info.csi.snapshotClass, source: { persistentVolumeClaimName: s.pvc } },
-      });
-    const folders = new Map<string, string>();
-    for (const s of of) {
-      const vs = await waitFor(
-        `VolumeSnapshot ${s.name} ready`,
-        async () => {
-          const vs = await kube.get(vsPath(s.name));
-          return vs.status?.readyToUse === true ? vs : undefined;
-        },
-        { timeoutMs: 600_000, intervalMs: 200 },
-      );
-      const content = await kube.get(`/apis/snapshot.storage.k8s.io/v1/volumesnapshotcontents/${vs.status.boundVolumeSnapshotContentName}`);
-      folders.set(s.name, path.join(info.csi.dir, "snapshots", content.status.snapshotHandle, "data"));
-    }
-    return folders;
-  }
+  const b = { kube, ns, csi: info.csi };
+  const claim = (name: string, size: string) => claimOn(b, name, size);
+  const write = (name: string, claimName: string, script: string, timeoutMs: number) => writeOn(b, name, claimName, script, timeoutMs);
+  const cut = (part: string, of: { name: string; pvc: string }[]) => cutOn(b, part, of);
 
   /** A SnapVault adopting the VolumeSnapshots labelled bench=<part>, suspended (runs on request only), repository open. */
   async function snapVault(name: string, part: string): Promise<void> {
