@@ -62,6 +62,27 @@ export async function waitForPod(
 }
 
 /**
+ * A writer pod (busybox through the node runner): runs `script` with the claim at /data until it Succeeded, then
+ * deletes it. Fails with the container statuses when the script fails.
+ */
+export async function runWriter(kube: KubeRest, ns: string, name: string, claim: string, script: string): Promise<void> {
+  await kube.create(`/api/v1/namespaces/${ns}/pods`, {
+    metadata: { name },
+    spec: {
+      restartPolicy: "Never",
+      terminationGracePeriodSeconds: 1,
+      containers: [
+        { name: "main", image: "busybox", command: ["/bin/sh", "-c", script], volumeMounts: [{ name: "data", mountPath: "/data" }] },
+      ],
+      volumes: [{ name: "data", persistentVolumeClaim: { claimName: claim } }],
+    },
+  });
+  const p = await waitForPod(kube, ns, name, "Succeeded", phaseIs("Succeeded", "Failed"), 90_000);
+  if (p.status.phase !== "Succeeded") throw new Error(`writer ${name} failed: ${JSON.stringify(p.status.containerStatuses)}`);
+  await kube.delete(`/api/v1/namespaces/${ns}/pods/${name}`);
+}
+
+/**
  * Waits until `check` accepts an object's status (read at `objectPath`); returns it. On a timeout the error shows the
  * last status read (or the part `show` picks), which is what tells a flaky wait from a wrong one.
  */

@@ -17,7 +17,7 @@ import type { KubeRest, Obj } from "../harness/kube-rest.ts";
 import { waitFor } from "../harness/net.ts";
 import { testManager } from "../harness/operator-testing.ts";
 import { Relay } from "../harness/relay.ts";
-import { admin, createBucket, freshNamespace, phaseIs, resticAsAgent, waitForPod, waitForStatus, world } from "../harness/testing.ts";
+import { admin, createBucket, freshNamespace, resticAsAgent, runWriter, waitForStatus, world } from "../harness/testing.ts";
 
 let kube: KubeRest;
 let ns: string;
@@ -61,23 +61,7 @@ function snapshotsOf(repo: string, env: Record<string, string> = {}): Snap[] {
 
 let writes = 0;
 /** A writer pod: runs `script` with the PVC at /data, until it Succeeded. */
-async function write(claim: string, script: string): Promise<void> {
-  const name = `writer-${++writes}`;
-  await kube.create(`/api/v1/namespaces/${ns}/pods`, {
-    metadata: { name },
-    spec: {
-      restartPolicy: "Never",
-      terminationGracePeriodSeconds: 1,
-      containers: [
-        { name: "main", image: "busybox", command: ["/bin/sh", "-c", script], volumeMounts: [{ name: "d", mountPath: "/data" }] },
-      ],
-      volumes: [{ name: "d", persistentVolumeClaim: { claimName: claim } }],
-    },
-  });
-  const p = await waitForPod(kube, ns, name, "Succeeded", phaseIs("Succeeded", "Failed"), 90_000);
-  expect(p.status.phase, JSON.stringify(p.status.containerStatuses)).toBe("Succeeded");
-  await kube.delete(`/api/v1/namespaces/${ns}/pods/${name}`);
-}
+const write = (claim: string, script: string) => runWriter(kube, ns, `writer-${++writes}`, claim, script);
 
 async function svStatus(name: string, check: (s: Obj) => boolean, what: string, timeoutMs = 180_000): Promise<Obj> {
   return await waitForStatus(kube, api("snapvaults", name), `snapvault ${name} ${what}`, check, { timeoutMs, intervalMs: 300 });

@@ -17,7 +17,7 @@ import type { KubeRest, Obj } from "../harness/kube-rest.ts";
 import { waitFor } from "../harness/net.ts";
 import { testManager } from "../harness/operator-testing.ts";
 import { Relay } from "../harness/relay.ts";
-import { admin, createBucket, freshNamespace, phaseIs, resticAsAgent, waitForPod, world, waitForStatus } from "../harness/testing.ts";
+import { admin, createBucket, freshNamespace, resticAsAgent, runWriter, world, waitForStatus } from "../harness/testing.ts";
 
 let kube: KubeRest;
 let ns: string;
@@ -101,23 +101,7 @@ async function pvc(name: string): Promise<void> {
 
 let writes = 0;
 /** A writer pod: runs `script` with the PVC at /data, until it Succeeded. */
-async function write(claim: string, script: string): Promise<void> {
-  const name = `writer-${claim}-${++writes}`;
-  await kube.create(`/api/v1/namespaces/${ns}/pods`, {
-    metadata: { name },
-    spec: {
-      restartPolicy: "Never",
-      terminationGracePeriodSeconds: 1,
-      containers: [
-        { name: "main", image: "busybox", command: ["/bin/sh", "-c", script], volumeMounts: [{ name: "data", mountPath: "/data" }] },
-      ],
-      volumes: [{ name: "data", persistentVolumeClaim: { claimName: claim } }],
-    },
-  });
-  const p = await waitForPod(kube, ns, name, "Succeeded", phaseIs("Succeeded", "Failed"), 90_000);
-  expect(p.status.phase, JSON.stringify(p.status.containerStatuses)).toBe("Succeeded");
-  await kube.delete(`/api/v1/namespaces/${ns}/pods/${name}`);
-}
+const write = (claim: string, script: string) => runWriter(kube, ns, `writer-${claim}-${++writes}`, claim, script);
 
 async function snapVault(name: string, spec: Obj): Promise<void> {
   await kube.create(api("snapvaults"), {

@@ -9,7 +9,6 @@
 // Files restic cannot read make the job completedWithErrors (restic's exit 3 wrote the snapshot without them): the
 // status tag is replaced, as a backup product reports such a job, and the job is kept. A mounted path that cannot be
 // read at all is the source's fault (it costs the snapshot an attempt); every other failure is the destination's.
-import { isAbsolute } from "node:path";
 import { EngineError } from "../../engine/errors.ts";
 import { backupJobType } from "../../policy/backupjobtype.ts";
 import { type ResticSnapshot, TAG_PREFIX, toCatalogEntry } from "../../policy/catalog.ts";
@@ -17,7 +16,7 @@ import { snapCopyTags } from "../../policy/snaptags.ts";
 import { type Handler, messageOf, progress } from "../context.ts";
 import { eventWriter } from "../events.ts";
 import type { BackupCopyResult, SnapCopyTask } from "../protocol.ts";
-import { copyOf, disowned, FORGET_LOCK_WAIT_MS, recorded, sourceFault, unreadableSource, vsName } from "./snapcopy.ts";
+import { copyOnTarget, FORGET_LOCK_WAIT_MS, recorded, sourceFault, unreadableSource, vsName } from "./snapcopy.ts";
 
 const tagOf = (s: ResticSnapshot, key: string) => (s.tags ?? []).find((t) => t.startsWith(`${TAG_PREFIX}${key}=`))?.split("=")[1];
 
@@ -29,18 +28,9 @@ export const backupcopy: Handler<"backupcopy"> = async (spec, ctx) => {
   const s = spec.snapshot;
   const rules = spec.backupCopy;
   if (!s || !rules) throw new Error("backupcopy needs the VolumeSnapshot (spec.snapshot) and the job type rules (spec.backupCopy)");
-  if (!isAbsolute(s.path)) throw new Error(`backupcopy needs an absolute path, got ${JSON.stringify(s.path)}`);
   const started = performance.now();
-  const target = ctx.repo(spec.target);
-  await ctx.checkIdentity(spec.target);
-  await ctx.clearLocks(spec.target);
-  let snaps = await ctx.engine.snapshots(target, ctx.timeoutMs);
-  const there = copyOf(snaps, s.volumeSnapshot.uid);
-  if (there && (await disowned(spec.target, ctx, s, there))) {
-    await ctx.engine.forget(target, [there.id], { retryLockMs: Math.min(FORGET_LOCK_WAIT_MS, ctx.timeoutMs), timeoutMs: ctx.timeoutMs });
-    progress({ task: "backupcopy", job: s.jobId, forgotIncomplete: there.id.slice(0, 8) });
-    snaps = snaps.filter((x) => x.id !== there.id);
-  } else if (there)
+  const { target, snaps, there } = await copyOnTarget(spec, ctx, s, "backupcopy");
+  if (there)
     return {
       ok: true,
       already: true,

@@ -18,7 +18,7 @@ import { jobRecords } from "../../policy/jobevents.ts";
 import { type Access, type Handler, messageOf, progress, type TaskContext } from "../context.ts";
 import { type EventWriter, eventWriter } from "../events.ts";
 import { metadataStore } from "../metadata.ts";
-import type { SnapCopyResult, SnapCopyTask } from "../protocol.ts";
+import type { SnapCopyResult, SnapCopyTask, TaskSpec } from "../protocol.ts";
 
 /** How long forgetting a partial snapshot waits for other writers' locks (restic's forget takes the exclusive lock). */
 export const FORGET_LOCK_WAIT_MS = 10 * 60_000;
@@ -119,24 +119,37 @@ export async function recorded<T extends SnapCopyResult>(events: EventWriter, s:
   return { ...r, ...events.problem() };
 }
 
-export const snapcopy: Handler<"snapcopy"> = async (spec, ctx) => {
-  const s = spec.snapshot;
-  if (!s) throw new Error("snapcopy needs the VolumeSnapshot (spec.snapshot)");
+/**
+ * What a snapshot-copying task (snapcopy, backupcopy) finds on its target before it writes: the repository checked
+ * (identity, dead locks), its snapshots, and the VolumeSnapshot's copy there if it is a whole one. A copy that a later
+ * failed attempt disowns is forgotten first (thrown as a destination fault when it cannot be), so it is written again.
+ */
+export async function copyOnTarget(
+  spec: TaskSpec,
+  ctx: TaskContext,
+  s: SnapCopyTask,
+  task: string,
+): Promise<{ target: Repo; snaps: ResticSnapshot[]; there?: ResticSnapshot }> {
   // restic keeps an absolute path as it is, a relative one at the snapshot's root: only the former is stable per PVC.
-  if (!isAbsolute(s.path)) throw new Error(`snapcopy needs an absolute path, got ${JSON.stringify(s.path)}`);
-  const started = performance.now();
+  if (!isAbsolute(s.path)) throw new Error(`${task} needs an absolute path, got ${JSON.stringify(s.path)}`);
   const target = ctx.repo(spec.target);
   // A different repository at the location is left untouched, job events included.
   await ctx.checkIdentity(spec.target);
   await ctx.clearLocks(spec.target);
-  let snaps = await ctx.engine.snapshots(target, ctx.timeoutMs);
+  const snaps = await ctx.engine.snapshots(target, ctx.timeoutMs);
   const there = copyOf(snaps, s.volumeSnapshot.uid);
-  if (there && (await disowned(spec.target, ctx, s, there))) {
-    // Forgotten now (thrown as a destination fault when it cannot be), then copied again below.
-    await ctx.engine.forget(target, [there.id], { retryLockMs: Math.min(FORGET_LOCK_WAIT_MS, ctx.timeoutMs), timeoutMs: ctx.timeoutMs });
-    progress({ task: "snapcopy", job: s.jobId, forgotIncomplete: there.id.slice(0, 8) });
-    snaps = snaps.filter((x) => x.id !== there.id);
-  } else if (there)
+  if (!there || !(await disowned(spec.target, ctx, s, there))) return { target, snaps, there };
+  await ctx.engine.forget(target, [there.id], { retryLockMs: Math.min(FORGET_LOCK_WAIT_MS, ctx.timeoutMs), timeoutMs: ctx.timeoutMs });
+  progress({ task, job: s.jobId, forgotIncomplete: there.id.slice(0, 8) });
+  return { target, snaps: snaps.filter((x) => x.id !== there.id) };
+}
+
+export const snapcopy: Handler<"snapcopy"> = async (spec, ctx) => {
+  const s = spec.snapshot;
+  if (!s) throw new Error("snapcopy needs the VolumeSnapshot (spec.snapshot)");
+  const started = performance.now();
+  const { target, snaps, there } = await copyOnTarget(spec, ctx, s, "snapcopy");
+  if (there)
     return {
       ok: true,
       already: true,
