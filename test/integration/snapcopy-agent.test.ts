@@ -2,7 +2,9 @@
 // user, against a filesystem repository and a folder standing for the PVC restored from a VolumeSnapshot (mounted at
 // a stable path per PVC). A copy is one restic snapshot with the copy's tags and the VolumeSnapshot's creation time;
 // it is never written twice; the next VolumeSnapshot of the PVC uses it as parent; an unreadable source fails as the
-// source's fault and leaves nothing; a wrong repository is never written; plain restic restores the copy.
+// source's fault and leaves nothing; a wrong repository is never written; plain restic restores the copy. The
+// backupcopy task (`auxo agent backupcopy`) the same way into a policy's primary copy: job types from the PVC's
+// history there, restic's parent by type, unreadable files kept as a job completed with errors.
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -224,5 +226,88 @@ describe("snapcopy task", () => {
     );
     expect(err.kind).toBe("RepositoryNotFound");
     expect(err.details?.sourceFault).toBeUndefined();
+  });
+});
+
+describe("backupcopy task", () => {
+  // The policy's primary copy: a repository of its own.
+  const primary: Repo = { repository: path.join(dir, "primary"), passwordFile };
+  let primaryId = "";
+  const onPrimary = (): { id: string; time: string; tags: string[]; parent?: string; original?: string }[] =>
+    JSON.parse(
+      execFileSync(tools().restic, ["-r", primary.repository, "--password-file", passwordFile, "--no-cache", "snapshots", "--json"], {
+        encoding: "utf8",
+      }),
+    ).sort((a: { time: string }, b: { time: string }) => Date.parse(a.time) - Date.parse(b.time));
+  const tag = (tags: string[], k: string) => tags.find((t) => t.startsWith(`auxo.dev/${k}=`))?.split("=")[1];
+  const backup = (n: number): Promise<AgentResult> =>
+    runTask(
+      "backupcopy",
+      {
+        ...spec(vs(n)),
+        task: "backupcopy",
+        target: {
+          repository: primary.repository,
+          passwordFile,
+          options: {},
+          repositoryId: primaryId,
+          metadata: { path: `${primary.repository}.auxo` },
+        },
+        backupCopy: { fullEveryMs: 30 * 86_400_000, incrementalLimit: 2 },
+      },
+      { TMPDIR: dir, AUXO_POD_NAME: `pg-vault-bcopy-${n}` },
+      engine,
+    );
+
+  beforeAll(async () => {
+    mkdirSync(primary.repository);
+    execFileSync("chown", [`${AGENT_UID}:${AGENT_UID}`, primary.repository]);
+    primaryId = await engine.init(primary);
+  });
+
+  it("types the PVC's backup copies from its history on the primary (limit 2: F, I, I, D), with restic's parent by type", async () => {
+    const results: AgentResult[] = [];
+    for (const n of [1, 2, 3, 4]) {
+      restoredVolume({ ...base, [`wal/${n}`]: randomBytes(1 << 16) });
+      results.push(await backup(n));
+    }
+    expect(results.map((r) => [r.ok, r.type, r.status])).toEqual([
+      [true, "full", "completed"],
+      [true, "incremental", "completed"],
+      [true, "incremental", "completed"],
+      [true, "differential", "completed"],
+    ]);
+    const [f, i1, i2, d] = onPrimary();
+    expect([f, i1, i2, d].map((s) => tag(s?.tags ?? [], "type"))).toEqual(["full", "incremental", "incremental", "differential"]);
+    expect(f?.parent).toBeUndefined();
+    expect(i1?.parent).toBe(f?.id);
+    expect(i2?.parent).toBe(i1?.id);
+    expect(d?.parent).toBe(f?.id);
+    expect(results[3]?.parentJob).toBe(vs(1).jobId);
+    // The same VolumeSnapshot again: found by its uid tag, nothing written, its type read back.
+    const again = await backup(4);
+    expect(again).toMatchObject({ ok: true, already: true, snapshotId: d?.id, type: "differential" });
+    expect(onPrimary()).toHaveLength(4);
+  });
+
+  it("keeps a backup copy whose files restic could not all read, as a job that completed with errors", async () => {
+    restoredVolume({ ...base, "global/pg_control": "control" });
+    chmodSync(path.join(mount, "global", "pg_control"), 0o600); // root's: the agent's user cannot read it
+    const r = await backup(5);
+    expect(r).toMatchObject({
+      ok: true,
+      type: "incremental",
+      status: "completedWithErrors",
+      unreadable: [path.join(mount, "global", "pg_control")],
+    });
+    expect(r.message).toMatch(/1 file\(s\) under .* could not be read: the job completed with errors/);
+    const last = onPrimary().at(-1);
+    expect(last?.id).toBe(r.snapshotId);
+    expect(tag(last?.tags ?? [], "status")).toBe("completedWithErrors");
+    expect(last?.tags.filter((t) => t.startsWith("auxo.dev/status="))).toHaveLength(1);
+    // restic tag rewrote it: the first id is its original, and the first snapshot is gone.
+    expect(last?.original).toMatch(/^[0-9a-f]{64}$/);
+    expect(last?.original).not.toBe(r.snapshotId);
+    expect(onPrimary()).toHaveLength(5);
   });
 });
