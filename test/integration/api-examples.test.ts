@@ -47,8 +47,10 @@ describe("examples", () => {
   it("applies the gold policy and the SnapVault, and lists them with kubectl get auxo", () => {
     const gold = kubectl("apply", "--server-side", "--field-manager=examples", "-f", path.join(repoRoot, "examples/gold"));
     expect(gold.ok, gold.out).toBe(true);
-    const sv = kubectl("apply", "--server-side", "--field-manager=examples", "-f", path.join(repoRoot, "examples/snapvault.yaml"));
-    expect(sv.ok, sv.out).toBe(true);
+    for (const f of ["snapvault.yaml", "snapvault-backupcopy.yaml"]) {
+      const sv = kubectl("apply", "--server-side", "--field-manager=examples", "-f", path.join(repoRoot, "examples", f));
+      expect(sv.ok, sv.out).toBe(true);
+    }
     const listed = kubectl("get", "auxo", "-o", "name");
     expect(listed.out.trim().split("\n").sort()).toEqual(
       [
@@ -59,6 +61,7 @@ describe("examples", () => {
         "policycopy.auxo.dev/offsite",
         "policycopy.auxo.dev/primary",
         "snapvault.auxo.dev/databases",
+        "snapvault.auxo.dev/orders",
         "storagepolicy.auxo.dev/gold",
       ].sort(),
     );
@@ -86,8 +89,18 @@ describe("examples", () => {
     // The retry budget is the operator's (--snap-retry-max-attempts, --snap-retry-max-days) unless spec.retry says.
     expect(sv.spec.retry).toBeUndefined();
     expect(sv.spec).toMatchObject({ mode: "Vault", stagingTimeout: "5m", schedule: { every: "1h", suspend: false } });
-    expect(sv.spec.source.retention).toEqual({ days: 3, recoveryPoints: 0 });
+    expect(sv.spec.source.retention).toEqual({ days: 3, recoveryPoints: 0, spool: false, keepNewest: "Never" });
     expect(sv.spec.retention).toMatchObject({ days: 30, recoveryPoints: 0, ignoreCompletedWithErrorsForExtendedRetention: false });
+    const orders = await kube.get(`/apis/auxo.dev/v1alpha1/namespaces/${ns}/snapvaults/orders`);
+    expect(orders.spec.source.retention).toMatchObject({ spool: true, keepNewest: "Scheduled" });
+    expect(orders.spec.backupCopy).toMatchObject({
+      enabled: true,
+      mode: "Inline",
+      fullEvery: "168h",
+      incrementalLimit: 6,
+      schedule: { every: "24h", suspend: false },
+      accessNodes: { matchLabels: { "auxo.dev/access-node": "true" } },
+    });
   });
 });
 
