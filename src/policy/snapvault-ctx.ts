@@ -192,7 +192,7 @@ export const hash8 = (s: string) => createHash("sha256").update(s).digest("hex")
 
 export const ACTIVE = new Set(["Pending", "Copying", "Retrying"]);
 /** Still to do for the snapshot: its copy, or its backup copy. */
-export const active = (e: Entry): boolean => ACTIVE.has(e.state) || (e.backupCopy !== undefined && ACTIVE.has(e.backupCopy.state));
+export const stillToDo = (e: Entry): boolean => ACTIVE.has(e.state) || (e.backupCopy !== undefined && ACTIVE.has(e.backupCopy.state));
 export const time = (e: { creationTime?: string; lastAttemptTime?: string }) =>
   parseTime(e.creationTime) ?? parseTime(e.lastAttemptTime) ?? 0;
 
@@ -205,7 +205,8 @@ export function boundEntries(entries: Entry[]): Entry[] {
  * The listed entries, and the creation time of the newest settled entry dropped: snapshots settled and created at or
  * before it are not taken up again when the caches show their VolumeSnapshot (status.settledThrough).
  */
-export function bound(entries: Entry[]): { listed: Entry[]; droppedThrough?: number } {
+export function bound(entries: Entry[], awaiting: (e: Entry) => boolean = () => false): { listed: Entry[]; droppedThrough?: number } {
+  const active = (e: Entry) => stillToDo(e) || awaiting(e);
   const todo = entries.filter(active).sort((a, b) => time(a) - time(b) || a.name.localeCompare(b.name));
   const settled = entries.filter((e) => !active(e)).sort((a, b) => time(b) - time(a) || a.name.localeCompare(b.name));
   const all = [...todo, ...settled];

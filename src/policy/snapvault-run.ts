@@ -86,7 +86,9 @@ export function planSnapVaultRun(f: SnapVaultRunFacts): SnapVaultPlan {
   c.status.run = run;
   sourceRetention(c);
   sweep(c);
-  const { listed, droppedThrough } = bound(c.entries);
+  // An Offline backup copy's snapshots not picked yet stay listed: the pick reads them from status.
+  const offline = f.sv.spec.backupCopy?.enabled === true && f.sv.spec.backupCopy.mode === "Offline";
+  const { listed, droppedThrough } = bound(c.entries, (e) => offline && !!e.uid && e.backupCopy === undefined);
   c.status.snapshots = listed;
   if (droppedThrough !== undefined) c.status.settledThrough = formatTime(Math.max(droppedThrough, parseTime(c.status.settledThrough) ?? 0));
   c.status.counts = countStates(listed);

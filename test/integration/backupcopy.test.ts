@@ -259,6 +259,50 @@ describe("inline backup copy into the gold policy", () => {
   });
 });
 
+describe("access nodes", () => {
+  let node = "";
+  afterAll(async () => {
+    if (node) await kube.patch(`/api/v1/nodes/${node}`, { metadata: { labels: { "auxo.dev/access-node": null } } }).catch(() => undefined);
+  });
+
+  it("waits with a condition naming access nodes that match no node, and runs on the node once it is one", async () => {
+    await kube.create(
+      api("snapvaults"),
+      auxo("SnapVault", "pinned", {
+        storagePolicy: "gold",
+        source: { persistentVolumeClaims: ["app"] },
+        destination: { library: "disk", encryption: enc },
+        schedule: { every: "168h", suspend: true },
+        backupCopy: { enabled: true, accessNodes: { matchLabels: { "auxo.dev/access-node": "true" } } },
+      }),
+    );
+    await svStatus("pinned", (s) => !!s.repositoryId, "repository opened");
+    await merge(api("snapvaults", "pinned"), { metadata: { annotations: { "auxo.dev/run-requested": "pinned" } } });
+    const waiting = await svStatus(
+      "pinned",
+      (s) => (s.conditions ?? []).some((c: Obj) => c.type === "AccessNodes" && c.status === "False") && newest(s)?.state === "Copied",
+      "AccessNodes False, the vault copy done",
+    );
+    expect((waiting.conditions as Obj[]).find((c) => c.type === "AccessNodes")).toMatchObject({
+      reason: "NoAccessNode",
+      message: expect.stringContaining('{"matchLabels":{"auxo.dev/access-node":"true"}} match no node'),
+    });
+    expect(newest(waiting).backupCopy.state, said(waiting)).toBe("Pending");
+    expect(waiting.run.phase).toBe("Running");
+
+    node = ((await kube.get("/api/v1/nodes")).items as Obj[])[0]?.metadata.name;
+    await kube.patch(`/api/v1/nodes/${node}`, { metadata: { labels: { "auxo.dev/access-node": "true" } } });
+    const s = await svStatus(
+      "pinned",
+      (x) => x.lastRequest === "pinned" && !!x.run?.endTime,
+      "the run to end once the node is an access node",
+    );
+    expect(newest(s).backupCopy, said(s)).toMatchObject({ state: "Copied", copy: "offsite" });
+    expect(s.backupCopy.placement).toBe("AccessNodes");
+    expect((s.conditions as Obj[]).find((c) => c.type === "AccessNodes")).toMatchObject({ status: "True", reason: "Matched" });
+  });
+});
+
 describe("a spool of snapshots with backup copy", () => {
   /** Each VolumeSnapshot's content and the driver's data, while it exists. */
   async function stored(v: Obj): Promise<{ content: string; data: string }> {

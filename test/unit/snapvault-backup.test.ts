@@ -341,6 +341,19 @@ describe("offline backup copy", () => {
     expect(asked.pods?.filter((p) => p.task === "backupcopy")).toHaveLength(2);
   });
 
+  it("keeps the snapshots no offline backup copy picked yet in the bounded status, ahead of settled ones", () => {
+    const done = Array.from({ length: 100 }, (_, i) =>
+      entry(`d${i}`, "a", T0 - 10 * H + i * 60_000, { state: "Copied", backupCopy: { state: "Copied", round: 1 } }),
+    );
+    const waiting = Array.from({ length: 5 }, (_, i) => copiedVault(`w${i}`, T0 - 20 * H + i * 60_000));
+    const f = offline({ snapshots: [] }, st([...done, ...waiting], { backupCopy: { lastRunTime: iso(T0 - H), runs: 1, round: 1 } }));
+    const listed = planSnapVaultRun(f).status;
+    expect(listed.snapshots).toHaveLength(100);
+    expect(listed.snapshots?.filter((e) => e.name.startsWith("w"))).toHaveLength(5);
+    // What was dropped is settled and newer than none of the waiting ones.
+    expect(Date.parse(listed.settledThrough as string)).toBeLessThan(T0 - 9 * H);
+  });
+
   it("First per day takes a day's first snapshot and skips the others; Last waits for the day to end", () => {
     const day = Date.parse("2026-11-30T00:00:00Z");
     const snaps = [vs("y1", "a", day + 2 * H), vs("y2", "a", day + 5 * H), vs("t1", "a", T0 - 2 * H), vs("t2", "a", T0 - H)];
