@@ -260,12 +260,7 @@ describe("inline backup copy into the gold policy", () => {
 });
 
 describe("access nodes", () => {
-  let node = "";
-  afterAll(async () => {
-    if (node) await kube.patch(`/api/v1/nodes/${node}`, { metadata: { labels: { "auxo.dev/access-node": null } } }).catch(() => undefined);
-  });
-
-  it("waits with a condition naming access nodes that match no node, and runs on the node once it is one", async () => {
+  it("waits with a condition naming access nodes that match no node, and runs on the node a PVC's annotation names", async () => {
     await kube.create(
       api("snapvaults"),
       auxo("SnapVault", "pinned", {
@@ -290,17 +285,16 @@ describe("access nodes", () => {
     expect(newest(waiting).backupCopy.state, said(waiting)).toBe("Pending");
     expect(waiting.run.phase).toBe("Running");
 
-    node = ((await kube.get("/api/v1/nodes")).items as Obj[])[0]?.metadata.name;
-    await kube.patch(`/api/v1/nodes/${node}`, { metadata: { labels: { "auxo.dev/access-node": "true" } } });
-    const s = await svStatus(
-      "pinned",
-      (x) => x.lastRequest === "pinned" && !!x.run?.endTime,
-      "the run to end once the node is an access node",
-    );
-    expect(newest(s).backupCopy, said(s)).toMatchObject({ state: "Copied", copy: "offsite" });
+    // The PVC names the world's node as its access node: that wins over the selector, and the copy runs there.
+    const node = ((await kube.get("/api/v1/nodes")).items as Obj[])[0]?.metadata.name as string;
+    await merge(`/api/v1/namespaces/${ns}/persistentvolumeclaims/app`, { metadata: { annotations: { "auxo.dev/access-nodes": node } } });
+    const s = await svStatus("pinned", (x) => x.lastRequest === "pinned" && !!x.run?.endTime, "the run to end on the named node");
+    const primary = (await kube.get(api("storagepolicies", "gold"))).status.primaryCopy;
+    expect(newest(s).backupCopy, said(s)).toMatchObject({ state: "Copied", copy: primary });
     expect(s.backupCopy.placement).toBe("AccessNodes");
     expect((s.conditions as Obj[]).find((c) => c.type === "AccessNodes")).toMatchObject({ status: "True", reason: "Matched" });
-  });
+    await merge(`/api/v1/namespaces/${ns}/persistentvolumeclaims/app`, { metadata: { annotations: { "auxo.dev/access-nodes": null } } });
+  }, 240_000);
 });
 
 describe("a spool of snapshots with backup copy", () => {
