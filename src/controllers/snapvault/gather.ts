@@ -3,7 +3,7 @@
 // restored for copies and its MediaAgent pods (results, live progress, and for those not started the provisioner's
 // or the kubelet's latest failure, read from their events), and the streams in use on the destination library.
 import type { Informer } from "../../kube/informer.ts";
-import { Events, type KubeObject, Nodes, parseTime } from "../../kube/resources.ts";
+import { Events, type KubeObject, parseTime } from "../../kube/resources.ts";
 import type { SnapCopyResult } from "../../mediaagent/protocol.ts";
 import { Annotation, Label } from "../../policy/labels.ts";
 import { selectorMatches } from "../../policy/labelselector.ts";
@@ -16,16 +16,14 @@ import type { ClaimFacts, PodFacts, PvcFacts, SnapVaultRunFacts, VsFacts } from 
 import type { Window } from "../../policy/windows.ts";
 import type { Manager } from "../../runtime/manager.ts";
 import { controllerRef } from "../../runtime/objects.ts";
-import type { PodPlacement } from "../../mediaagent/pod.ts";
 import { accessNodeNames } from "../../policy/placement.ts";
-import type { BackupTargetFacts } from "../../policy/snapvault-ctx.ts";
-import { copyAccess } from "../agent/access.ts";
-import { COPY_TASKS, podActive, podsOnRepository, prunes, repositoryRefusal, taskOf } from "../agent/busy.ts";
+import { COPY_TASKS, podActive, taskOf } from "../agent/busy.ts";
 import { endedAgentHosts } from "../agent/pods.ts";
 import { podProgress } from "../agent/progress.ts";
 import { agentResult, type PodObj } from "../agent/results.ts";
 import type { CopyObj, LibraryObj, PolicyObj, SnapVaultObj } from "../resources.ts";
-import { policyFacts, SnapVaults } from "../resources.ts";
+import { SnapVaults } from "../resources.ts";
+import { backupTarget, needsNodes, nodesOf } from "./backup.ts";
 import type { ControllerSettings } from "../settings.ts";
 
 export interface PvcObj extends KubeObject {
@@ -137,7 +135,7 @@ export async function gather(c: Caches, sv: SnapVaultObj, now: number): Promise<
 }
 
 /** The PVCs Auxo snapshots: listed by name and selected by label, that exist (restored volumes of copies never). */
-function sourcePvcs(c: Caches, sv: SnapVaultObj): PvcFacts[] {
+export function sourcePvcs(c: Caches, sv: SnapVaultObj): PvcFacts[] {
   const ns = sv.metadata.namespace;
   const src = sv.spec.source;
   const out = new Map<string, PvcObj>();
@@ -158,56 +156,6 @@ function sourcePvcs(c: Caches, sv: SnapVaultObj): PvcFacts[] {
       size: p.status?.capacity?.storage ?? p.spec?.resources?.requests?.storage,
       accessNodes: accessNodeNames(p.metadata.annotations?.[Annotation.accessNodes]),
     }));
-}
-
-/** The policy's primary copy in force, as backup copies need it. */
-function backupTarget(c: Caches, policy: PolicyObj): BackupTargetFacts {
-  const ns = policy.metadata.namespace as string;
-  const name = policyFacts(policy).primaryCopy;
-  const base = { policy: policy.metadata.name, copy: name, streamsInUse: 0 };
-  const copy = name ? c.copies.get(ns, name) : undefined;
-  if (!copy || copy.spec.storagePolicy !== policy.metadata.name)
-    return { ...base, problem: `storage policy ${policy.metadata.name} has no primary copy ${name ?? ""}`.trim() };
-  const lib = c.libraries.get(ns, copy.spec.library);
-  const refusal = repositoryRefusal(copy);
-  const pods = c.agentPods.list(ns);
-  return {
-    ...base,
-    problem: refusal
-      ? `primary copy ${name}: ${refusal.message}`
-      : copy.status?.repositoryReady !== true || !copy.status?.repositoryId
-        ? `the repository of primary copy ${name} is not open yet`
-        : !lib
-          ? `library ${copy.spec.library} of primary copy ${name} does not exist`
-          : undefined,
-    repositoryId: copy.status?.repositoryId,
-    access: lib && copyAccess(copy, lib, "target", true),
-    library: lib && {
-      name: lib.metadata.name,
-      phase: lib.status?.phase,
-      message: lib.status?.conditions?.find((x) => x.type === "Ready")?.message,
-      maxStreams: lib.spec.maxStreams ?? 10,
-    },
-    placement: copy.spec.mediaAgent as PodPlacement | undefined,
-    streamsInUse: lib ? streamsOn(pods, lib.metadata.name) : 0,
-    pruning: podsOnRepository(pods, { name: copy.metadata.name, uid: copy.metadata.uid }).some(prunes),
-  };
-}
-
-const needsNodes = (c: Caches, sv: SnapVaultObj) =>
-  sv.spec.backupCopy?.accessNodes !== undefined || sourcePvcs(c, sv).some((p) => p.accessNodes?.length);
-
-/** The nodes, listed at most every 30 s; undefined when the operator may not list them (access nodes then go unchecked). */
-async function nodesOf(c: Caches, now: number): Promise<{ name: string; labels?: Record<string, string> }[] | undefined> {
-  if (c.nodes && now - c.nodes.at < 30_000) return c.nodes.list;
-  try {
-    const { items } = await c.mgr.client.list<KubeObject>(Nodes);
-    c.nodes = { at: now, list: items.map((n) => ({ name: n.metadata.name, labels: n.metadata.labels })) };
-  } catch (err) {
-    c.mgr.log.debug({ err }, "nodes not listable: access nodes are not checked");
-    c.nodes = { at: now, list: undefined };
-  }
-  return c.nodes.list;
 }
 
 /** The VolumeSnapshots this SnapVault cut (its label and its ownership), and those it adopts by label. */

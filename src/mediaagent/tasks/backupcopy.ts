@@ -9,14 +9,13 @@
 // Files restic cannot read make the job completedWithErrors (restic's exit 3 wrote the snapshot without them): the
 // status tag is replaced, as a backup product reports such a job, and the job is kept. A mounted path that cannot be
 // read at all is the source's fault (it costs the snapshot an attempt); every other failure is the destination's.
-import { EngineError } from "../../engine/errors.ts";
 import { backupJobType } from "../../policy/backupjobtype.ts";
 import { type ResticSnapshot, TAG_PREFIX, toCatalogEntry } from "../../policy/catalog.ts";
 import { snapCopyTags } from "../../policy/snaptags.ts";
-import { type Handler, messageOf, progress } from "../context.ts";
+import { type Handler, progress } from "../context.ts";
 import { eventWriter } from "../events.ts";
 import type { BackupCopyResult, SnapCopyTask } from "../protocol.ts";
-import { copyOnTarget, FORGET_LOCK_WAIT_MS, recorded, sourceFault, unreadableSource, vsName } from "./snapcopy.ts";
+import { copyOnTarget, failedAttempt, FORGET_LOCK_WAIT_MS, recorded, sourceFault, unreadableSource, vsName } from "./snapcopy.ts";
 
 const tagOf = (s: ResticSnapshot, key: string) => (s.tags ?? []).find((t) => t.startsWith(`${TAG_PREFIX}${key}=`))?.split("=")[1];
 
@@ -96,12 +95,7 @@ export const backupcopy: Handler<"backupcopy"> = async (spec, ctx) => {
       seconds: Math.round((performance.now() - started) / 100) / 10,
     };
   } catch (err) {
-    // As in snapcopy: a lock that kept restic from starting is no attempt; any other failure is one, and its event
-    // (newer than any snapshot it left) disowns what it left.
-    if (!(err instanceof EngineError && err.kind === "LockHeld" && err.details?.partialSnapshot === undefined)) {
-      events.add({ jobId: s.jobId, kind: "copy", result: "failed", message: messageOf(err) });
-      await events.flush();
-    }
+    await failedAttempt(events, s, err);
     throw err;
   }
   return recorded(events, s, { ...result, ...ctx.locksNote() }, result.snapshotId);

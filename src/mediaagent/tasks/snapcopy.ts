@@ -112,6 +112,16 @@ export async function disowned(target: Access, ctx: TaskContext, s: SnapCopyTask
   return last?.result === "failed" && Date.parse(last.at) > end;
 }
 
+/**
+ * The failed job event of an attempt that threw. A lock that kept restic from starting is no attempt at the copy (as
+ * in copy); any other failure is one, and its event (newer than any snapshot it left) disowns what it left.
+ */
+export async function failedAttempt(events: EventWriter, s: SnapCopyTask, err: unknown): Promise<void> {
+  if (err instanceof EngineError && err.kind === "LockHeld" && err.details?.partialSnapshot === undefined) return;
+  events.add({ jobId: s.jobId, kind: "copy", result: "failed", message: messageOf(err) });
+  await events.flush();
+}
+
 /** The job event of this attempt, and the events' problem for the result. */
 export async function recorded<T extends SnapCopyResult>(events: EventWriter, s: SnapCopyTask, r: T, snapshotId?: string): Promise<T> {
   events.add({ jobId: s.jobId, snapshotId, kind: "copy", result: r.ok ? "ok" : "failed", ...(r.ok ? {} : { message: r.message }) });
@@ -188,12 +198,7 @@ export const snapcopy: Handler<"snapcopy"> = async (spec, ctx) => {
           seconds: Math.round((performance.now() - started) / 100) / 10,
         };
   } catch (err) {
-    // A lock that kept restic from starting is no attempt at the copy (as in copy); any other failure is one, and
-    // its event (newer than any snapshot it left) disowns what it left.
-    if (!(err instanceof EngineError && err.kind === "LockHeld" && err.details?.partialSnapshot === undefined)) {
-      events.add({ jobId: s.jobId, kind: "copy", result: "failed", message: messageOf(err) });
-      await events.flush();
-    }
+    await failedAttempt(events, s, err);
     throw err;
   }
   return recorded(events, s, { ...result, ...ctx.locksNote() }, result.snapshotId);
