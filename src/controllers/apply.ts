@@ -28,6 +28,8 @@ const counters = new Set<MetricDelta["metric"]>([
   "agedJobs",
   "reclaimedBytes",
   "agingRuns",
+  "verificationRuns",
+  "verifiedJobs",
   "snapVaultBytes",
   "snapVaultRuns",
   "snapVaultBackupCopies",

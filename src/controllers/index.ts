@@ -2,6 +2,7 @@
 import type { Manager } from "../runtime/manager.ts";
 import { registerAuxCopyController } from "./auxcopyjob/index.ts";
 import { registerDataAgingController } from "./dataaging/index.ts";
+import { registerDataVerificationController } from "./dataverification/index.ts";
 import { registerLibraryController } from "./library/index.ts";
 import { type ControllerSettings } from "./settings.ts";
 import { registerPolicyCopyController } from "./policycopy/index.ts";
@@ -20,4 +21,5 @@ export function registerControllers(mgr: Manager, settings: ControllerSettings):
   registerSnapVaultController(mgr, settings, probes);
   registerAuxCopyController(mgr, settings, probes);
   registerDataAgingController(mgr, settings, probes);
+  registerDataVerificationController(mgr, settings, probes);
 }

@@ -83,6 +83,7 @@ const corruptPatterns = [
   /repository contains errors/i,
   /damaged pack/i,
   /blob .* not found/i,
+  /\bid [0-9a-f]{8,64} not found in repository/i, // a blob the index lost (after repair packs): the copy brings it again
   /hash mismatch/i,
   /invalid data returned/i,
   /unexpected file size/i,
@@ -206,4 +207,12 @@ export function lastWords(stderr: string): string {
 /** The cause in one of restic's retry warnings, or undefined for any other line. */
 export function retryCause(line: string): string | undefined {
   return retryLine.exec(line.replace(ansiEscape, "").trim())?.[2];
+}
+
+/**
+ * The pack restic names in a damaged blob's error ("decrypting blob <data/6dee4085> from 11245dfd failed"), as the
+ * short prefix restic prints; undefined when the error names none (a blob missing from the index, say).
+ */
+export function damagedPackOf(message: string): string | undefined {
+  return /blob <[a-z]+\/[0-9a-f]+> from ([0-9a-f]{8,64}) failed/.exec(message)?.[1];
 }

@@ -2,6 +2,9 @@
 // through the environment and password files (never arguments), enforces a deadline (restic itself retries an
 // unreachable backend for many minutes), and turns failures into EngineErrors with secrets scrubbed.
 import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { type CatalogEntry, type ResticSnapshot, missingOn, toCatalogEntry } from "../policy/catalog.ts";
 import { EngineError, classify, lastWords, retryCause } from "./errors.ts";
 
@@ -149,6 +152,8 @@ export class ResticEngine {
       onLine?: (line: string) => void;
       /** Exit codes besides 0 that are an answer, not a failure (backup's 3); such a run resolves even past its deadline. */
       acceptExit?: number[];
+      /** The working directory (repair packs writes its backup copies of damaged packs there). */
+      cwd?: string;
     } = {},
   ): Promise<RunResult> {
     const env: Record<string, string> = {
@@ -166,7 +171,7 @@ export class ResticEngine {
     const secrets = this.secretsOf(repo, ...(opts.from ? [opts.from] : []));
     const timeoutMs = opts.timeoutMs ?? this.opts.timeoutMs ?? 6 * 3600_000;
     return await new Promise<RunResult>((resolve, reject) => {
-      const child = spawn(this.opts.binary ?? "restic", argv, { env, stdio: ["ignore", "pipe", "pipe"] });
+      const child = spawn(this.opts.binary ?? "restic", argv, { env, cwd: opts.cwd, stdio: ["ignore", "pipe", "pipe"] });
       this.running.add(child);
       const out: Buffer[] = [];
       let err = "";
@@ -416,6 +421,26 @@ export class ResticEngine {
   /** Verifies one job by reading (and authenticating) every blob its snapshot references. */
   async verify(repo: Repo, snapshotId: string, timeoutMs?: number): Promise<void> {
     await this.run("verify", repo, ["dump", "--archive", "tar", snapshotId, "/"], { timeoutMs, stdout: "discard" });
+  }
+
+  /** Every pack file's full ID (restic list packs). */
+  async packs(repo: Repo, timeoutMs?: number): Promise<string[]> {
+    const { stdout } = await this.run("packs", repo, ["list", "packs", "--no-lock"], { timeoutMs });
+    return stdout.split("\n").filter((l) => /^[0-9a-f]{64}$/.test(l));
+  }
+
+  /**
+   * Salvages damaged pack files (restic repair packs, exclusive lock): their intact blobs are written again, the
+   * packs leave the index and the repository, and the blobs that were damaged are missing until a copy brings them.
+   */
+  async repairPacks(repo: Repo, packIds: string[], timeoutMs?: number): Promise<void> {
+    const dir = await mkdtemp(join(process.env.TMPDIR ?? tmpdir(), "auxo-repair-"));
+    try {
+      // restic keeps a copy of each damaged pack in its working directory; the pod's scratch space holds it briefly.
+      await this.run("repair", repo, ["repair", "packs", ...packIds], { timeoutMs, cwd: dir });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }
 
   /** The repository's structure; with readData, every pack too. */

@@ -1,5 +1,5 @@
 // Job events beside a copy's repository (docs/job-metadata.md), as the tasks write and read them.
-import { type JobEvent, jobRecords } from "../policy/jobevents.ts";
+import { failedVerificationOf, type JobEvent, jobRecords } from "../policy/jobevents.ts";
 import type { Access } from "./context.ts";
 import { messageOf } from "./context.ts";
 import { type MetadataStore, metadataStore } from "./metadata.ts";
@@ -62,11 +62,11 @@ export class EventWriter {
 export const eventWriter = (a: Access, env: NodeJS.ProcessEnv): EventWriter =>
   new EventWriter(metadataStore(a.metadata, env, a), env.AUXO_POD_NAME);
 
-/** Jobs whose latest verification on a copy failed, from the metadata beside its repository. */
+/** Jobs Bad on a copy (their latest verification failed, not copied again since), from the metadata beside its repository. */
 export async function failedVerification(a: Access, env: NodeJS.ProcessEnv): Promise<Set<string>> {
   const store = metadataStore(a.metadata, env, a);
   if (!store) return new Set();
   const out = new Set<string>();
-  for (const [job, r] of jobRecords(await store.list())) if (r.lastVerification?.result === "failed") out.add(job);
+  for (const [job, r] of jobRecords(await store.list())) if (failedVerificationOf(r)) out.add(job);
   return out;
 }

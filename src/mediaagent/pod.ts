@@ -36,6 +36,7 @@ export interface AgentPodInput {
   aging?: AgingTask;
   snapshot?: SnapCopyTask;
   backupCopy?: BackupCopyTask;
+  verification?: TaskSpec["verification"];
   /** PVCs the pod mounts read-only (a volume restored from a VolumeSnapshot, for snapcopy). */
   claims?: { name: string; claimName: string; mountPath: string }[];
   placement?: PodPlacement;
@@ -70,6 +71,7 @@ function taskSpecOf(i: AgentPodInput): TaskSpec {
   if (i.aging) spec.aging = i.aging;
   if (i.snapshot) spec.snapshot = i.snapshot;
   if (i.backupCopy) spec.backupCopy = i.backupCopy;
+  if (i.verification) spec.verification = i.verification;
   if (i.downstream) spec.downstream = i.downstream.map((d) => ({ ...d, access: strip(d.access) }));
   return spec;
 }

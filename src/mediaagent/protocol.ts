@@ -29,6 +29,8 @@ export interface TaskSpec {
   aging?: AgingTask;
   /** For snapcopy: the VolumeSnapshot whose restored volume is mounted read-only, and the job it becomes. */
   snapshot?: SnapCopyTask;
+  /** For verify: select the jobs in the pod by the copy's verification rules (policy/verification.ts). */
+  verification?: VerificationTask;
   /** For backupcopy: the job type rules (the VolumeSnapshot is in `snapshot`, the primary copy is the target). */
   backupCopy?: BackupCopyTask;
   /**
@@ -93,6 +95,16 @@ export interface SnapCopyTask {
   subclient: string;
   snapVault: string;
   volumeSnapshot: { name: string; uid: string; handle?: string; creationTime: string };
+}
+
+export interface VerificationTask {
+  scope: "AllJobs" | "AllFulls";
+  onOrAfter?: string;
+  reverifyAfterMs?: number;
+  /** new: jobs never verified (or copied again since); due: those and jobs due again. */
+  mode: "new" | "due";
+  /** The operator's decision time. */
+  at: string;
 }
 
 export interface BackupCopyTask {
@@ -171,6 +183,8 @@ export type CopyResult = ResultBase &
     counts?: Record<JobCopyState, number>;
     /** Jobs forgotten on the target to be copied again. */
     recopied?: number;
+    /** Damaged packs salvaged on the target before a Bad job was copied again (restic repair packs). */
+    repairedPacks?: string[];
     /** The newest valid source job against the newest job the target holds after this pod. */
     lagSeconds?: number;
     /** Jobs copied since the run started, by every pod of the run (from the job events). */
@@ -243,11 +257,19 @@ export type BackupCopyResult = SnapCopyResult & {
   parentJob?: string;
 };
 
-export type VerifyResult = ResultBase & {
-  verified: number;
-  /** At most 20. */
-  failedJobs?: string[];
-};
+export type VerifyResult = ResultBase &
+  LocksNote & {
+    /** Jobs the run read (selected by the rules, or named). */
+    jobs?: number;
+    /** Jobs that passed. */
+    verified: number;
+    /** Jobs that failed. */
+    failed?: number;
+    /** Bytes of the jobs read, as backed up. */
+    bytes?: number;
+    /** At most 20. */
+    failedJobs?: string[];
+  };
 
 export type TaskResults = {
   probe: ProbeResult;

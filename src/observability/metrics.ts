@@ -28,6 +28,8 @@ export class Metrics {
   readonly agedJobs: Counter<"namespace" | "policy" | "copy">;
   readonly reclaimedBytes: Counter<"namespace" | "policy" | "copy">;
   readonly agingRuns: Counter<"namespace" | "policy" | "copy" | "result">;
+  readonly verificationRuns: Counter<"namespace" | "policy" | "copy" | "result">;
+  readonly verifiedJobs: Counter<"namespace" | "policy" | "copy" | "result">;
   readonly snapVaultSnapshots: Gauge<"namespace" | "snapvault" | "state">;
   readonly snapVaultBytes: Counter<"namespace" | "snapvault">;
   readonly snapVaultRuns: Counter<"namespace" | "snapvault" | "phase">;
@@ -171,6 +173,18 @@ export class Metrics {
     this.agingRuns = new Counter({
       name: "auxo_data_aging_runs_total",
       help: "Data aging runs of a copy, by result (completed, stopped by the mass-deletion breaker, failed)",
+      labelNames: [...copyLabels, "result"],
+      registers: r,
+    });
+    this.verificationRuns = new Counter({
+      name: "auxo_verification_runs_total",
+      help: "Data verification runs of a copy, by result (completed, including runs that found bad jobs; failed)",
+      labelNames: [...copyLabels, "result"],
+      registers: r,
+    });
+    this.verifiedJobs = new Counter({
+      name: "auxo_verification_jobs_total",
+      help: "Jobs read by data verification on a copy, by result (ok, failed: Bad on the copy)",
       labelNames: [...copyLabels, "result"],
       registers: r,
     });

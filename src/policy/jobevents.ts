@@ -63,9 +63,22 @@ export function jobRecords(events: Iterable<Pick<JobEvent, "jobId" | "kind" | "r
   return out;
 }
 
+/**
+ * Bad on the copy: its latest verification failed and it was not copied again since (a Recopy that repaired it is
+ * verified again before it counts as verified).
+ */
+export const failedVerificationOf = (r: JobRecord | undefined): boolean =>
+  r?.lastVerification?.result === "failed" && !(r.lastCopy?.result === "ok" && r.lastCopy.at > r.lastVerification.at);
+
+/** Copied again after its latest verification (a Recopy): it waits to be verified again. */
+export const copiedSinceVerification = (r: JobRecord | undefined): boolean =>
+  !!r?.lastVerification && r.lastCopy?.result === "ok" && r.lastCopy.at > r.lastVerification.at;
+
 export interface VerificationSummary {
   verified: number;
   failed: number;
+  /** Jobs copied again after a failed verification, not verified since. */
+  recopied?: number;
   /** Jobs whose latest verification failed, at most `cap` of them (status lists are bounded). */
   failedJobs: string[];
   lastVerification?: string;
@@ -75,9 +88,11 @@ export interface VerificationSummary {
 export function verificationSummary(records: Map<string, JobRecord>, jobIds: Iterable<string>, cap = 20): VerificationSummary {
   const s: VerificationSummary = { verified: 0, failed: 0, failedJobs: [] };
   for (const id of jobIds) {
-    const v = records.get(id)?.lastVerification;
+    const r = records.get(id);
+    const v = r?.lastVerification;
     if (!v) continue;
     if (v.result === "ok") s.verified++;
+    else if (copiedSinceVerification(r)) s.recopied = (s.recopied ?? 0) + 1;
     else {
       s.failed++;
       if (s.failedJobs.length < cap) s.failedJobs.push(id);

@@ -26,6 +26,8 @@ export const Annotation = {
   rescanRequested: "auxo.dev/rescan-requested",
   /** Set by a user to the current time: run the copy's data aging now (docs/retention.md). */
   dataAgingRequested: "auxo.dev/data-aging-requested",
+  /** Set by a user to the current time: run the copy's data verification now (docs/verification.md). */
+  verificationRequested: "auxo.dev/verification-requested",
   /** A MediaAgent pod's copy, in full (its label value may be shortened). */
   copy: "auxo.dev/copy",
   /** A preview pod's catalog scan time: the preview belongs to that scan. */

@@ -25,6 +25,8 @@ export interface MetricDelta {
     | "agedJobs"
     | "reclaimedBytes"
     | "agingRuns"
+    | "verificationRuns"
+    | "verifiedJobs"
     | "snapVaultSnapshots"
     | "snapVaultBytes"
     | "snapVaultRuns"

@@ -223,7 +223,13 @@ function scanResultStep(
       ],
     };
   const byStatus = r.data.byStatus ?? {};
-  out.jobs = { ...(st.jobs ?? {}), available: (byStatus.completed ?? 0) + (byStatus.completedWithErrors ?? 0) };
+  // A job that failed verification is Bad on the copy, not Available.
+  const bad = r.data.verification?.failed ?? 0;
+  out.jobs = {
+    ...(st.jobs ?? {}),
+    available: Math.max(0, (byStatus.completed ?? 0) + (byStatus.completedWithErrors ?? 0) - bad),
+    bad: bad || undefined,
+  };
   out.bytes = r.data.bytes;
   out.oldestJob = r.data.oldestJob;
   out.newestJob = r.data.newestJob;
@@ -232,6 +238,7 @@ function scanResultStep(
     out.verification = {
       verified: v.verified,
       failed: v.failed,
+      recopied: v.recopied || undefined,
       failedJobs: v.failedJobs.length ? v.failedJobs : undefined,
       lastVerificationTime: v.lastVerification,
     };
@@ -395,13 +402,14 @@ export function repositoryStep(
 /**
  * When Auxo last changed the copy's catalog: an aux copy run copied jobs to it or from it (AuxCopyJob history:
  * Copied entries whose copy is this one, or whose copy's source is; a part that ended having copied jobs), or a data
- * aging run aged jobs on it. A scan is
+ * aging run aged jobs on it, or a verification run read some. A scan is
  * due once this is not before the last scan (scanDueAt), so status shows the change without waiting an interval.
  */
 export function catalogChangedAt(
   copy: string,
   jobs: { status?: AuxCopyJobStatus }[],
   aging: PolicyCopyStatus["dataAging"],
+  verification?: PolicyCopyStatus["dataVerification"],
 ): number | undefined {
   let latest: number | undefined;
   const later = (t: number | undefined) => {
@@ -416,6 +424,8 @@ export function catalogChangedAt(
       if ((p.settledJobsCopied ?? 0) > 0 && (p.name === copy || p.source === copy)) later(parseTime(p.completionTime));
   }
   if ((aging?.lastAgedJobs ?? 0) > 0) later(parseTime(aging?.lastRunTime));
+  // A verification run that read jobs changed their verdicts (status.verification).
+  if ((verification?.lastRun?.jobs ?? 0) > 0) later(parseTime(verification?.lastRun?.completionTime));
   return latest;
 }
 

@@ -157,6 +157,7 @@ describe("bounds in the schemas", () => {
     expect(durations.sort()).toEqual([
       "AuxCopyJob.spec.maxRunningTime",
       "Library.spec.probeInterval",
+      "PolicyCopy.spec.dataVerification.schedule.every",
       "SnapVault.spec.backupCopy.fullEvery",
       "SnapVault.spec.backupCopy.schedule.every",
       "SnapVault.spec.schedule.every",

@@ -151,7 +151,8 @@ describe("scan rounds", () => {
     const step = repositoryStep(repo(copy(scanned), { scanPods: [pod] }), undefined, T + 1000);
     expect(step.fields).toMatchObject({
       lastScanTime: iso(T),
-      jobs: { available: 3 },
+      // j4 failed verification: Bad on the copy, not Available
+      jobs: { available: 2, bad: 1 },
       bytes: 1234,
       oldestJob: data.oldestJob,
       newestJob: data.newestJob,

@@ -3,6 +3,7 @@ import {
   Bool,
   Conditions,
   DateOnly,
+  Duration,
   DateTime,
   Enum,
   Int,
@@ -239,6 +240,50 @@ export const PolicyCopySpec = Obj(
       }),
     ),
     retention: Type.Optional(Retention),
+    dataVerification: Type.Optional(
+      Obj(
+        {
+          enabled: Type.Optional(Bool("Verify the jobs on this copy by reading them in full. Default: false.", { default: false })),
+          scope: Type.Optional(
+            Enum(
+              ["AllJobs", "AllFulls"] as const,
+              "Which jobs are verified: all jobs, or fulls (and synthetic fulls) only. Default: AllJobs.",
+              {
+                default: "AllJobs",
+              },
+            ),
+          ),
+          onOrAfter: Type.Optional(DateOnly("Verify only jobs that started on or after this day (UTC).")),
+          reverifyAfterDays: Type.Optional(
+            Int("A job whose latest verification is this many days old is verified again; unset: a job is verified once.", {
+              minimum: 1,
+              maximum: 3650,
+            }),
+          ),
+          afterCopy: Type.Optional(
+            Bool("Verify jobs right after they land on this copy (an aux copy, a backup, a backup copy). Default: false.", {
+              default: false,
+            }),
+          ),
+          schedule: Type.Optional(
+            Obj(
+              {
+                every: Type.Optional(
+                  Duration("Interval between scheduled runs. Default: 24h.", { min: "1h", max: "168h" }, { default: "24h" }),
+                ),
+                suspend: Type.Optional(
+                  Bool("No scheduled runs (runs after a copy and on request still run). Default: false.", { default: false }),
+                ),
+              },
+              "Scheduled verification runs: each verifies the jobs not verified yet and those due again.",
+              { default: {} },
+            ),
+          ),
+        },
+        "Data verification: MediaAgent pods read every blob of the copy's jobs; a job that fails is Bad on this copy (skipped by aux copies that ask for it, repaired by a Recopy). Nothing is ever deleted for a failed verification.",
+        { default: {} },
+      ),
+    ),
     deduplication: Type.Optional(
       Obj(
         {
@@ -334,7 +379,8 @@ export const PolicyCopyStatus = Obj(
       Obj(
         {
           verified: Type.Optional(Int("Jobs on the copy whose latest verification passed.")),
-          failed: Type.Optional(Int("Jobs on the copy whose latest verification failed.")),
+          failed: Type.Optional(Int("Jobs on the copy whose latest verification failed and that were not copied again since: Bad.")),
+          recopied: Type.Optional(Int("Jobs copied again (Recopy) after a failed verification, waiting to be verified again.")),
           failedJobs: Type.Optional(
             Type.Array(Str("A job id."), { description: "Some of the jobs that failed verification (at most 20).", maxItems: 20 }),
           ),
@@ -374,6 +420,74 @@ export const PolicyCopyStatus = Obj(
           ),
         },
         "Data aging of this copy.",
+      ),
+    ),
+    dataVerification: Type.Optional(
+      Obj(
+        {
+          phase: Type.Optional(Str("Idle, Waiting (a window, a prune, the library's streams, a lock), Starting or Running.")),
+          message: Type.Optional(Str("What the latest or the coming run does or waits for.")),
+          runs: Type.Optional(Int("Verification runs started on this copy.")),
+          trigger: Type.Optional(Str("What started the latest run: Schedule, AfterCopy or Request.")),
+          mode: Type.Optional(Str("new (jobs not verified yet) or due (those and jobs due again).")),
+          lastRunStartTime: Type.Optional(Str("When the latest run started.")),
+          lastRunTime: Type.Optional(Str("When the latest run ended.")),
+          lastScheduledTime: Type.Optional(Str("When the latest scheduled run started.")),
+          nextRunTime: Type.Optional(Str("When the next scheduled run is due.")),
+          newestJobSeen: Type.Optional(Str("The newest job on the copy when the latest run started (afterCopy runs look for newer ones).")),
+          retryTime: Type.Optional(Str("While Waiting for a lock held by another process: when the run is tried again.")),
+          lockedRunTime: Type.Optional(Str("When the latest run found the repository locked by another process.")),
+          verifiedJobs: Type.Optional(Int("Jobs read by every run so far.")),
+          progress: Type.Optional(
+            Obj(
+              {
+                jobsDone: Int("Jobs read so far."),
+                jobsTotal: Int("Jobs the run reads."),
+                job: Type.Optional(Str("The job being read.")),
+              },
+              "The running run's progress.",
+            ),
+          ),
+          lastRun: Type.Optional(
+            Obj(
+              {
+                run: Int("Its number."),
+                trigger: Type.Optional(Str("Schedule, AfterCopy or Request.")),
+                startTime: Type.Optional(Str("When it started.")),
+                completionTime: Type.Optional(Str("When it ended.")),
+                jobs: Int("Jobs it read."),
+                verified: Int("Jobs that passed."),
+                failed: Int("Jobs that failed: Bad on this copy."),
+                failedJobs: Type.Optional(
+                  Type.Array(Str("A job id."), { description: "The jobs that failed (at most 20).", maxItems: 20 }),
+                ),
+                bytes: Type.Optional(Int("Bytes of the jobs read, as backed up.")),
+                result: Str("Completed, CompletedWithFailures or Failed (the run itself could not finish)."),
+                message: Type.Optional(Str("Why a Failed run failed.")),
+              },
+              "The latest run that ended.",
+            ),
+          ),
+          history: Type.Optional(
+            Type.Array(
+              Obj(
+                {
+                  run: Int("Its number."),
+                  trigger: Type.Optional(Str("Schedule, AfterCopy or Request.")),
+                  startTime: Type.Optional(Str("When it started.")),
+                  completionTime: Type.Optional(Str("When it ended.")),
+                  jobs: Int("Jobs it read."),
+                  verified: Int("Jobs that passed."),
+                  failed: Int("Jobs that failed."),
+                  result: Str("Completed, CompletedWithFailures or Failed."),
+                },
+                "One ended run.",
+              ),
+              { description: "The latest runs, newest first (at most 10).", maxItems: 10 },
+            ),
+          ),
+        },
+        "Data verification runs on this copy (spec.dataVerification).",
       ),
     ),
     metadataMessage: Type.Optional(Str("Why the job metadata beside the repository could not be read, when it could not.")),

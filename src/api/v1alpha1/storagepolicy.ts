@@ -16,7 +16,7 @@ import {
   cel,
 } from "./schema-helpers.ts";
 
-export const Operations = ["AuxCopy", "DataAging", "SnapCopy", "BackupCopy", "All"] as const;
+export const Operations = ["AuxCopy", "DataAging", "DataVerification", "SnapCopy", "BackupCopy", "All"] as const;
 
 export const OperationWindow = Obj(
   {

@@ -11,8 +11,11 @@ export const podActive = (p: PodObj): boolean => !p.status?.phase || p.status.ph
 /** The task a MediaAgent pod runs (its label). */
 export const taskOf = (p: PodObj): string => p.metadata.labels?.[Label.task] ?? "";
 
-/** Tasks that copy data onto a library: they share its streams (aux copy, snap copy, backup copy). */
-export const COPY_TASKS = ["copy", "snapcopy", "backupcopy"];
+/**
+ * Tasks that move a job's data through a library: they share its streams (aux copy, snap copy, backup copy, and data
+ * verification, which reads every blob of its jobs).
+ */
+export const COPY_TASKS = ["copy", "snapcopy", "backupcopy", "verify"];
 
 /** A data aging run that prunes: it takes restic's exclusive lock (a preview only reads). */
 export const prunes = (p: PodObj): boolean => taskOf(p) === "age" && p.metadata.labels?.[Label.dryRun] !== "true";

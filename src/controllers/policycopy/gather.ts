@@ -98,7 +98,12 @@ export async function gatherCopy(
       claims: repositoryClaims(c),
       initPods: podsOf<InitResult>(c, copy, "init", now),
       scanPods: podsOf<ScanResult>(c, copy, "scan", now),
-      catalogChangedAt: catalogChangedAt(copy.metadata.name, c.jobs.byIndex("copy", key(ns, copy.metadata.name)), copy.status?.dataAging),
+      catalogChangedAt: catalogChangedAt(
+        copy.metadata.name,
+        c.jobs.byIndex("copy", key(ns, copy.metadata.name)),
+        copy.status?.dataAging,
+        copy.status?.dataVerification,
+      ),
       owner: controllerRef(copy, PolicyCopies),
       image: settings.agentImage,
       probes: settings.probeLibraries !== false,

@@ -2,16 +2,16 @@
 // selects the jobs itself from both catalogs by the copy's rules; without one it copies the snapshots it is given
 // that the target lacks. Every job copied, or not copied, is a job event beside the target repository.
 import type { Repo } from "../../engine/restic.ts";
-import { EngineError } from "../../engine/errors.ts";
+import { damagedPackOf, EngineError } from "../../engine/errors.ts";
 import { type CatalogEntry, missingOn } from "../../policy/catalog.ts";
-import { jobRecords } from "../../policy/jobevents.ts";
+import { failedVerificationOf, jobRecords } from "../../policy/jobevents.ts";
 import { planCopy } from "../../policy/selection.ts";
 import { type Access, type Handler, messageOf, progress, type TaskContext } from "../context.ts";
 import { type EventWriter, eventWriter, failedVerification } from "../events.ts";
 import { type EventName, metadataStore } from "../metadata.ts";
 import type { CopyResult, TaskSpec } from "../protocol.ts";
 
-type Planned = Pick<CopyResult, "selected" | "remaining" | "counts" | "recopied">;
+type Planned = Pick<CopyResult, "selected" | "remaining" | "counts" | "recopied" | "repairedPacks">;
 
 /** One pod's copying: the jobs it took on, those it finished (by snapshot ID), their bytes. */
 interface Attempt {
@@ -68,17 +68,22 @@ async function runCopied(spec: TaskSpec, env: NodeJS.ProcessEnv): Promise<Pick<C
  * From the job events beside a copy: when each job was last copied to it, and which jobs' latest attempt failed.
  * Nothing when the library keeps no events or they cannot be read (selection then goes by the catalogs alone).
  */
-async function copyHistory(a: Access, env: NodeJS.ProcessEnv): Promise<{ lastCopied?: Map<string, string>; partial?: Set<string> }> {
+async function copyHistory(
+  a: Access,
+  env: NodeJS.ProcessEnv,
+): Promise<{ lastCopied?: Map<string, string>; partial?: Set<string>; bad?: Set<string> }> {
   const store = metadataStore(a.metadata, env, a);
   if (!store) return {};
   try {
     const lastCopied = new Map<string, string>();
     const partial = new Set<string>();
+    const bad = new Set<string>();
     for (const [job, r] of jobRecords(await store.list())) {
       if (r.lastCopy?.result === "ok") lastCopied.set(job, r.lastCopy.at);
       else if (r.lastCopy) partial.add(job);
+      if (failedVerificationOf(r)) bad.add(job);
     }
-    return { lastCopied, partial };
+    return { lastCopied, partial, bad };
   } catch {
     return {};
   }
@@ -102,13 +107,14 @@ async function selectJobs(
     };
   }
   const skipJobs = spec.plan.skipVerificationFailed ? await failedVerification(spec.source, ctx.env) : undefined;
+  const { bad, ...history } = await copyHistory(spec.target, ctx.env);
   const plan = planCopy(catalogs.source, catalogs.target, spec.plan.rules, {
     now: Date.now(),
     cutoff: spec.plan.cutoff ? Date.parse(spec.plan.cutoff) : undefined,
     skipJobs,
     limit: spec.plan.limit,
     mostRecentFull: spec.plan.mostRecentFull,
-    ...(await copyHistory(spec.target, ctx.env)),
+    ...history,
   });
   const todo = plan.toCopy;
   const planned: Planned = { selected: todo.length, remaining: plan.remaining, counts: plan.counts };
@@ -117,6 +123,9 @@ async function selectJobs(
     // copy writes it again. Should the copy fail now, the job is simply missing and the retry copies it.
     const again = new Set(plan.recopy);
     const originals = new Set(todo.filter((e) => again.has(e.jobId)).map((e) => e.originalId));
+    // A job Bad on the target first loses its damaged packs: restic copies only blobs the target's index lacks.
+    for (const e of catalogs.target.filter((x) => originals.has(x.originalId) && bad?.has(x.jobId)))
+      planned.repairedPacks = [...(planned.repairedPacks ?? []), ...(await repairDamage(ctx, target, e.snapshotId))];
     await ctx.engine.forget(
       target,
       catalogs.target.filter((e) => originals.has(e.originalId)).map((e) => e.snapshotId),
@@ -124,6 +133,29 @@ async function selectJobs(
     planned.recopied = plan.recopy.length;
   }
   return { todo, planned };
+}
+
+/**
+ * Reads a Bad job on the target and salvages each damaged pack it meets (restic repair packs: intact blobs are kept,
+ * the pack leaves the index), until the job reads clean or only lacks blobs, which the copy then brings from the
+ * source. At most 10 packs per job; the packs repaired, by ID.
+ */
+async function repairDamage(ctx: TaskContext, target: Repo, snapshotId: string): Promise<string[]> {
+  const repaired: string[] = [];
+  for (let round = 0; round < 10; round++) {
+    try {
+      await ctx.engine.verify(target, snapshotId, ctx.timeoutMs);
+      return repaired;
+    } catch (err) {
+      if (!(err instanceof EngineError) || err.kind !== "CorruptData") throw err;
+      const short = damagedPackOf(err.message);
+      const pack = short && (await ctx.engine.packs(target, ctx.timeoutMs)).find((p) => p.startsWith(short));
+      if (!pack || repaired.includes(pack)) return repaired;
+      await ctx.engine.repairPacks(target, [pack], ctx.timeoutMs);
+      repaired.push(pack);
+    }
+  }
+  return repaired;
 }
 
 /** Copies the jobs, with a progress line and a job event for each one restic saved. */
