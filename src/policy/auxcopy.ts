@@ -340,6 +340,16 @@ function takeResult(ctx: RunContext, t: TargetFacts, prev: CopyPart, part: CopyP
     fx.metrics.push({ metric: "copyLag", labels, value: d.lagSeconds });
   }
   if (d.selected !== undefined) part.jobsSelected = jobs + d.selected;
+  // A Recopy of a job Bad on the target salvaged damaged packs first (restic repair packs removed them): say so.
+  if (d.repairedPacks?.length) {
+    part.repairedPacks = (prev.repairedPacks ?? 0) + d.repairedPacks.length;
+    fx.events.push({
+      type: "Warning",
+      reason: "PacksRepaired",
+      message: `copy ${t.name}: salvaged ${d.repairedPacks.length} damaged pack(s) (${d.repairedPacks.map((p) => p.slice(0, 12)).join(", ")}) before copying Bad jobs again; their intact blobs were kept`,
+      once: `${once}/repaired`,
+    });
+  }
   // States as the pod's selection saw them, before it copied: what it copied is Available now.
   if (d.counts && r.ok) {
     const moved = d.selected ?? 0;

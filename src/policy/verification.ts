@@ -231,8 +231,10 @@ function everyMs(spec: VerificationSpec): number {
 function trigger(r: Run): { trigger: Trigger; mode: "new" | "due" } | { wake: number } {
   const { st, t, f } = r;
   const lastStart = parseTime(st.lastRunStartTime);
+  // A request is answered once (status.lastRequest), whatever the precision of the time it names.
   const asked = parseTime(f.copy.requestedAt);
-  if (asked !== undefined && asked <= t && (lastStart === undefined || asked > lastStart)) return { trigger: "Request", mode: "due" };
+  if (asked !== undefined && asked <= t && f.copy.requestedAt !== st.lastRequest && (lastStart === undefined || asked >= lastStart - 1000))
+    return { trigger: "Request", mode: "due" };
   const scheduled = r.spec.schedule?.suspend ? undefined : scheduledAt(r);
   if (scheduled !== undefined && scheduled <= t) return { trigger: "Schedule", mode: "due" };
   if (r.spec.afterCopy && landedSinceLastRun(r)) return { trigger: "AfterCopy", mode: "new" };
@@ -329,8 +331,8 @@ function runEnded(r: Run, res: AgentOutcome<VerifyResult>): VerificationPlan {
   ];
   const metrics: MetricDelta[] = [
     { ...runsMetric(r, result === "Failed" ? "failed" : "completed"), once },
-    { metric: "verifiedJobs", labels: { ...r.labels, result: "ok" }, value: lastRun.verified, once },
-    { metric: "verifiedJobs", labels: { ...r.labels, result: "failed" }, value: failed, once },
+    { metric: "verifiedJobs", labels: { ...r.labels, result: "ok" }, value: lastRun.verified, once: `${once}/ok` },
+    { metric: "verifiedJobs", labels: { ...r.labels, result: "failed" }, value: failed, once: `${once}/failed` },
   ];
   return {
     status: write(r, {
@@ -369,8 +371,12 @@ function waiting(r: Run, message: string, requeueAfterMs: number, nextRunTime?: 
 /** Nothing running: wait for what is due, then windows, a prune and the library's streams, then the run. */
 function dueStep(r: Run): VerificationPlan {
   const { st, t } = r;
-  // A run recorded as starting (or running without its pod, on a stale cache) gets its pod.
-  if (st.phase === "Starting") return startRun(r);
+  // A run recorded as starting gets its pod, unless a prune started meanwhile.
+  if (st.phase === "Starting") {
+    if (r.f.pruning)
+      return { status: write(r, { ...st, message: `data aging pod ${r.f.pruning} prunes the repository` }), requeueAfterMs: 10_000 };
+    return startRun(r);
+  }
   const why = trigger(r);
   const nextRunTime = r.spec.schedule?.suspend ? undefined : formatTime(scheduledAt(r));
   if ("wake" in why) {
@@ -403,6 +409,7 @@ function dueStep(r: Run): VerificationPlan {
     message: `verification run ${r.runs + 1} starting (${why.trigger})`,
     lastRunStartTime: formatTime(t),
     ...(why.trigger === "Schedule" ? { lastScheduledTime: formatTime(t) } : {}),
+    ...(why.trigger === "Request" ? { lastRequest: r.f.copy.requestedAt } : {}),
     newestJobSeen: r.f.copy.newestJob ?? st.newestJobSeen,
     nextRunTime: why.trigger === "Schedule" && !r.spec.schedule?.suspend ? formatTime(t + everyMs(r.spec)) : nextRunTime,
     retryTime: undefined,

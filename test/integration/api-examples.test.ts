@@ -71,6 +71,16 @@ describe("examples", () => {
     const primary = await kube.get(`/apis/auxo.dev/v1alpha1/namespaces/${ns}/policycopies/primary`);
     expect(primary.spec.retention).toMatchObject({ enableDataAging: true, days: 14, cycles: 2, spool: false });
     expect(primary.spec).toMatchObject({ copyType: "Synchronous", active: true, deduplication: { enabled: false } });
+    // Verification is off unless asked for; where it is on, its defaults fill in.
+    expect(primary.spec.dataVerification).toMatchObject({ enabled: false, scope: "AllJobs", afterCopy: false });
+    const offsite = await kube.get(`/apis/auxo.dev/v1alpha1/namespaces/${ns}/policycopies/offsite`);
+    expect(offsite.spec.dataVerification).toEqual({
+      enabled: true,
+      scope: "AllJobs",
+      afterCopy: true,
+      reverifyAfterDays: 90,
+      schedule: { every: "24h", suspend: false },
+    });
     const monthly = await kube.get(`/apis/auxo.dev/v1alpha1/namespaces/${ns}/policycopies/monthly`);
     expect(monthly.spec.selection).toMatchObject({ mode: "Automatic", frequency: "Monthly", full: "Last" });
     expect(monthly.spec.retention.calendar).toMatchObject({ weekStartsOn: "Friday", monthStartsOn: 1, yearStartsOn: "January" });

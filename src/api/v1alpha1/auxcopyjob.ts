@@ -115,6 +115,9 @@ const CopyProgress = Obj(
       ),
     ),
     settledJobsCopied: Type.Optional(Int("Jobs copied by this copy's pods that have ended.")),
+    repairedPacks: Type.Optional(
+      Int("Damaged packs salvaged on this copy (restic repair packs) before Bad jobs were copied again (Recopy)."),
+    ),
     settledBytesCopied: Type.Optional(Int("Bytes copied by this copy's pods that have ended.")),
     nextAttemptTime: Type.Optional(Str("When the next attempt starts, while retrying.")),
     lockWaits: Type.Optional(

@@ -269,7 +269,7 @@ export const PolicyCopySpec = Obj(
             Obj(
               {
                 every: Type.Optional(
-                  Duration("Interval between scheduled runs. Default: 24h.", { min: "1h", max: "168h" }, { default: "24h" }),
+                  Duration("Interval between scheduled runs. Default: 24h.", { min: "1m", max: "168h" }, { default: "24h" }),
                 ),
                 suspend: Type.Optional(
                   Bool("No scheduled runs (runs after a copy and on request still run). Default: false.", { default: false }),
@@ -433,6 +433,7 @@ export const PolicyCopyStatus = Obj(
           lastRunStartTime: Type.Optional(Str("When the latest run started.")),
           lastRunTime: Type.Optional(Str("When the latest run ended.")),
           lastScheduledTime: Type.Optional(Str("When the latest scheduled run started.")),
+          lastRequest: Type.Optional(Str("The verification-requested annotation the latest requested run answered.")),
           nextRunTime: Type.Optional(Str("When the next scheduled run is due.")),
           newestJobSeen: Type.Optional(Str("The newest job on the copy when the latest run started (afterCopy runs look for newer ones).")),
           retryTime: Type.Optional(Str("While Waiting for a lock held by another process: when the run is tried again.")),
