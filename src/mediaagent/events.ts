@@ -2,6 +2,7 @@
 import { failedVerificationOf, type JobEvent, jobRecords } from "../policy/jobevents.ts";
 import type { Access } from "./context.ts";
 import { messageOf } from "./context.ts";
+import type { RunRecord } from "../policy/runrecords.ts";
 import { type MetadataStore, metadataStore } from "./metadata.ts";
 
 /**
@@ -69,4 +70,23 @@ export async function failedVerification(a: Access, env: NodeJS.ProcessEnv): Pro
   const out = new Set<string>();
   for (const [job, r] of jobRecords(await store.list())) if (failedVerificationOf(r)) out.add(job);
   return out;
+}
+
+/**
+ * Leaves the run's record beside the repository (policy/runrecords.ts). Like a job event, a record that cannot be
+ * written is a note in the result, never a failed run: the work is done.
+ */
+export async function recordRun(
+  a: Access,
+  env: NodeJS.ProcessEnv,
+  r: Omit<RunRecord, "schema" | "at" | "pod">,
+): Promise<{ metadataError?: string }> {
+  const store = metadataStore(a.metadata, env, a);
+  if (!store) return {};
+  try {
+    await store.addRun({ ...r, at: new Date().toISOString(), pod: env.AUXO_POD_NAME });
+    return {};
+  } catch (err) {
+    return { metadataError: `the run's record was not written: ${messageOf(err)}` };
+  }
 }

@@ -2,10 +2,11 @@
 // prefix on S3. The agent only adds events and lists them; it never rewrites or deletes one.
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { mkdir, readdir, rename, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
 import https from "node:https";
 import path from "node:path";
 import { EVENT_SCHEMA, type JobEvent, eventKey, parseEventKey } from "../policy/jobevents.ts";
+import { parseRunKey, RUN_SCHEMA, type RunName, type RunRecord, runKey } from "../policy/runrecords.ts";
 import type { MetadataLocation } from "../policy/repository.ts";
 
 export type EventName = Pick<JobEvent, "jobId" | "kind" | "result" | "at">;
@@ -16,9 +17,19 @@ export interface MetadataStore {
   list(): Promise<EventName[]>;
 }
 
+/** The run records in the same folder (policy/runrecords.ts). */
+export interface RunStore {
+  /** A run's record (runs/<kind>/...). */
+  addRun(r: Omit<RunRecord, "schema">): Promise<void>;
+  /** Every run record, from object names alone. */
+  listRuns(): Promise<RunName[]>;
+  /** One record's contents. */
+  readRun(key: string): Promise<RunRecord>;
+}
+
 const nonce = () => randomBytes(4).toString("hex");
 
-class DirectoryStore implements MetadataStore {
+class DirectoryStore implements MetadataStore, RunStore {
   private readonly dir: string;
   constructor(dir: string) {
     this.dir = dir;
@@ -30,6 +41,28 @@ class DirectoryStore implements MetadataStore {
     // Written whole, then renamed: a reader never sees half an event.
     await writeFile(`${file}.tmp`, JSON.stringify({ schema: EVENT_SCHEMA, ...e }));
     await rename(`${file}.tmp`, file);
+  }
+
+  async addRun(r: Omit<RunRecord, "schema">): Promise<void> {
+    const file = path.join(this.dir, runKey(r));
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(`${file}.tmp`, JSON.stringify({ schema: RUN_SCHEMA, ...r }));
+    await rename(`${file}.tmp`, file);
+  }
+
+  async listRuns(): Promise<RunName[]> {
+    let names: string[];
+    try {
+      names = await readdir(path.join(this.dir, "runs"), { recursive: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+      throw err;
+    }
+    return names.map((n) => parseRunKey(`runs/${n}`)).filter((e) => e !== undefined);
+  }
+
+  async readRun(key: string): Promise<RunRecord> {
+    return JSON.parse(await readFile(path.join(this.dir, key), "utf8")) as RunRecord;
   }
 
   async list(): Promise<EventName[]> {
@@ -56,7 +89,7 @@ interface S3Settings {
   insecureTls?: boolean;
 }
 
-class ObjectStore implements MetadataStore {
+class ObjectStore implements MetadataStore, RunStore {
   private readonly s: S3Settings;
   private client?: Promise<import("@aws-sdk/client-s3").S3Client>;
   constructor(s: S3Settings) {
@@ -99,22 +132,47 @@ class ObjectStore implements MetadataStore {
     );
   }
 
-  async list(): Promise<EventName[]> {
+  private async keys(folder: string): Promise<string[]> {
     const { ListObjectsV2Command } = await import("@aws-sdk/client-s3");
     const client = await this.s3();
-    const out: EventName[] = [];
+    const out: string[] = [];
     let token: string | undefined;
     do {
       const page = await client.send(
-        new ListObjectsV2Command({ Bucket: this.s.bucket, Prefix: `${this.s.prefix}/jobs/`, ContinuationToken: token }),
+        new ListObjectsV2Command({ Bucket: this.s.bucket, Prefix: `${this.s.prefix}/${folder}/`, ContinuationToken: token }),
       );
-      for (const o of page.Contents ?? []) {
-        const e = o.Key && parseEventKey(o.Key);
-        if (e) out.push(e);
-      }
+      for (const o of page.Contents ?? []) if (o.Key) out.push(o.Key);
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
     return out;
+  }
+
+  async list(): Promise<EventName[]> {
+    return (await this.keys("jobs")).map((k) => parseEventKey(k)).filter((e) => e !== undefined);
+  }
+
+  async addRun(r: Omit<RunRecord, "schema">): Promise<void> {
+    const { PutObjectCommand } = await import("@aws-sdk/client-s3");
+    await (
+      await this.s3()
+    ).send(
+      new PutObjectCommand({
+        Bucket: this.s.bucket,
+        Key: `${this.s.prefix}/${runKey(r)}`,
+        Body: JSON.stringify({ schema: RUN_SCHEMA, ...r }),
+        ContentType: "application/json",
+      }),
+    );
+  }
+
+  async listRuns(): Promise<RunName[]> {
+    return (await this.keys("runs")).map((k) => parseRunKey(k)).filter((e) => e !== undefined);
+  }
+
+  async readRun(key: string): Promise<RunRecord> {
+    const { GetObjectCommand } = await import("@aws-sdk/client-s3");
+    const res = await (await this.s3()).send(new GetObjectCommand({ Bucket: this.s.bucket, Key: `${this.s.prefix}/${key}` }));
+    return JSON.parse((await res.Body?.transformToString()) ?? "{}") as RunRecord;
   }
 }
 
@@ -123,7 +181,7 @@ export function metadataStore(
   loc: MetadataLocation | undefined,
   env: NodeJS.ProcessEnv,
   tls: { caFile?: string; insecureTls?: boolean } = {},
-): MetadataStore | undefined {
+): (MetadataStore & RunStore) | undefined {
   if (!loc) return undefined;
   if ("path" in loc) return new DirectoryStore(loc.path);
   return new ObjectStore({

@@ -7,6 +7,7 @@
 // termination message and the tests that read it take.
 import type { RepositoryAccess } from "../policy/repository.ts";
 import type { VerificationSummary } from "../policy/jobevents.ts";
+import type { RunRecord } from "../policy/runrecords.ts";
 import type { RetentionOverride, RetentionSpec, RetentionSummary } from "../policy/retention.ts";
 import type { CopyRules, JobCopyState } from "../policy/selection.ts";
 
@@ -73,6 +74,8 @@ export interface AgingTask {
   dryRun?: boolean;
   /** Decide as of this time (a preview of the next run); default now. */
   at?: string;
+  /** The run's number (its record beside the repository carries it); absent for previews. */
+  run?: number;
   /** A SnapVault Mirror: forget exactly these jobs (their snapshot is gone at the source), never a PVC's newest copy. */
   forgetJobs?: string[];
 }
@@ -105,6 +108,10 @@ export interface VerificationTask {
   mode: "new" | "due";
   /** The operator's decision time. */
   at: string;
+  /** The run's number and what started it (its record beside the repository carries them). */
+  run?: number;
+  trigger?: string;
+  startTime?: string;
 }
 
 export interface BackupCopyTask {
@@ -162,7 +169,21 @@ export type ScanResult = ResultBase & {
   verification?: VerificationSummary;
   /** Jobs that took more than one copy attempt. */
   copyRetries?: number;
+  /** The run records beside the repository (policy/runrecords.ts): what a rebuilt status starts from. */
+  recorded?: RecordedRuns;
 };
+
+export interface RecordedRuns {
+  aging?: { runs: number; lastRun: number; agedJobs: number; last?: RunRecord };
+  verification?: {
+    runs: number;
+    lastRun: number;
+    verifiedJobs: number;
+    last?: RunRecord;
+    /** The newest runs (at most 10), from the records' names. */
+    history: { run: number; at: string; jobs: number; failed: number }[];
+  };
+}
 
 /**
  * A copy pod's result. On failure the same counts describe what this attempt finished before it stopped, with

@@ -81,6 +81,8 @@ export interface AgingFacts {
     retention?: RetentionSpec;
     overrides?: RetentionOverride[];
     confirmMassAgingUntil?: string;
+    /** What the run records beside the repository say, while status has no runs of its own (a rebuilt cluster). */
+    recovered?: NonNullable<PolicyCopyStatus["recovered"]>["dataAging"];
   };
   /** The copy's policy; undefined when it does not exist. */
   policy?: {
@@ -147,6 +149,7 @@ export function planDataAging(f: AgingFacts): AgingPlan {
   // An unknown time zone: no day, window or calendar can be read in it, so no run (the policy's Ready says so).
   const badZone = checkTimeZone(f.policy.timeZone)[0];
   if (badZone) return waitWithoutRun(f, badZone.message); // a fixed policy wakes the copy
+  if (st.runs === undefined && f.copy.recovered) return rebuilt(f, f.copy.recovered);
   const a = derive(f, f.policy, f.pod, st);
   const plan = runPodStep(a) ?? previewResultStep(a) ?? lockRetryStep(a) ?? (a.due > a.t ? notDueStep(a) : dueStep(a));
   return a.deletes.length ? { ...plan, deletePods: [...a.deletes, ...(plan.deletePods ?? [])] } : plan;
@@ -208,6 +211,27 @@ const write = (a: Aging, s: AgingStatus): AgingFields => fields(a.f, s);
 
 function off(f: AgingFacts): AgingPlan {
   return { status: fields(f, { ...f.copy.status, phase: "Idle", message: OFF, nextRunTime: undefined, preview: undefined }) };
+}
+
+/** A copy whose status lost its runs (a rebuilt cluster) starts from the run records beside its repository. */
+function rebuilt(f: AgingFacts, r: NonNullable<AgingFacts["copy"]["recovered"]>): AgingPlan {
+  const message = `rebuilt from the run records beside the repository: ${r.runs} runs, the latest ended ${r.lastRunTime ?? "at an unknown time"}`;
+  const s: AgingStatus = {
+    ...f.copy.status,
+    runs: r.runs,
+    lastRunTime: r.lastRunTime,
+    lastAgedJobs: r.lastAgedJobs,
+    lastAgedBytes: r.lastAgedBytes,
+    lastReclaimedBytes: r.lastReclaimedBytes,
+    agedJobs: r.agedJobs,
+    phase: r.result === "stopped" ? "Stopped" : "Idle",
+    message: r.result === "stopped" && r.message ? r.message : message,
+  };
+  return {
+    status: fields(f, s),
+    events: [{ type: "Normal", reason: "StatusRebuilt", message: `data aging ${message}` }],
+    requeueAfterMs: 1000,
+  };
 }
 
 /** No run can be planned (a refused repository, an unknown time zone): say why once. */
@@ -435,7 +459,7 @@ function runPod(a: Aging, name: string): AgentPodInput {
     name,
     target: { ...a.pod.target, repositoryId: a.f.copy.repositoryId },
     // The decision time is the operator's: a pod whose clock is off refuses instead of ageing by it.
-    aging: { ...a.task, at: formatTime(a.t) },
+    aging: { ...a.task, at: formatTime(a.t), run: a.runs },
     // Locks of Auxo's ended pods (earlier runs, killed copies) may go; any other lock is waited for.
     locks: { deadHosts: a.f.deadHosts },
     deadlineSeconds: 6 * 3600,

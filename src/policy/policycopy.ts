@@ -10,7 +10,7 @@ import type { OwnerReference } from "../kube/resources.ts";
 import { Label } from "./labels.ts";
 import { podName } from "./names.ts";
 import type { AgentPodInput } from "../mediaagent/pod.ts";
-import type { InitResult, ScanResult } from "../mediaagent/protocol.ts";
+import type { InitResult, RecordedRuns, ScanResult } from "../mediaagent/protocol.ts";
 import { recopyInFuture } from "./copyrules.ts";
 import type { Plan, PlannedEvent } from "./plan.ts";
 import { probeBackoffMs } from "./probe.ts";
@@ -243,6 +243,7 @@ function scanResultStep(
       lastVerificationTime: v.lastVerification,
     };
   if (typeof r.data.copyRetries === "number") out.copyRetries = r.data.copyRetries;
+  out.recovered = recoveredFrom(r.data.recorded, st);
   out.metadataMessage = typeof r.data.metadataError === "string" ? r.data.metadataError : undefined;
   return { fields: out, problems: [] };
 }
@@ -319,7 +320,76 @@ function currentFields(st: PolicyCopyStatus): Fields {
     verification: st.verification,
     copyRetries: st.copyRetries,
     metadataMessage: st.metadataMessage,
+    recovered: stillRecovering(st),
   };
+}
+
+type Recovered = NonNullable<PolicyCopyStatus["recovered"]>;
+
+/**
+ * The run records a scan found, for the parts of status that have no runs of their own (a cluster rebuilt from its
+ * manifests): data aging and verification start from them (aging.ts, verification.ts). Undefined once both have runs.
+ */
+export function recoveredFrom(rec: RecordedRuns | undefined, st: PolicyCopyStatus): Recovered | undefined {
+  const out: Recovered = {};
+  const a = rec?.aging;
+  if (a && st.dataAging?.runs === undefined) {
+    const sum = (a.last?.summary ?? {}) as Record<string, unknown>;
+    const num = (k: string) => (typeof sum[k] === "number" ? (sum[k] as number) : undefined);
+    out.dataAging = {
+      runs: a.lastRun,
+      lastRunTime: a.last?.at,
+      lastAgedJobs: num("aged"),
+      lastAgedBytes: num("agedBytes"),
+      lastReclaimedBytes: num("reclaimedBytes"),
+      agedJobs: a.agedJobs,
+      result: typeof sum.result === "string" ? sum.result : undefined,
+      message: typeof sum.message === "string" ? sum.message : undefined,
+    };
+  }
+  const v = rec?.verification;
+  if (v && st.dataVerification?.runs === undefined) {
+    const sum = (v.last?.summary ?? {}) as Record<string, unknown>;
+    const last = v.last;
+    out.dataVerification = {
+      runs: v.lastRun,
+      lastRunTime: last?.at,
+      verifiedJobs: v.verifiedJobs,
+      lastRun: last && {
+        run: last.run,
+        trigger: typeof sum.trigger === "string" ? sum.trigger : undefined,
+        startTime: typeof sum.startTime === "string" ? sum.startTime : undefined,
+        completionTime: last.at,
+        jobs: last.jobs,
+        verified: last.jobs - (last.failed ?? 0),
+        failed: last.failed ?? 0,
+        failedJobs: Array.isArray(sum.failedJobs) ? (sum.failedJobs as string[]).slice(0, 20) : undefined,
+        bytes: typeof sum.bytes === "number" ? sum.bytes : undefined,
+        result: (last.failed ?? 0) > 0 ? "CompletedWithFailures" : "Completed",
+      },
+      history: v.history.map((h) => ({
+        run: h.run,
+        ...(h.run === last?.run && typeof sum.trigger === "string" ? { trigger: sum.trigger } : {}),
+        completionTime: h.at,
+        jobs: h.jobs,
+        verified: h.jobs - h.failed,
+        failed: h.failed,
+        result: h.failed > 0 ? "CompletedWithFailures" : "Completed",
+      })),
+    };
+  }
+  return out.dataAging || out.dataVerification ? out : undefined;
+}
+
+/** The recovered parts still waiting to be taken up (a part with runs of its own needs none). */
+function stillRecovering(st: PolicyCopyStatus): Recovered | undefined {
+  const r = st.recovered;
+  if (!r) return undefined;
+  const out: Recovered = {
+    ...(r.dataAging && st.dataAging?.runs === undefined ? { dataAging: r.dataAging } : {}),
+    ...(r.dataVerification && st.dataVerification?.runs === undefined ? { dataVerification: r.dataVerification } : {}),
+  };
+  return out.dataAging || out.dataVerification ? out : undefined;
 }
 
 /** The library or path changed: the repository there is another one until an init pod has opened it again. */

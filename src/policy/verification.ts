@@ -102,10 +102,14 @@ export interface VerificationFacts {
     conditions?: Condition[];
     repositoryReady: boolean;
     repositoryId?: string;
+    /** When the catalog was last read (undefined: never, and nothing runs yet). */
+    lastScanTime?: string;
     /** The newest job the latest scan found (jobs from clients and backup copies land so). */
     newestJob?: string;
     /** The verification-requested annotation. */
     requestedAt?: string;
+    /** What the run records beside the repository say, while status has no runs of its own (a rebuilt cluster). */
+    recovered?: NonNullable<PolicyCopyStatus["recovered"]>["dataVerification"];
   };
   policy?: { name: string; timeZone?: string; operationWindows?: Window[] };
   /** The condition that keeps every pod off the copy's repository. */
@@ -183,6 +187,9 @@ export function planVerification(f: VerificationFacts): VerificationPlan {
   const badZone = checkTimeZone(f.policy.timeZone)[0];
   if (badZone) return waitWithoutRun(f, badZone.message);
   const st = f.copy.status;
+  // The first scan says whether the library holds earlier runs' records (a rebuilt cluster): nothing runs before it.
+  if (!f.copy.lastScanTime) return {};
+  if (st.runs === undefined && f.copy.recovered) return rebuilt(f, f.copy.recovered);
   const runs = st.runs ?? 0;
   const r: Run = {
     f,
@@ -199,6 +206,31 @@ export function planVerification(f: VerificationFacts): VerificationPlan {
   };
   const plan = runPodStep(r) ?? lockRetryStep(r) ?? dueStep(r);
   return r.deletes.length ? { ...plan, deletePods: [...r.deletes, ...(plan.deletePods ?? [])] } : plan;
+}
+
+/** A copy whose status lost its runs (a rebuilt cluster) starts from the run records beside its repository. */
+function rebuilt(f: VerificationFacts, r: NonNullable<VerificationFacts["copy"]["recovered"]>): VerificationPlan {
+  const message = `rebuilt from the run records beside the repository: ${r.runs} runs, the latest ended ${r.lastRunTime ?? "at an unknown time"}`;
+  const last = r.lastRun;
+  const s: VerificationStatus = {
+    ...f.copy.status,
+    runs: r.runs,
+    phase: "Idle",
+    message,
+    lastRunTime: r.lastRunTime,
+    lastRunStartTime: last?.startTime,
+    ...(last?.trigger === "Schedule" && last.startTime ? { lastScheduledTime: last.startTime } : {}),
+    // The jobs on the copy now were there before: only later ones are new to an afterCopy run.
+    newestJobSeen: f.copy.newestJob,
+    verifiedJobs: r.verifiedJobs,
+    lastRun: last,
+    history: r.history,
+  };
+  return {
+    status: fields(f, s),
+    events: [{ type: "Normal", reason: "StatusRebuilt", message: `data verification ${message}` }],
+    requeueAfterMs: 1000,
+  };
 }
 
 function off(f: VerificationFacts): VerificationPlan {
@@ -443,6 +475,9 @@ function runPod(r: Run, name: string): AgentPodInput {
     ...(r.spec.reverifyAfterDays ? { reverifyAfterMs: r.spec.reverifyAfterDays * DAY_MS } : {}),
     mode: r.st.mode === "new" ? "new" : "due",
     at: formatTime(r.t),
+    run: r.runs,
+    trigger: r.st.trigger,
+    startTime: r.st.lastRunStartTime,
   };
   const lib = r.f.library as NonNullable<VerificationFacts["library"]>;
   return {

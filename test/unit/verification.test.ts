@@ -110,6 +110,7 @@ function facts(
       repositoryReady: true,
       repositoryId: "abc123",
       newestJob: "2026-06-09T00:00:00Z",
+      lastScanTime: "2026-06-10T07:00:00Z",
     },
     policy: { name: "gold", timeZone: "UTC" },
     library: { name: "disk", ready: true, maxStreams: 2, streamsInUse: 0 },

@@ -336,6 +336,73 @@ const JobCounts = Obj(
   "Jobs on this copy, by state.",
 );
 
+const VerificationRun = Obj(
+  {
+    run: Int("Its number."),
+    trigger: Type.Optional(Str("Schedule, AfterCopy or Request.")),
+    startTime: Type.Optional(Str("When it started.")),
+    completionTime: Type.Optional(Str("When it ended.")),
+    jobs: Int("Jobs it read."),
+    verified: Int("Jobs that passed."),
+    failed: Int("Jobs that failed: Bad on this copy."),
+    failedJobs: Type.Optional(Type.Array(Str("A job id."), { description: "The jobs that failed (at most 20).", maxItems: 20 })),
+    bytes: Type.Optional(Int("Bytes of the jobs read, as backed up.")),
+    result: Str("Completed, CompletedWithFailures or Failed (the run itself could not finish)."),
+    message: Type.Optional(Str("Why a Failed run failed.")),
+  },
+  "The latest run that ended.",
+);
+
+const VerificationHistory = Type.Array(
+  Obj(
+    {
+      run: Int("Its number."),
+      trigger: Type.Optional(Str("Schedule, AfterCopy or Request.")),
+      startTime: Type.Optional(Str("When it started.")),
+      completionTime: Type.Optional(Str("When it ended.")),
+      jobs: Int("Jobs it read."),
+      verified: Int("Jobs that passed."),
+      failed: Int("Jobs that failed."),
+      result: Str("Completed, CompletedWithFailures or Failed."),
+    },
+    "One ended run.",
+  ),
+  { description: "The latest runs, newest first (at most 10).", maxItems: 10 },
+);
+
+const Recovered = Obj(
+  {
+    dataAging: Type.Optional(
+      Obj(
+        {
+          runs: Int("Data aging runs recorded."),
+          lastRunTime: Type.Optional(Str("When the latest recorded run ended.")),
+          lastAgedJobs: Type.Optional(Int("Jobs it aged.")),
+          lastAgedBytes: Type.Optional(Int("Their bytes.")),
+          lastReclaimedBytes: Type.Optional(Int("Bytes its prune freed.")),
+          agedJobs: Type.Optional(Int("Jobs aged by every recorded run.")),
+          result: Type.Optional(Str("completed or stopped (the mass-deletion breaker).")),
+          message: Type.Optional(Str("The breaker's words, for a stopped run.")),
+        },
+        "Data aging, from its run records.",
+      ),
+    ),
+    dataVerification: Type.Optional(
+      Obj(
+        {
+          runs: Int("Verification runs recorded."),
+          lastRunTime: Type.Optional(Str("When the latest recorded run ended.")),
+          verifiedJobs: Type.Optional(Int("Jobs read by every recorded run.")),
+          lastRun: Type.Optional(VerificationRun),
+          history: Type.Optional(VerificationHistory),
+        },
+        "Data verification, from its run records.",
+      ),
+    ),
+  },
+  "What the run records beside the repository say of data aging and verification, found by a scan while this copy's status has no runs of its own (a rebuilt cluster): those parts start from it (docs/disaster-recovery.md).",
+);
+
 export const PolicyCopyStatus = Obj(
   {
     observedGeneration: Type.Optional(ObservedGeneration),
@@ -449,48 +516,13 @@ export const PolicyCopyStatus = Obj(
               "The running run's progress.",
             ),
           ),
-          lastRun: Type.Optional(
-            Obj(
-              {
-                run: Int("Its number."),
-                trigger: Type.Optional(Str("Schedule, AfterCopy or Request.")),
-                startTime: Type.Optional(Str("When it started.")),
-                completionTime: Type.Optional(Str("When it ended.")),
-                jobs: Int("Jobs it read."),
-                verified: Int("Jobs that passed."),
-                failed: Int("Jobs that failed: Bad on this copy."),
-                failedJobs: Type.Optional(
-                  Type.Array(Str("A job id."), { description: "The jobs that failed (at most 20).", maxItems: 20 }),
-                ),
-                bytes: Type.Optional(Int("Bytes of the jobs read, as backed up.")),
-                result: Str("Completed, CompletedWithFailures or Failed (the run itself could not finish)."),
-                message: Type.Optional(Str("Why a Failed run failed.")),
-              },
-              "The latest run that ended.",
-            ),
-          ),
-          history: Type.Optional(
-            Type.Array(
-              Obj(
-                {
-                  run: Int("Its number."),
-                  trigger: Type.Optional(Str("Schedule, AfterCopy or Request.")),
-                  startTime: Type.Optional(Str("When it started.")),
-                  completionTime: Type.Optional(Str("When it ended.")),
-                  jobs: Int("Jobs it read."),
-                  verified: Int("Jobs that passed."),
-                  failed: Int("Jobs that failed."),
-                  result: Str("Completed, CompletedWithFailures or Failed."),
-                },
-                "One ended run.",
-              ),
-              { description: "The latest runs, newest first (at most 10).", maxItems: 10 },
-            ),
-          ),
+          lastRun: Type.Optional(VerificationRun),
+          history: Type.Optional(VerificationHistory),
         },
         "Data verification runs on this copy (spec.dataVerification).",
       ),
     ),
+    recovered: Type.Optional(Recovered),
     metadataMessage: Type.Optional(Str("Why the job metadata beside the repository could not be read, when it could not.")),
   },
   "Observed state of the copy.",

@@ -54,6 +54,7 @@ export function gatherAging(
       retention: copy.spec.retention as RetentionSpec | undefined,
       overrides: copy.spec.jobOverrides as RetentionOverride[] | undefined,
       confirmMassAgingUntil: copy.spec.retention?.confirmMassAgingUntil,
+      recovered: copy.status?.recovered?.dataAging,
     },
     policy: policy && {
       name: policy.metadata.name,

@@ -49,7 +49,9 @@ export function gatherVerification(
       repositoryReady: !!copy.status?.repositoryReady,
       repositoryId: copy.status?.repositoryId,
       newestJob: copy.status?.newestJob,
+      lastScanTime: copy.status?.lastScanTime,
       requestedAt: copy.metadata.annotations?.[Annotation.verificationRequested],
+      recovered: copy.status?.recovered?.dataVerification,
     },
     policy: policy && {
       name: policy.metadata.name,

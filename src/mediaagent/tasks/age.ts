@@ -6,7 +6,7 @@ import { decideRetention, type DownstreamCopy, massDeletionBreaker, type Retenti
 import { planCopy } from "../../policy/selection.ts";
 import { mirrorForgets } from "../../policy/snapvault-aging.ts";
 import { type Handler, messageOf, progress, type TaskContext } from "../context.ts";
-import { failedVerification } from "../events.ts";
+import { failedVerification, recordRun } from "../events.ts";
 import type { AgeResult, DownstreamTask, TaskSpec } from "../protocol.ts";
 
 /** How far the agent's clock may be from the operator's decision time before data aging refuses to forget. */
@@ -105,8 +105,32 @@ export const age: Handler<"age"> = async (spec, ctx) => {
   });
   const report = agingReport(catalog.length, decision, a.maxSharePercent, unread);
   if (a.dryRun) return { ok: true, dryRun: true, ...report };
-  if (report.breaker.stop) return { ok: false, kind: "MassDeletion", retryable: false, message: report.breaker.message, ...report };
-  if (report.aged === 0) return { ok: true, ...report, reclaimedBytes: 0 };
+  // A run's record beside the repository: data aging's status is rebuilt from them after the cluster is lost.
+  const record = (result: string, reclaimedBytes: number) =>
+    a.run === undefined
+      ? Promise.resolve({})
+      : recordRun(spec.target, ctx.env, {
+          kind: "aging",
+          run: a.run,
+          jobs: result === "completed" ? report.aged : 0,
+          summary: {
+            result,
+            aged: result === "completed" ? report.aged : 0,
+            agedBytes: result === "completed" ? report.agedBytes : 0,
+            reclaimedBytes,
+            message: result === "stopped" ? report.breaker.message : undefined,
+          },
+        });
+  if (report.breaker.stop)
+    return {
+      ok: false,
+      kind: "MassDeletion",
+      retryable: false,
+      message: report.breaker.message,
+      ...report,
+      ...(await record("stopped", 0)),
+    };
+  if (report.aged === 0) return { ok: true, ...report, reclaimedBytes: 0, ...(await record("completed", 0)) };
   // Forget and prune need the exclusive lock: stale locks and those of ended Auxo pods go first. Any other lock
   // (a producer's backup or prune) stays, and the run fails LockHeld and waits instead of breaking it.
   await ctx.clearLocks(spec.target);
@@ -118,7 +142,8 @@ export const age: Handler<"age"> = async (spec, ctx) => {
   progress({ task: "age", aged: report.aged, phase: "prune" });
   await engine.prune(target, timeoutMs);
   const after = await engine.storedBytes(target, timeoutMs);
-  return { ok: true, ...report, reclaimedBytes: Math.max(0, before - after), storedBytes: after, ...ctx.locksNote() };
+  const reclaimedBytes = Math.max(0, before - after);
+  return { ok: true, ...report, reclaimedBytes, storedBytes: after, ...ctx.locksNote(), ...(await record("completed", reclaimedBytes)) };
 };
 
 /** A SnapVault Mirror's aging: the copies of snapshots gone at the source are forgotten (never a PVC's newest). */

@@ -7,7 +7,7 @@ import type { CatalogEntry } from "../../policy/catalog.ts";
 import { jobRecords } from "../../policy/jobevents.ts";
 import { jobsToVerify } from "../../policy/verification.ts";
 import { type Handler, progress } from "../context.ts";
-import { eventWriter } from "../events.ts";
+import { eventWriter, recordRun } from "../events.ts";
 import { metadataStore } from "../metadata.ts";
 import type { TaskSpec } from "../protocol.ts";
 
@@ -62,7 +62,25 @@ export const verify: Handler<"verify"> = async (spec, ctx) => {
   progress({ jobsDone: jobs.length, jobsTotal: jobs.length, bytesDone, bytesTotal });
   await events.flush();
   const counts = { jobs: jobs.length, verified: jobs.length - failed.length, failed: failed.length, bytes: bytesTotal };
-  if (failed.length === 0) return { ok: true, ...counts, ...ctx.locksNote(), ...events.problem() };
+  // The run's record beside the repository: verification's status is rebuilt from them after the cluster is lost.
+  const v = spec.verification;
+  const recorded =
+    v?.run === undefined
+      ? {}
+      : await recordRun(spec.target, ctx.env, {
+          kind: "verification",
+          run: v.run,
+          jobs: jobs.length,
+          failed: failed.length,
+          summary: {
+            ...counts,
+            trigger: v.trigger,
+            startTime: v.startTime,
+            failedJobs: failed.length ? failed.slice(0, 20) : undefined,
+            result: failed.length ? "CompletedWithFailures" : "Completed",
+          },
+        });
+  if (failed.length === 0) return { ok: true, ...counts, ...ctx.locksNote(), ...events.problem(), ...recorded };
   return {
     ok: false,
     kind: "CorruptData",
@@ -72,5 +90,6 @@ export const verify: Handler<"verify"> = async (spec, ctx) => {
     failedJobs: failed.slice(0, 20),
     ...ctx.locksNote(),
     ...events.problem(),
+    ...recorded,
   };
 };
