@@ -25,7 +25,20 @@ export interface RunStore {
   listRuns(): Promise<RunName[]>;
   /** One record's contents. */
   readRun(key: string): Promise<RunRecord>;
+  /** The repository's identity as recorded beside it (repository.json), if any. */
+  readIdentity(): Promise<RepositoryIdentity | undefined>;
+  writeIdentity(i: RepositoryIdentity): Promise<void>;
 }
+
+/** Which restic repository the folder belongs to: a repository replaced at the location is never adopted. */
+export interface RepositoryIdentity {
+  schema: "auxo.dev/repository/v1";
+  repositoryId: string;
+  recordedAt: string;
+  pod?: string;
+}
+
+const IDENTITY = "repository.json";
 
 const nonce = () => randomBytes(4).toString("hex");
 
@@ -63,6 +76,22 @@ class DirectoryStore implements MetadataStore, RunStore {
 
   async readRun(key: string): Promise<RunRecord> {
     return JSON.parse(await readFile(path.join(this.dir, key), "utf8")) as RunRecord;
+  }
+
+  async readIdentity(): Promise<RepositoryIdentity | undefined> {
+    try {
+      return JSON.parse(await readFile(path.join(this.dir, IDENTITY), "utf8")) as RepositoryIdentity;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw err;
+    }
+  }
+
+  async writeIdentity(i: RepositoryIdentity): Promise<void> {
+    const file = path.join(this.dir, IDENTITY);
+    await mkdir(this.dir, { recursive: true });
+    await writeFile(`${file}.tmp`, JSON.stringify(i));
+    await rename(`${file}.tmp`, file);
   }
 
   async list(): Promise<EventName[]> {
@@ -167,6 +196,31 @@ class ObjectStore implements MetadataStore, RunStore {
 
   async listRuns(): Promise<RunName[]> {
     return (await this.keys("runs")).map((k) => parseRunKey(k)).filter((e) => e !== undefined);
+  }
+
+  async readIdentity(): Promise<RepositoryIdentity | undefined> {
+    const { GetObjectCommand, NoSuchKey } = await import("@aws-sdk/client-s3");
+    try {
+      const res = await (await this.s3()).send(new GetObjectCommand({ Bucket: this.s.bucket, Key: `${this.s.prefix}/${IDENTITY}` }));
+      return JSON.parse((await res.Body?.transformToString()) ?? "{}") as RepositoryIdentity;
+    } catch (err) {
+      if (err instanceof NoSuchKey || (err as { name?: string }).name === "NoSuchKey") return undefined;
+      throw err;
+    }
+  }
+
+  async writeIdentity(i: RepositoryIdentity): Promise<void> {
+    const { PutObjectCommand } = await import("@aws-sdk/client-s3");
+    await (
+      await this.s3()
+    ).send(
+      new PutObjectCommand({
+        Bucket: this.s.bucket,
+        Key: `${this.s.prefix}/${IDENTITY}`,
+        Body: JSON.stringify(i),
+        ContentType: "application/json",
+      }),
+    );
   }
 
   async readRun(key: string): Promise<RunRecord> {

@@ -99,33 +99,9 @@ export class World {
   }
 
   private async startRunner(): Promise<void> {
-    // The runner acts as its own user so that audit logs and metrics tell its requests from the operator's.
-    await this.cp.client.create("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
-      metadata: { name: "auxo-local-node-runner" },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "cluster-admin" },
-      subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: "auxo:node-runner" }],
-    });
-    this.runnerClient = KubeRest.fromKubeconfig(this.cp.userKubeconfig("auxo:node-runner"));
-    this.runner = new NodeRunner({
-      client: this.runnerClient,
-      pki: this.cp.pki,
-      dir: path.join(this.cp.dir, "node"),
-      toolDirs: [
-        { root: repoRoot, bin: "bin" },
-        { root: this.publicBin(), bin: "." },
-      ],
-      entrypoints: { "auxo:dev": ["auxo"], "ghcr.io/auxo-dev/auxo:dev": ["auxo"] },
-      apiServer: { host: "127.0.0.1", port: this.cp.apiPort },
-      restartBackoffScale: 0.05,
-      csiDrivers: { [CSI_DRIVER]: this.csi.socket },
-    });
-    await this.runner.start();
-    // New nodes carry the not-ready taint until the node-lifecycle controller has seen them Ready.
-    const nodePath = `/api/v1/nodes/${this.runner.nodeName}`;
-    await waitFor("the local node to lose its not-ready taint", async () => {
-      const node = await this.cp.client.get(nodePath);
-      return (node.spec.taints ?? []).length === 0 ? true : undefined;
-    });
+    const { runner, client } = await startNodeRunner(this.cp, this.publicBin(), { [CSI_DRIVER]: this.csi.socket });
+    this.runner = runner;
+    this.runnerClient = client;
   }
 
   /**
@@ -187,4 +163,42 @@ export class World {
     unmountUnder(this.dir);
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * A node runner for a control plane, acting as its own user (audit logs and metrics tell its requests from the
+ * operator's), running MediaAgent images with the tools in `publicBin`; resolves once the node is schedulable.
+ */
+export async function startNodeRunner(
+  cp: ControlPlane,
+  publicBin: string,
+  csiDrivers: Record<string, string> = {},
+): Promise<{ runner: NodeRunner; client: KubeRest }> {
+  await cp.client.create("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
+    metadata: { name: "auxo-local-node-runner" },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "cluster-admin" },
+    subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: "auxo:node-runner" }],
+  });
+  const client = KubeRest.fromKubeconfig(cp.userKubeconfig("auxo:node-runner"));
+  const runner = new NodeRunner({
+    client,
+    pki: cp.pki,
+    dir: path.join(cp.dir, "node"),
+    toolDirs: [
+      { root: repoRoot, bin: "bin" },
+      { root: publicBin, bin: "." },
+    ],
+    entrypoints: { "auxo:dev": ["auxo"], "ghcr.io/auxo-dev/auxo:dev": ["auxo"] },
+    apiServer: { host: "127.0.0.1", port: cp.apiPort },
+    restartBackoffScale: 0.05,
+    csiDrivers,
+  });
+  await runner.start();
+  // New nodes carry the not-ready taint until the node-lifecycle controller has seen them Ready.
+  const nodePath = `/api/v1/nodes/${runner.nodeName}`;
+  await waitFor("the local node to lose its not-ready taint", async () => {
+    const node = await cp.client.get(nodePath);
+    return (node.spec.taints ?? []).length === 0 ? true : undefined;
+  });
+  return { runner, client };
 }

@@ -4,6 +4,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { SnapCopyTask } from "../../src/mediaagent/protocol.ts";
 import { toCatalogEntry } from "../../src/policy/catalog.ts";
+import { copyOf } from "../../src/mediaagent/tasks/snapcopy.ts";
 import { snapCopyOf, snapCopyTags, snapJobId } from "../../src/policy/snaptags.ts";
 
 const task = (over: Partial<SnapCopyTask> = {}): SnapCopyTask => ({
@@ -103,5 +104,34 @@ describe("snapshot copy job id", () => {
       snapJobId("team-a", "pg", "22222222-aaaa-4000-8000-000000000000"),
     );
     expect(snapJobId("n", "a,b", "u")).toBe("n-a_b-u");
+  });
+});
+
+describe("the copy of a VolumeSnapshot on its destination", () => {
+  const vsTask = {
+    path: "/snapshots/data",
+    jobId: "team-data-1-aaaaaaaa",
+    status: "completed" as const,
+    client: "team",
+    subclient: "data",
+    snapVault: "vault",
+    volumeSnapshot: { name: "data-1", uid: "aaaaaaaa-1111", handle: "snap-77", creationTime: "2026-06-01T00:00:00Z" },
+  };
+  const snap = (id: string, t: typeof vsTask) => ({
+    id,
+    time: t.volumeSnapshot.creationTime,
+    hostname: "team",
+    paths: [t.path],
+    tags: snapCopyTags(t),
+  });
+
+  it("is found by the VolumeSnapshot's uid, or by its CSI snapshot handle (imported again after a cluster was rebuilt)", () => {
+    const snaps = [snap("s1", vsTask)];
+    expect(copyOf(snaps, vsTask.volumeSnapshot)?.id).toBe("s1");
+    // The same storage snapshot under a new VolumeSnapshot (another uid): the copy is there, not copied twice.
+    expect(copyOf(snaps, { uid: "bbbbbbbb-2222", handle: "snap-77" })?.id).toBe("s1");
+    // Another snapshot: not a copy.
+    expect(copyOf(snaps, { uid: "bbbbbbbb-2222", handle: "snap-78" })).toBeUndefined();
+    expect(copyOf(snaps, { uid: "bbbbbbbb-2222" })).toBeUndefined();
   });
 });

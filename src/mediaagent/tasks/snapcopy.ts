@@ -25,9 +25,14 @@ export const FORGET_LOCK_WAIT_MS = 10 * 60_000;
 
 export const vsName = (s: SnapCopyTask) => `VolumeSnapshot ${s.client}/${s.volumeSnapshot.name}`;
 
-/** The copy of this VolumeSnapshot on the target: a snapshot with its uid tag. */
-export const copyOf = (snaps: ResticSnapshot[], uid: string): ResticSnapshot | undefined =>
-  snaps.find((x) => snapCopyOf(x.tags)?.uid === uid);
+/**
+ * The copy of this VolumeSnapshot on the target: a snapshot with its uid tag, or with its CSI snapshot handle (the
+ * same storage snapshot under another VolumeSnapshot: imported again into a cluster rebuilt after a loss), so that a
+ * snapshot is never copied twice (docs/disaster-recovery.md).
+ */
+export const copyOf = (snaps: ResticSnapshot[], vs: { uid: string; handle?: string }): ResticSnapshot | undefined =>
+  snaps.find((x) => snapCopyOf(x.tags)?.uid === vs.uid) ??
+  (vs.handle ? snaps.find((x) => snapCopyOf(x.tags)?.handle === vs.handle?.replace(/,/g, "_")) : undefined);
 
 /** restic's parent: the newest copy of the same PVC (client and subclient) by the same SnapVault. */
 export function parentOf(snaps: ResticSnapshot[], s: SnapCopyTask): ResticSnapshot | undefined {
@@ -147,7 +152,7 @@ export async function copyOnTarget(
   await ctx.checkIdentity(spec.target);
   await ctx.clearLocks(spec.target);
   const snaps = await ctx.engine.snapshots(target, ctx.timeoutMs);
-  const there = copyOf(snaps, s.volumeSnapshot.uid);
+  const there = copyOf(snaps, s.volumeSnapshot);
   if (!there || !(await disowned(spec.target, ctx, s, there))) return { target, snaps, there };
   await ctx.engine.forget(target, [there.id], { retryLockMs: Math.min(FORGET_LOCK_WAIT_MS, ctx.timeoutMs), timeoutMs: ctx.timeoutMs });
   progress({ task, job: s.jobId, forgotIncomplete: there.id.slice(0, 8) });
