@@ -67,6 +67,8 @@ bench: tools deps
 	node bench/streams.ts 16 64
 	node bench/retention.ts 100000 128,512
 	node bench/secrets-memory.ts 3000 200
+	node bench/rebuild.ts 1000
+	node bench/rebuild.ts 20000
 
 clean:
 	rm -rf node_modules .run dist

@@ -229,7 +229,14 @@ function rebuilt(f: AgingFacts, r: NonNullable<AgingFacts["copy"]["recovered"]>)
   };
   return {
     status: fields(f, s),
-    events: [{ type: "Normal", reason: "StatusRebuilt", message: `data aging ${message}` }],
+    events: [
+      {
+        type: "Normal",
+        reason: "StatusRebuilt",
+        message: `data aging ${message}`,
+        once: `${f.copy.namespace}/${f.copy.name}/aging-rebuilt/${r.runs}`,
+      },
+    ],
     requeueAfterMs: 1000,
   };
 }

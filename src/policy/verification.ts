@@ -72,6 +72,8 @@ export type VerificationSpec = NonNullable<PolicyCopySpec["dataVerification"]>;
 type Trigger = "Schedule" | "AfterCopy" | "Request";
 
 export const OFF = "data verification is off for this copy (spec.dataVerification.enabled)";
+export const NO_METADATA =
+  "no data verification: its verdicts are kept beside the repository, and this copy's library (a REST server) has no place for them; verify this copy with restic check --read-data, or put it on a filesystem or S3 library";
 /** How long a run waits for a lock another process holds before it tries again. */
 const LOCK_RETRY_MS = 2 * 60_000;
 /** The longest sleep while nothing is due. */
@@ -186,6 +188,8 @@ export function planVerification(f: VerificationFacts): VerificationPlan {
   if (!f.library?.ready || !f.copy.repositoryReady || !f.pod) return {};
   const badZone = checkTimeZone(f.policy.timeZone)[0];
   if (badZone) return waitWithoutRun(f, badZone.message);
+  // Verdicts live beside the repository; a REST server library has no place for them.
+  if (!f.pod.target.metadata) return waitWithoutRun(f, NO_METADATA);
   const st = f.copy.status;
   // The first scan says whether the library holds earlier runs' records (a rebuilt cluster): nothing runs before it.
   if (!f.copy.lastScanTime) return {};
@@ -228,7 +232,14 @@ function rebuilt(f: VerificationFacts, r: NonNullable<VerificationFacts["copy"][
   };
   return {
     status: fields(f, s),
-    events: [{ type: "Normal", reason: "StatusRebuilt", message: `data verification ${message}` }],
+    events: [
+      {
+        type: "Normal",
+        reason: "StatusRebuilt",
+        message: `data verification ${message}`,
+        once: `${f.copy.namespace}/${f.copy.name}/verification-rebuilt/${r.runs}`,
+      },
+    ],
     requeueAfterMs: 1000,
   };
 }

@@ -455,7 +455,14 @@ describe("data safety", () => {
       (o) => ready(o)?.reason === "PodRejected",
     );
     expect(ready(picky).message).toContain("no-such-class");
-    expect((await events("picky")).find((e) => e.reason === "PodRejected")?.type).toBe("Warning");
+    // The event is written beside the status write, not before it: it may land a moment later.
+    const rejected = await until(
+      "picky's PodRejected event",
+      async () => ({ items: await events("picky") }),
+      (o) => o.items.some((e: Obj) => e.reason === "PodRejected"),
+      10_000,
+    );
+    expect(rejected.items.find((e: Obj) => e.reason === "PodRejected")?.type).toBe("Warning");
     expect(picky.status.initFailure).toMatchObject({ attempts: 1, reason: "PodRejected" });
     const stranded = await until(
       "stranded to say why",

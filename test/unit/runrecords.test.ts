@@ -159,7 +159,7 @@ describe("a status rebuilt from the records", () => {
         namespace: "team",
         owner: { apiVersion: "auxo.dev/v1alpha1", kind: "PolicyCopy", name: "offsite", uid: "u" },
         image: "i",
-        target: { repository: "r", options: {}, volumes: [], env: [] },
+        target: { repository: "r", metadata: { path: "r.auxo" }, options: {}, volumes: [], env: [] },
       },
       deadHosts: [],
     });

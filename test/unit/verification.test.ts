@@ -8,6 +8,7 @@ import { failedVerificationOf, jobRecords } from "../../src/policy/jobevents.ts"
 import {
   copiedToAt,
   jobsToVerify,
+  NO_METADATA,
   OFF,
   planVerification,
   type VerificationFacts,
@@ -92,6 +93,7 @@ describe("jobs a run verifies", () => {
 });
 
 const access = { repository: "/libraries/disk/team/gold/offsite", options: {}, volumes: [], env: [] };
+const withMetadata = { ...access, metadata: { path: "/libraries/disk/team/gold/offsite.auxo" } };
 
 function facts(
   status: VerificationStatus = {},
@@ -119,7 +121,7 @@ function facts(
       namespace: "team",
       owner: { apiVersion: "auxo.dev/v1alpha1", kind: "PolicyCopy", name: "offsite", uid: "u1" },
       image: "auxo:test",
-      target: access,
+      target: withMetadata,
     },
     deadHosts: ["offsite-copy-1"],
     ...over,
@@ -207,6 +209,13 @@ describe("when a verification run is due", () => {
     expect(full.status?.dataVerification).toMatchObject({ phase: "Waiting", message: "all 2 streams of library disk are in use" });
   });
 
+  it("says why a copy on a REST server library cannot verify (no place for the verdicts)", () => {
+    const rest = facts({ lastScheduledTime: iso(NOW - 2 * DAY) });
+    const plan = planVerification({ ...rest, pod: { ...(rest.pod as NonNullable<VerificationFacts["pod"]>), target: { ...access } } });
+    expect(plan.status?.dataVerification).toMatchObject({ phase: "Waiting", message: NO_METADATA });
+    expect(plan.pods).toBeUndefined();
+  });
+
   it("nothing runs on a refused repository, an unready library or repository", () => {
     const due = { lastScheduledTime: iso(NOW - 2 * DAY) };
     const refused = planVerification(facts(due, {}, { refusal: { reason: "RepositoryChanged", message: "another repository" } }));
@@ -224,6 +233,41 @@ describe("a verification run", () => {
     lastRunStartTime: iso(NOW - 5 * MIN),
     lastScheduledTime: iso(NOW - 5 * MIN),
   };
+
+  it("recorded but not started yet, waits for a prune that began meanwhile", () => {
+    const plan = planVerification(facts(starting, {}, { pruning: "offsite-age-9" }));
+    expect(plan.pods).toBeUndefined();
+    expect(plan.status?.dataVerification).toMatchObject({
+      phase: "Starting",
+      message: "data aging pod offsite-age-9 prunes the repository",
+    });
+  });
+
+  it("answers a request once, whatever the precision of its time", () => {
+    const asked = "2026-06-10T07:59:58.123Z";
+    const copy = { ...facts().copy, requestedAt: asked };
+    const answered = planVerification(
+      facts(
+        { phase: "Idle", runs: 1, lastRunStartTime: "2026-06-10T07:59:58Z", lastRequest: asked, nextRunTime: iso(NOW + HOUR) },
+        { schedule: { every: "24h" } },
+        {
+          copy: {
+            ...copy,
+            status: {
+              phase: "Idle",
+              runs: 1,
+              lastRunStartTime: "2026-06-10T07:59:58Z",
+              lastRequest: asked,
+              lastScheduledTime: iso(NOW - HOUR),
+              nextRunTime: iso(NOW + 23 * HOUR),
+            },
+          },
+        },
+      ),
+    );
+    expect(answered.status?.dataVerification?.phase ?? "Idle").toBe("Idle");
+    expect(answered.pods).toBeUndefined();
+  });
 
   it("gets its pod once recorded: the copy's rules, its repository ID, the dead hosts' locks, a stream label", () => {
     const plan = planVerification(facts(starting, { scope: "AllFulls", onOrAfter: "2026-01-01", reverifyAfterDays: 90 }));
