@@ -51,7 +51,8 @@ try {
 
   // The operator in this process, with its defaults (progress read every 2 s); no automatic aux copy.
   mgr = testManager(world.cp.kubeconfig);
-  registerControllers(mgr, { agentImage: "auxo:dev", autoAuxCopy: false });
+  // The library is a hostPath folder: allowed only when the operator is told so (docs/tenancy.md).
+  registerControllers(mgr, { agentImage: "auxo:dev", autoAuxCopy: false, allowHostPathLibraries: true });
   const byResource = countRequestsByResource(mgr);
   await mgr.start();
 

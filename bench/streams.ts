@@ -55,7 +55,8 @@ try {
   execFileSync("chown", [`${AGENT_UID}:${AGENT_UID}`, libRoot, scratch]);
 
   mgr = testManager(world.cp.kubeconfig);
-  registerControllers(mgr, { agentImage: "auxo:dev", autoAuxCopy: false });
+  // The library is a hostPath folder: allowed only when the operator is told so (docs/tenancy.md).
+  registerControllers(mgr, { agentImage: "auxo:dev", autoAuxCopy: false, allowHostPathLibraries: true });
   await mgr.start();
 
   // Three sets of 4 secondaries: one for each run, so that each starts from empty targets.
