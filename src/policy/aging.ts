@@ -102,6 +102,11 @@ export interface AgingFacts {
   pod?: AgingPodBase;
   /** Hosts of ended Auxo pods: their locks may go (agent/pods.ts endedAgentHosts). */
   deadHosts: string[];
+  /**
+   * The copy's catalog was never read: a copy that never ran waits for it, because the first scan says whether the
+   * library holds earlier runs' records (a rebuilt cluster) and a run numbered from 1 would hide them.
+   */
+  awaitingFirstScan?: boolean;
   /** First delay of a failed preview's back-off (default 30 s). */
   retryBaseMs?: number;
   /** Pods the API server refused on the first call of this plan. */
@@ -149,6 +154,7 @@ export function planDataAging(f: AgingFacts): AgingPlan {
   // An unknown time zone: no day, window or calendar can be read in it, so no run (the policy's Ready says so).
   const badZone = checkTimeZone(f.policy.timeZone)[0];
   if (badZone) return waitWithoutRun(f, badZone.message); // a fixed policy wakes the copy
+  if (st.runs === undefined && f.awaitingFirstScan) return {};
   if (st.runs === undefined && f.copy.recovered) return rebuilt(f, f.copy.recovered);
   const a = derive(f, f.policy, f.pod, st);
   const plan = runPodStep(a) ?? previewResultStep(a) ?? lockRetryStep(a) ?? (a.due > a.t ? notDueStep(a) : dueStep(a));

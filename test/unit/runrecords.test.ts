@@ -130,6 +130,24 @@ describe("a status rebuilt from the records", () => {
       },
       deadHosts: [],
     });
+    // Before the first scan nothing runs and nothing is written: the scan may yet bring the records.
+    const early = planDataAging({
+      now: Date.parse("2026-06-10T13:00:00Z"),
+      copy: { name: "offsite", namespace: "team", status: {}, repositoryReady: true, enabled: true, createdAt: "2026-06-09T07:59:00Z" },
+      policy: { name: "gold", schedule: {} },
+      libraryReady: true,
+      pods: [],
+      repositoryPods: [],
+      pod: {
+        namespace: "team",
+        owner: { apiVersion: "auxo.dev/v1alpha1", kind: "PolicyCopy", name: "offsite", uid: "u" },
+        image: "i",
+        target: { repository: "r", options: {}, volumes: [], env: [] },
+      },
+      deadHosts: [],
+      awaitingFirstScan: true,
+    });
+    expect(early).toEqual({});
     expect(aging.status?.dataAging).toMatchObject({
       runs: 4,
       lastRunTime: "2026-06-09T12:00:05Z",

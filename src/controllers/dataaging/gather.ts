@@ -72,6 +72,7 @@ export function gatherAging(
       .map((p) => p.metadata.name),
     pod: policy && lib && podBase(c, image, copy, policy, lib, now),
     deadHosts: endedAgentHosts(nsPods, earlierRunPods(copy.metadata.name, status.runs ?? 0)),
+    awaitingFirstScan: !copy.status?.lastScanTime,
   };
   return { facts, copy, library: lib };
 }
