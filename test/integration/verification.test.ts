@@ -16,7 +16,7 @@ import { installCrds } from "../harness/crds.ts";
 import type { KubeRest, Obj } from "../harness/kube-rest.ts";
 import { waitFor } from "../harness/net.ts";
 import { testManager } from "../harness/operator-testing.ts";
-import { admin, freshNamespace, resticAsAgent, world, waitForStatus } from "../harness/testing.ts";
+import { admin, freshNamespace, hostPid, resticAsAgent, world, waitForStatus } from "../harness/testing.ts";
 
 let kube: KubeRest;
 let ns: string;
@@ -117,6 +117,34 @@ async function auxCopy(name: string, spec: Obj): Promise<Obj> {
     throw new Error(`${err.message}; status: ${JSON.stringify(st)}`);
   });
   return st as Obj;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The pod of run `after + 1` (its name prefix given), once it runs: polled every 50 ms, so it is caught at work. */
+async function runningPod(prefix: string, after: number): Promise<Obj> {
+  const name = `${prefix}${after + 1}`;
+  return await waitFor(
+    `${name} to run`,
+    async () => {
+      const pod = await kube.get(`/api/v1/namespaces/${ns}/pods/${name}`).catch(() => undefined);
+      return pod?.status?.phase === "Running" && pod.status.containerStatuses?.[0]?.containerID ? pod : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 50 },
+  );
+}
+
+/** Stops a pod's processes where they are (SIGSTOP to the container's process group); returns the group's pid. */
+function freeze(pod: Obj): number {
+  const pid = hostPid(pod);
+  process.kill(-pid, "SIGSTOP");
+  return pid;
+}
+
+/** Live MediaAgent pods of a task in the namespace. */
+async function activePods(task: string): Promise<string[]> {
+  const pods = (await kube.get(`/api/v1/namespaces/${ns}/pods?labelSelector=auxo.dev/task=${task}`)).items as Obj[];
+  return pods.filter((p) => ["Pending", "Running", undefined].includes(p.status?.phase)).map((p) => p.metadata.name);
 }
 
 const request = (copy: string, annotation: string) =>
@@ -247,56 +275,75 @@ describe("data verification", () => {
   });
 
   it("verification waits for a running prune, and data aging waits for a running verification", async () => {
-    const seen = { agingWaited: false, verifyWaited: false, overlap: false };
-    let watching = true;
-    const watcher = (async () => {
-      while (watching) {
-        const s = (await kube.get(api("policycopies", "offsite"))).status ?? {};
-        const a = s.dataAging?.phase;
-        const v = s.dataVerification?.phase;
-        if (a === "Waiting" && /offsite-verify-/.test(s.dataAging?.message ?? "")) seen.agingWaited = true;
-        if (/prunes the repository/.test(s.dataVerification?.message ?? "")) seen.verifyWaited = true;
-        if (a === "Running" && v === "Running") seen.overlap = true;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    })();
+    // Each side's pod is frozen (SIGSTOP to its process group) while it works, so that the other side is seen waiting
+    // for as long as it holds the repository, however fast the machine is.
+    const st0 = (await kube.get(api("policycopies", "offsite"))).status;
+    const vRuns = st0.dataVerification?.runs ?? 0;
+    const aRuns = st0.dataAging?.runs ?? 0;
+    // A verification after a copy (five new jobs to read), and data aging asked for while it runs.
+    for (let i = 0; i < 5; i++) feed(16 << 20);
+    await auxCopy("more", { copies: ["offsite"] });
+    const verifyPod = await runningPod("offsite-verify-", vRuns);
+    let thawed = false;
+    const thaw = (pid: number) => {
+      if (!thawed) process.kill(-pid, "SIGCONT");
+      thawed = true;
+    };
+    const vPid = freeze(verifyPod);
     try {
-      // A verification after a copy first (five new jobs to read), and data aging asked for while it runs.
-      const vRuns = await runsOf("offsite");
-      const agingRuns = (await kube.get(api("policycopies", "offsite"))).status?.dataAging?.runs ?? 0;
-      for (let i = 0; i < 5; i++) feed(4 << 20);
-      await auxCopy("more", { copies: ["offsite"] }); // an after-copy run starts
-      await copyStatus(
-        "offsite",
-        (s) => (s.dataVerification?.runs ?? 0) > vRuns && s.dataVerification.phase === "Running",
-        "verification running",
-        60_000,
-      );
       await request("offsite", "auxo.dev/data-aging-requested");
-      await copyStatus(
-        "offsite",
-        (s) => (s.dataAging?.runs ?? 0) > agingRuns && s.dataAging.phase === "Idle",
-        "data aging run to end",
-        120_000,
-      );
-      // Now the other way round: aging runs, and a verification asked for meanwhile waits for its prune.
-      const agingRuns2 = (await kube.get(api("policycopies", "offsite"))).status?.dataAging?.runs ?? 0;
-      await request("offsite", "auxo.dev/data-aging-requested");
-      await copyStatus(
-        "offsite",
-        (s) => (s.dataAging?.runs ?? 0) > agingRuns2 && s.dataAging.phase === "Running",
-        "data aging running",
-        60_000,
-      );
-      const vRuns2 = await runsOf("offsite");
-      await request("offsite", "auxo.dev/verification-requested");
-      await runEnded("offsite", vRuns2);
+      const waits = await copyStatus("offsite", (s) => s.dataAging?.phase === "Waiting", "data aging to wait");
+      expect(waits.dataAging.message).toContain(`waiting for pod ${verifyPod.metadata.name} to finish with the repository`);
+      await sleep(3000);
+      expect(await activePods("age")).toEqual([]);
     } finally {
-      watching = false;
-      await watcher;
+      thaw(vPid);
     }
-    expect(seen).toEqual({ agingWaited: true, verifyWaited: true, overlap: false });
-  });
+    const v = await runEnded("offsite", vRuns);
+    const a = await copyStatus(
+      "offsite",
+      (s) => (s.dataAging?.runs ?? 0) > aRuns && s.dataAging.phase === "Idle" && !!s.dataAging.lastRunTime,
+      "data aging run to end",
+    );
+    // The aging run started only after the verification ended.
+    expect(Date.parse(a.dataAging.lastRunTime)).toBeGreaterThanOrEqual(Date.parse(v.dataVerification.lastRunTime));
+
+    // The other way round: data aging's pod holds the repository, and a verification asked for meanwhile waits.
+    // (First every run after the copy has ended: the scan's newer job may start one more.)
+    const settled = await copyStatus(
+      "offsite",
+      (s) => s.dataVerification?.phase === "Idle" && s.dataVerification.newestJobSeen === s.newestJob && s.dataAging?.phase === "Idle",
+      "runs after the copy to end",
+    );
+    expect(await activePods("verify")).toEqual([]);
+    const vRuns2 = settled.dataVerification.runs;
+    const aRuns2 = a.dataAging.runs;
+    await request("offsite", "auxo.dev/data-aging-requested");
+    const agePod = await runningPod("offsite-age-", aRuns2);
+    thawed = false;
+    const aPid = freeze(agePod);
+    try {
+      await request("offsite", "auxo.dev/verification-requested");
+      const waits = await copyStatus(
+        "offsite",
+        (s) => /prunes the repository/.test(s.dataVerification?.message ?? ""),
+        "verification to wait",
+      );
+      expect(waits.dataVerification.message).toContain(`data aging pod ${agePod.metadata.name} prunes the repository`);
+      await sleep(3000);
+      expect(await activePods("verify")).toEqual([]);
+    } finally {
+      thaw(aPid);
+    }
+    const asked = (s: Obj) => (s.dataVerification?.history ?? []).find((h: Obj) => h.run > vRuns2 && h.trigger === "Request");
+    const v2 = await copyStatus(
+      "offsite",
+      (s) => !!asked(s) && s.dataAging?.runs === aRuns2 + 1 && !!s.dataAging.lastRunTime,
+      "the asked-for verification to end",
+    );
+    // It started only once the prune's pod had ended.
+    expect(Date.parse(asked(v2).startTime)).toBeGreaterThanOrEqual(Math.floor(Date.parse(v2.dataAging.lastRunTime) / 1000) * 1000);
+  }, 240_000);
 
   it("runs on its schedule", async () => {
     const runs = await runsOf("offsite");
