@@ -1,5 +1,6 @@
 // Helpers for integration tests: a client for the shared world, a fresh namespace per test file, waiting for pods.
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
+import { promisify } from "node:util";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
@@ -8,6 +9,8 @@ import { inject } from "vitest";
 import { isNotFound, KubeRest, type Obj } from "./kube-rest.ts";
 import { waitFor } from "./net.ts";
 import type { WorldInfo } from "./world.ts";
+
+const execFileAsync = promisify(execFile);
 
 export function world(): WorldInfo {
   return inject("world");
@@ -156,6 +159,24 @@ export async function createBucket(name: string): Promise<void> {
  * the world's copy of restic (the tool cache may sit in a home folder uid 65532 cannot enter). `scratch` must be a
  * folder uid 65532 can write: it holds the password file and restic's HOME.
  */
+/**
+ * resticAsAgent's asynchronous twin: for a test process that hosts a node runner or an operator of its own, whose
+ * event loop a synchronous restic call would stall.
+ */
+export function resticAsAgentAsync(scratch: string, password: string) {
+  return async (repo: string, env: Record<string, string>, ...args: string[]): Promise<string> => {
+    const pwFile = path.join(scratch, "pw");
+    writeFileSync(pwFile, password, { mode: 0o644 });
+    const restic = path.join(world().dir, "bin", "restic");
+    const { stdout } = await execFileAsync(
+      "setpriv",
+      ["--reuid=65532", "--regid=65532", "--clear-groups", "--", restic, "-r", repo, "--password-file", pwFile, "--no-cache", ...args],
+      { env: { ...process.env, ...env, HOME: scratch }, encoding: "utf8", maxBuffer: 64 << 20 },
+    );
+    return stdout;
+  };
+}
+
 export function resticAsAgent(scratch: string, password: string) {
   return (repo: string, env: Record<string, string>, ...args: string[]): string => {
     const pwFile = path.join(scratch, "pw");

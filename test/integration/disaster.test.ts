@@ -19,20 +19,21 @@ import type { KubeRest, Obj } from "../harness/kube-rest.ts";
 import { waitFor } from "../harness/net.ts";
 import type { NodeRunner } from "../harness/node-runner/runner.ts";
 import { testManager } from "../harness/operator-testing.ts";
-import { createBucket, resticAsAgent, world, waitForStatus } from "../harness/testing.ts";
+import { createBucket, resticAsAgentAsync, world, waitForStatus } from "../harness/testing.ts";
 import { startNodeRunner } from "../harness/world.ts";
 
 const ns = "dr";
 const bucket = `dr-${randomBytes(3).toString("hex")}`;
 const password = "disaster-recovery-passphrase";
 const scratch = mkdtempSync(path.join(os.tmpdir(), "auxo-disaster-test-"));
-const restic = resticAsAgent(scratch, password);
+// Asynchronous: this process hosts a node runner and an operator, whose event loop a synchronous call would stall.
+const restic = resticAsAgentAsync(scratch, password);
 const s3env = () => ({ AWS_ACCESS_KEY_ID: world().s3.accessKey, AWS_SECRET_ACCESS_KEY: world().s3.secretKey });
 const repoOf = (copy: string) => `s3:${world().s3.endpoint}/${bucket}/${ns}/gold/${copy}`;
-const snapshotIds = (copy: string): string[] =>
-  (JSON.parse(restic(repoOf(copy), s3env(), "snapshots", "--json")) as { id: string }[]).map((s) => s.id).sort();
-const jobsOf = (copy: string) =>
-  (JSON.parse(restic(repoOf(copy), s3env(), "snapshots", "--json")) as Obj[]).map((s) => toCatalogEntry(s as never));
+const snapshotIds = async (copy: string): Promise<string[]> =>
+  (JSON.parse(await restic(repoOf(copy), s3env(), "snapshots", "--json")) as { id: string }[]).map((s) => s.id).sort();
+const jobsOf = async (copy: string) =>
+  (JSON.parse(await restic(repoOf(copy), s3env(), "snapshots", "--json")) as Obj[]).map((s) => toCatalogEntry(s as never));
 const api = (plural: string, name = "") => `/apis/auxo.dev/v1alpha1/namespaces/${ns}/${plural}${name ? `/${name}` : ""}`;
 const auxo = (kind: string, name: string, spec: Obj) => ({
   apiVersion: "auxo.dev/v1alpha1",
@@ -182,14 +183,25 @@ function view(s: Obj): Obj {
 }
 
 let fed = 0;
-function feed(time: number, type: "full" | "incremental"): void {
+async function feed(time: number, type: "full" | "incremental"): Promise<void> {
   const job: JobMetadata = { jobId: `web-${String(++fed).padStart(3, "0")}`, type, status: "completed", client: "web", subclient: "app" };
   const dir = path.join(scratch, "data");
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, `${job.jobId}.bin`), randomBytes(2048));
   execFileSync("chown", ["-R", "65532:65532", dir]);
   const stamp = new Date(time).toISOString().slice(0, 19).replace("T", " ");
-  restic(repoOf("primary"), s3env(), "backup", "-q", "--host", "web", "--time", stamp, ...tagsFor(job).flatMap((t) => ["--tag", t]), dir);
+  await restic(
+    repoOf("primary"),
+    s3env(),
+    "backup",
+    "-q",
+    "--host",
+    "web",
+    "--time",
+    stamp,
+    ...tagsFor(job).flatMap((t) => ["--tag", t]),
+    dir,
+  );
 }
 
 let first: Cluster | undefined;
@@ -201,12 +213,14 @@ let agingBefore: Obj = {};
 beforeAll(async () => {
   execFileSync("chown", ["65532:65532", scratch]);
   await createBucket(bucket);
+  // A year of weekly jobs, a full every fourth week, fed by a restic client into the primary's repository before the
+  // cluster adopts it (any restic client can feed a primary).
+  await restic(repoOf("primary"), s3env(), "init");
+  const now = Date.now();
+  for (let k = 0; k < 52; k++) await feed(now - (52 - k) * 7 * 86_400_000, k % 4 === 0 ? "full" : "incremental");
   first = await startCluster();
   const c = first;
   for (const copy of COPIES) await copyStatus(c, copy, (s) => s.repositoryReady === true, "initialised");
-  // A year of weekly jobs, a full every fourth week.
-  const now = Date.now();
-  for (let k = 0; k < 52; k++) feed(now - (52 - k) * 7 * 86_400_000, k % 4 === 0 ? "full" : "incremental");
   expect((await auxCopy(c, "fill")).phase).toBe("Completed");
   // Verification after the fill on offsite, and one data aging run on the primary.
   // (Settled: the run after the copy read the 52 jobs, and the scan's newest job has been seen by a run since.)
@@ -233,7 +247,7 @@ beforeAll(async () => {
   agingBefore = aged.dataAging;
   // The scans after the runs, then what a user sees.
   for (const copy of COPIES) {
-    const count = jobsOf(copy).length;
+    const count = (await jobsOf(copy)).length;
     const st = await copyStatus(
       c,
       copy,
@@ -241,7 +255,7 @@ beforeAll(async () => {
       "scanned after the runs",
     );
     before[copy] = view(st);
-    idsBefore[copy] = snapshotIds(copy);
+    idsBefore[copy] = await snapshotIds(copy);
   }
   await stopCluster(first);
   first = undefined;
@@ -270,7 +284,7 @@ describe("after losing the cluster", () => {
       );
       expect(view(st)).toEqual(before[copy]);
       // The same repository was found, never created again.
-      expect(snapshotIds(copy)).toEqual(idsBefore[copy]);
+      expect(await snapshotIds(copy)).toEqual(idsBefore[copy]);
     }
     const primary = (await c.kube.get(api("policycopies", "primary"))).status;
     // The last aging run's end, as its pod recorded it (within the seconds between its record and its exit).
@@ -284,18 +298,18 @@ describe("after losing the cluster", () => {
   it("the next aux copy copies only the jobs fed after the loss", async () => {
     const c = second as Cluster;
     const now = Date.now();
-    feed(now - 3600_000, "incremental");
-    feed(now - 1800_000, "incremental");
+    await feed(now - 3600_000, "incremental");
+    await feed(now - 1800_000, "incremental");
     const st = await auxCopy(c, "after-loss");
     expect(st.phase).toBe("Completed");
     const parts = Object.fromEntries((st.copies as Obj[]).map((p) => [p.name, p.settledJobsCopied ?? 0]));
     expect(parts.offsite).toBe(2);
     expect(parts.monthly ?? 0).toBe(0);
     // The old snapshots stay exactly as they were; offsite has the two new ones on top.
-    const offsite = snapshotIds("offsite");
+    const offsite = await snapshotIds("offsite");
     expect(offsite.filter((id) => idsBefore.offsite?.includes(id)).length).toBe(idsBefore.offsite?.length);
     expect(offsite.length).toBe((idsBefore.offsite?.length ?? 0) + 2);
-    expect(snapshotIds("monthly")).toEqual(idsBefore.monthly);
+    expect(await snapshotIds("monthly")).toEqual(idsBefore.monthly);
     // And they are verified right after they land, as before the loss.
     const v = await copyStatus(
       c,

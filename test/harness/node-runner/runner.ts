@@ -459,7 +459,14 @@ export class NodeRunner {
       if (!schedulable(pod, { name: this.nodeName, labels: this.labels() })) return;
       if (await this.claimsWaitForBinding(pod)) return this.leaveUnscheduled(pod);
       this.forgetUnschedulable(uid);
-      await this.bind(pod);
+      try {
+        await this.bind(pod);
+      } catch (err) {
+        // As a scheduler does: a bind that failed (an API server too slow under load) is tried again, else the pod
+        // would wait for an event that never comes.
+        this.error(`pod ${pod.metadata.namespace}/${pod.metadata.name}`, err);
+        this.bindAgainLater(pod);
+      }
       return;
     }
     this.forgetUnschedulable(uid);
@@ -557,6 +564,19 @@ export class NodeRunner {
     if (!w) return;
     clearTimeout(w.timer);
     this.unschedulable.delete(uid);
+  }
+
+  private bindAgainLater(pod: Obj): void {
+    const timer = setTimeout(() => {
+      if (this.stopped) return;
+      this.kube
+        .get(`/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}`)
+        .then((fresh: Obj) => {
+          if (fresh.metadata.uid === pod.metadata.uid && !fresh.spec.nodeName) this.enqueue({ ...fresh, apiVersion: "v1", kind: "Pod" });
+        })
+        .catch(() => undefined); // gone, or the server still away: the watch brings it back
+    }, 1000);
+    timer.unref();
   }
 
   private async bind(pod: Obj): Promise<void> {
