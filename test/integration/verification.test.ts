@@ -300,14 +300,13 @@ describe("data verification", () => {
     } finally {
       thaw(vPid);
     }
-    const v = await runEnded("offsite", vRuns);
+    await runEnded("offsite", vRuns);
     const a = await copyStatus(
       "offsite",
       (s) => (s.dataAging?.runs ?? 0) > aRuns && s.dataAging.phase === "Idle" && !!s.dataAging.lastRunTime,
       "data aging run to end",
     );
-    // The aging run started only after the verification ended.
-    expect(Date.parse(a.dataAging.lastRunTime)).toBeGreaterThanOrEqual(Date.parse(v.dataVerification.lastRunTime));
+    // (That it started only after the verification is what the frozen pod showed: no age pod while it lived.)
 
     // The other way round: data aging's pod holds the repository, and a verification asked for meanwhile waits.
     // (First every run after the copy has ended: the scan's newer job may start one more.)
