@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds or reuses every pinned tool Auxo's tests and `make run` need, in a version-stamped cache outside the repo.
 #
-#   hack/tools.sh [all|node|kubernetes|etcd|restic|versitygw|helm|snapshotter|provisioner|csi-spec|env]
+#   hack/tools.sh [all|node|kubernetes|etcd|restic|versitygw|helm|promtool|snapshotter|provisioner|csi-spec|env]
 #
 # Safe to re-run: each tool is built into a scratch folder and moved into place only when complete, so an
 # interrupted run leaves nothing that looks finished. `env` prints the tool paths as shell assignments.
@@ -13,6 +13,7 @@ ETCD_VERSION=v3.6.16          # go.etcd.io/etcd/server/v3
 RESTIC_VERSION=v0.18.1        # github.com/restic/restic
 VERSITYGW_VERSION=v1.8.0      # github.com/versity/versitygw (S3 gateway over a POSIX folder)
 HELM_VERSION=v3.22.0          # helm.sh/helm/v3 (chart lint, template and install tests)
+PROMTOOL_VERSION=v0.316.0     # github.com/prometheus/prometheus cmd/promtool (Prometheus 3.16.0: checks the chart's alerts and dashboard)
 SNAPSHOTTER_VERSION=v8.7.0    # github.com/kubernetes-csi/external-snapshotter/v8 (snapshot-controller, csi-snapshotter; CRDs from client/v8)
 PROVISIONER_VERSION=v6.4.0    # github.com/kubernetes-csi/external-provisioner/v6 (csi-provisioner)
 CSI_SPEC_VERSION=v1.13.0      # github.com/container-storage-interface/spec (csi.proto, served by the test world's CSI driver)
@@ -28,6 +29,7 @@ etcd_dir() { echo "$TOOLS/etcd-$ETCD_VERSION"; }
 restic_dir() { echo "$TOOLS/restic-$RESTIC_VERSION"; }
 versitygw_dir() { echo "$TOOLS/versitygw-$VERSITYGW_VERSION"; }
 helm_dir() { echo "$TOOLS/helm-$HELM_VERSION"; }
+promtool_dir() { echo "$TOOLS/promtool-$PROMTOOL_VERSION"; }
 snapshotter_dir() { echo "$TOOLS/external-snapshotter-$SNAPSHOTTER_VERSION"; }
 provisioner_dir() { echo "$TOOLS/external-provisioner-$PROVISIONER_VERSION"; }
 csi_spec_dir() { echo "$TOOLS/csi-spec-$CSI_SPEC_VERSION"; }
@@ -108,7 +110,7 @@ build_wrapped() {
   for pair in "$@"; do go mod edit -tool="${pair#*=}"; done
   go mod tidy
   mkdir -p "$bindir"
-  for pair in "$@"; do go build -trimpath -ldflags "-s -w ${EXTRA_LDFLAGS:-}" -o "$bindir/${pair%%=*}" "${pair#*=}"; done
+  for pair in "$@"; do go build -trimpath ${BUILD_TAGS:+-tags "$BUILD_TAGS"} -ldflags "-s -w ${EXTRA_LDFLAGS:-}" -o "$bindir/${pair%%=*}" "${pair#*=}"; done
 }
 
 build_etcd() {
@@ -155,6 +157,22 @@ build_helm() {
   EXTRA_LDFLAGS="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor" \
     build_wrapped helm "$HELM_VERSION" "$tmp/bin" "helm.sh/helm/v3@$HELM_VERSION" -- helm=helm.sh/helm/v3/cmd/helm
   "$tmp/bin/helm" version --short | grep -q "$HELM_VERSION"
+  finish "$tmp" "$out"
+}
+
+build_promtool() {
+  local out; out="$(promtool_dir)"
+  [ -x "$out/bin/promtool" ] && return 0
+  local tmp; tmp="$(scratch promtool)"
+  log "building promtool $PROMTOOL_VERSION"
+  # Module v0.3XX.Y is Prometheus 3.XX.Y: stamp that, as upstream's build does. remove_all_sd leaves out the
+  # cloud service discoveries (AWS, Azure, GCE, ...), which only `promtool check config` of such configs needs;
+  # the tests use check rules, check metrics and test rules.
+  local n="${PROMTOOL_VERSION#v0.}" v; v="${n:0:1}.$((10#${n:1:2})).${n#*.}"
+  BUILD_TAGS=remove_all_sd EXTRA_LDFLAGS="-X github.com/prometheus/common/version.Version=$v -X github.com/prometheus/common/version.Branch=HEAD" \
+    build_wrapped promtool "$PROMTOOL_VERSION" "$tmp/bin" "github.com/prometheus/prometheus@$PROMTOOL_VERSION" -- \
+    promtool=github.com/prometheus/prometheus/cmd/promtool
+  "$tmp/bin/promtool" --version 2>&1 | grep -q "version $v"
   finish "$tmp" "$out"
 }
 
@@ -229,6 +247,7 @@ print_env() {
   echo "AUXO_RESTIC=$(restic_dir)/bin/restic"
   echo "AUXO_VERSITYGW=$(versitygw_dir)/bin/versitygw"
   echo "AUXO_HELM=$(helm_dir)/bin/helm"
+  echo "AUXO_PROMTOOL=$(promtool_dir)/bin/promtool"
   echo "AUXO_SNAPSHOT_CONTROLLER=$(snapshotter_dir)/bin/snapshot-controller"
   echo "AUXO_CSI_SNAPSHOTTER=$(snapshotter_dir)/bin/csi-snapshotter"
   echo "AUXO_SNAPSHOT_CRDS=$(snapshotter_dir)/crd"
@@ -247,14 +266,15 @@ case "$what" in
   restic) build_restic ;;
   versitygw) build_versitygw ;;
   helm) build_helm ;;
+  promtool) build_promtool ;;
   snapshotter) build_snapshotter ;;
   provisioner) build_provisioner ;;
   csi-spec) fetch_csi_spec ;;
   all)
     if need_node; then build_node; fi
     # Smallest first, so a developer gets restic and the S3 server before the long Kubernetes builds.
-    ( build_restic ); ( build_versitygw ); ( build_etcd ); ( build_helm ); ( fetch_csi_spec ); ( build_kubernetes )
+    ( build_restic ); ( build_versitygw ); ( build_etcd ); ( build_helm ); ( build_promtool ); ( fetch_csi_spec ); ( build_kubernetes )
     ( build_snapshotter ); ( build_provisioner ) ;;
   env) print_env ;;
-  *) echo "usage: $0 [all|node|kubernetes|etcd|restic|versitygw|helm|snapshotter|provisioner|csi-spec|env]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|node|kubernetes|etcd|restic|versitygw|helm|promtool|snapshotter|provisioner|csi-spec|env]" >&2; exit 2 ;;
 esac

@@ -1,6 +1,7 @@
 // Prometheus metrics with controller-runtime's names and labels, so that existing controller-runtime dashboards
 // and alerts work for Auxo unchanged.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { LibraryStatus } from "../api/v1alpha1/library.ts";
 
 const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
@@ -34,6 +35,7 @@ export class Metrics {
   readonly snapVaultBytes: Counter<"namespace" | "snapvault">;
   readonly snapVaultRuns: Counter<"namespace" | "snapvault" | "phase">;
   readonly snapVaultBackupCopies: Counter<"namespace" | "snapvault" | "type">;
+  readonly libraryPhase: Gauge<"namespace" | "library" | "phase">;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const r = [this.registry];
@@ -212,5 +214,23 @@ export class Metrics {
       labelNames: ["namespace", "snapvault", "type"],
       registers: r,
     });
+    this.libraryPhase = new Gauge({
+      name: "auxo_library_phase",
+      help: "A Library's status.phase: 1 for the phase it is in (Pending, Ready, Unreachable), 0 for the others",
+      labelNames: ["namespace", "library", "phase"],
+      registers: r,
+    });
+  }
+
+  /** A Library's phase as its status shows it; undefined (the Library is gone) removes its series. */
+  setLibraryPhase(namespace: string, library: string, phase: LibraryPhase | undefined): void {
+    for (const p of libraryPhases) {
+      if (phase === undefined) this.libraryPhase.remove({ namespace, library, phase: p });
+      else this.libraryPhase.set({ namespace, library, phase: p }, p === phase ? 1 : 0);
+    }
   }
 }
+
+type LibraryPhase = NonNullable<LibraryStatus["phase"]>;
+// Every phase, so that a query on any of them finds its 0 or 1 (the compiler checks each is a phase).
+const libraryPhases: readonly LibraryPhase[] = ["Pending", "Ready", "Unreachable"];

@@ -15,6 +15,8 @@ export interface Tools {
   restic: string;
   versitygw: string;
   helm: string;
+  /** Prometheus' promtool: checks the chart's alert rules and dashboard queries (test/integration/alerts.test.ts). */
+  promtool: string;
   nodeBin: string;
   snapshotController: string;
   csiSnapshotter: string;
@@ -50,6 +52,7 @@ export function tools(): Tools {
     restic: pick("AUXO_RESTIC"),
     versitygw: pick("AUXO_VERSITYGW"),
     helm: pick("AUXO_HELM"),
+    promtool: pick("AUXO_PROMTOOL"),
     nodeBin: pick("AUXO_NODE_BIN"),
     snapshotController: pick("AUXO_SNAPSHOT_CONTROLLER"),
     csiSnapshotter: pick("AUXO_CSI_SNAPSHOTTER"),

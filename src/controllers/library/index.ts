@@ -38,10 +38,17 @@ export function registerLibraryController(mgr: Manager, settings: ControllerSett
     watches: [watch(caches.secrets.metadata, byIndex("secret")), watch(caches.claims, byIndex("claim"))],
     reconcile: async (req) => {
       const lib = libraries.get(req.namespace, req.name);
-      if (!lib) return done();
+      if (!lib) {
+        mgr.metrics.setLibraryPhase(req.namespace as string, req.name, undefined);
+        return done();
+      }
       const facts = await gatherLibrary(caches, settings, lib);
       const t = now();
-      return await applier.apply(lib, planLibrary(facts, t), (rejected) => planLibrary(facts, t, rejected));
+      let plan = planLibrary(facts, t);
+      const result = await applier.apply(lib, plan, (rejected) => (plan = planLibrary(facts, t, rejected)));
+      // The phase status now shows (auxo_library_phase: the alert on unreachable libraries reads it).
+      mgr.metrics.setLibraryPhase(req.namespace as string, req.name, plan.status?.phase);
+      return result;
     },
   });
   probesAsked?.onRequest((k) => controller.queue.add(k));
