@@ -11,6 +11,7 @@ export type EngineErrorKind =
   | "Unreachable"
   | "ClockSkew"
   | "Interrupted"
+  | "JobNotFound"
   | "Failed";
 
 const retryable: Record<EngineErrorKind, boolean> = {
@@ -23,6 +24,7 @@ const retryable: Record<EngineErrorKind, boolean> = {
   Unreachable: true,
   ClockSkew: true,
   Interrupted: true,
+  JobNotFound: false,
   Failed: true,
 };
 
@@ -36,6 +38,7 @@ const summary: Record<EngineErrorKind, string> = {
   Unreachable: "the repository's storage cannot be reached",
   ClockSkew: "this node's clock differs from the operator's",
   Interrupted: "restic was interrupted",
+  JobNotFound: "the job is not in this repository",
   Failed: "restic failed",
 };
 

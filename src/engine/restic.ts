@@ -408,6 +408,44 @@ export class ResticEngine {
     return out;
   }
 
+  /**
+   * `restic restore --json` of one snapshot (or its `subfolder`) into `target`. Progress goes to onProgress in the
+   * shape of backup's status lines (bytes_done, total_bytes, percent_done). Files restored as a non-root user keep
+   * that user as owner: restic reports no error for the ownership it cannot set.
+   */
+  async restore(
+    repo: Repo,
+    snapshotId: string,
+    target: string,
+    opts: { subfolder?: string; timeoutMs?: number } = {},
+  ): Promise<{ files: number; bytes: number; seconds: number }> {
+    const what = opts.subfolder ? `${snapshotId}:${opts.subfolder}` : snapshotId;
+    let summary: Record<string, unknown> | undefined;
+    const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : 0);
+    const onLine = (line: string) => {
+      if (!line.startsWith("{")) return;
+      try {
+        const m = JSON.parse(line) as Record<string, unknown>;
+        if (m.message_type === "summary") summary = m;
+        else if (m.message_type === "status")
+          this.opts.onProgress?.({ ...m, bytes_done: num(m.bytes_restored), total_bytes: num(m.total_bytes) });
+      } catch {
+        // not a JSON line
+      }
+    };
+    const env = { ...repo.env, RESTIC_PROGRESS_FPS: "1" };
+    await this.run("restore", { ...repo, env }, ["restore", "--json", what, "--target", target], {
+      timeoutMs: opts.timeoutMs,
+      stdout: "discard",
+      onLine,
+    });
+    return {
+      files: num(summary?.files_restored) || num(summary?.total_files),
+      bytes: num(summary?.bytes_restored) || num(summary?.total_bytes),
+      seconds: Math.round(num(summary?.seconds_elapsed) * 10) / 10,
+    };
+  }
+
   /** Bytes the repository stores (restic stats --mode raw-data: packs after deduplication and compression). */
   async storedBytes(repo: Repo, timeoutMs?: number): Promise<number> {
     const { stdout } = await this.run("stats", repo, ["stats", "--json", "--mode", "raw-data", "--no-lock"], { timeoutMs });

@@ -250,7 +250,13 @@ export class KubeClient {
     });
   }
 
-  /** GET /version: proves reachability and credentials. */
+  /** A pod's whole log (kubectl auxo reads a listing pod's lines). */
+  async podLogAll(namespace: string, name: string, timeoutMs = 120_000): Promise<string> {
+    return await this.request<string>("GET", `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}/log`, {
+      timeoutMs,
+    });
+  }
+
   /** Whether the API server serves a group version (`/apis/<group>/<version>`): a CRD-backed API may be absent. */
   async serves(groupVersionPath: string): Promise<boolean> {
     try {
@@ -262,6 +268,7 @@ export class KubeClient {
     }
   }
 
+  /** GET /version: proves reachability and credentials. */
   async version(): Promise<string> {
     return (await this.request<{ gitVersion: string }>("GET", "/version")).gitVersion;
   }

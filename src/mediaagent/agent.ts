@@ -17,12 +17,26 @@ import { scan } from "./tasks/scan.ts";
 import { backupcopy } from "./tasks/backupcopy.ts";
 import { snapcopy } from "./tasks/snapcopy.ts";
 import { verify } from "./tasks/verify.ts";
+import { list } from "./tasks/list.ts";
+import { restore } from "./tasks/restore.ts";
 
 /** Any task's result, as the termination message holds it. */
 export type AgentResult = ResultBase & { task: AgentTask; [field: string]: unknown };
 
 /** Every task the agent runs, by name. */
-export const handlers: { [T in AgentTask]: Handler<T> } = { probe, init, scan, copy, plan, age, verify, snapcopy, backupcopy };
+export const handlers: { [T in AgentTask]: Handler<T> } = {
+  probe,
+  init,
+  scan,
+  copy,
+  plan,
+  age,
+  verify,
+  snapcopy,
+  backupcopy,
+  list,
+  restore,
+};
 
 const isTask = (t: string): t is AgentTask => Object.hasOwn(handlers, t);
 

@@ -37,8 +37,10 @@ export interface AgentPodInput {
   snapshot?: SnapCopyTask;
   backupCopy?: BackupCopyTask;
   verification?: TaskSpec["verification"];
-  /** PVCs the pod mounts read-only (a volume restored from a VolumeSnapshot, for snapcopy). */
-  claims?: { name: string; claimName: string; mountPath: string }[];
+  listing?: TaskSpec["listing"];
+  restore?: TaskSpec["restore"];
+  /** PVCs the pod mounts, read-only unless said (a volume restored from a VolumeSnapshot for snapcopy; a restore's target). */
+  claims?: { name: string; claimName: string; mountPath: string; readOnly?: boolean }[];
   placement?: PodPlacement;
   deadlineSeconds: number;
   labels?: Record<string, string>;
@@ -72,6 +74,8 @@ function taskSpecOf(i: AgentPodInput): TaskSpec {
   if (i.snapshot) spec.snapshot = i.snapshot;
   if (i.backupCopy) spec.backupCopy = i.backupCopy;
   if (i.verification) spec.verification = i.verification;
+  if (i.listing) spec.listing = i.listing;
+  if (i.restore) spec.restore = i.restore;
   if (i.downstream) spec.downstream = i.downstream.map((d) => ({ ...d, access: strip(d.access) }));
   return spec;
 }
@@ -85,7 +89,7 @@ export function buildAgentPod(i: AgentPodInput): KubeObject {
     { name: "tmp", emptyDir: { sizeLimit: "1Gi" } },
     { name: "restic-cache", emptyDir: { sizeLimit: "2Gi" } },
     ...accesses.flatMap((a) => a.volumes.map((v) => ({ name: v.name, ...v.source }))),
-    ...(i.claims ?? []).map((c) => ({ name: c.name, persistentVolumeClaim: { claimName: c.claimName, readOnly: true } })),
+    ...(i.claims ?? []).map((c) => ({ name: c.name, persistentVolumeClaim: { claimName: c.claimName, readOnly: c.readOnly ?? true } })),
   ];
   // One env var per secret key; the same variable twice (a copy within one S3 account) is set once.
   const env = new Map<string, Record<string, unknown>>();
@@ -144,7 +148,7 @@ export function buildAgentPod(i: AgentPodInput): KubeObject {
             { name: "tmp", mountPath: "/tmp" },
             { name: "restic-cache", mountPath: RESTIC_CACHE_DIR },
             ...accesses.flatMap((a) => a.volumes.map((v) => ({ name: v.name, mountPath: v.mountPath, readOnly: v.readOnly }))),
-            ...(i.claims ?? []).map((c) => ({ name: c.name, mountPath: c.mountPath, readOnly: true })),
+            ...(i.claims ?? []).map((c) => ({ name: c.name, mountPath: c.mountPath, readOnly: c.readOnly ?? true })),
           ],
         },
       ],

@@ -5,13 +5,14 @@
 //
 // Results are type aliases, not interfaces: an alias is assignable to a plain JSON record, which is what the
 // termination message and the tests that read it take.
+import type { CatalogEntry } from "../policy/catalog.ts";
 import type { RepositoryAccess } from "../policy/repository.ts";
 import type { VerificationSummary } from "../policy/jobevents.ts";
 import type { RunRecord } from "../policy/runrecords.ts";
 import type { RetentionOverride, RetentionSpec, RetentionSummary } from "../policy/retention.ts";
 import type { CopyRules, JobCopyState } from "../policy/selection.ts";
 
-export type AgentTask = "probe" | "init" | "scan" | "copy" | "plan" | "age" | "verify" | "snapcopy" | "backupcopy";
+export type AgentTask = "probe" | "init" | "scan" | "copy" | "plan" | "age" | "verify" | "snapcopy" | "backupcopy" | "list" | "restore";
 
 /** What the agent reads from AUXO_TASK (no secrets: passwords and keys are files and env from Secrets). */
 export interface TaskSpec {
@@ -34,6 +35,13 @@ export interface TaskSpec {
   verification?: VerificationTask;
   /** For backupcopy: the job type rules (the VolumeSnapshot is in `snapshot`, the primary copy is the target). */
   backupCopy?: BackupCopyTask;
+  /**
+   * For list (kubectl auxo jobs and history): how many of the newest aging run records to print in full; `jobs:
+   * false` prints no jobs nor job records (history).
+   */
+  listing?: { runs: number; jobs?: false };
+  /** For restore (kubectl auxo restore): the job, and the folder of the mounted claim (under /restore) it goes to. */
+  restore?: RestoreTask;
   /**
    * Locks: before it works on a repository the agent removes restic's stale locks and the locks of these hosts (pod
    * names of Auxo MediaAgents the operator knows have ended), never any other lock (docs/job-metadata.md).
@@ -112,6 +120,14 @@ export interface VerificationTask {
   run?: number;
   trigger?: string;
   startTime?: string;
+}
+
+export interface RestoreTask {
+  jobId: string;
+  /** Where the claim is mounted (read-write). */
+  mountPath: string;
+  /** A folder inside the claim ("" for its root). */
+  path: string;
 }
 
 export interface BackupCopyTask {
@@ -292,6 +308,27 @@ export type VerifyResult = ResultBase &
     failedJobs?: string[];
   };
 
+/**
+ * A list pod's result. The listing itself is on its log, one JSON line per job (`msg: "job"`), per job event record
+ * (`msg: "jobevents"`) and per run record (`msg: "run"`); the counts let a reader prove it read every line.
+ */
+export type ListResult = ResultBase & { jobs: number; events: number; runs: number; repositoryId: string };
+
+/** One job as a list pod prints it (a catalog entry; `snap` for a VolumeSnapshot's copy). */
+export type ListedJob = { msg: "job" } & Omit<CatalogEntry, "tagged" | "originalId"> & { originalId?: string; snap?: true };
+
+/** One job's copy and verification record on the copy, as a list pod prints it. */
+export type ListedJobEvents = { msg: "jobevents"; jobId: string; lastCopied?: string; partial?: true; bad?: true };
+
+export type RestoreResult = ResultBase & {
+  snapshotId?: string;
+  /** Where the files went, inside the claim. */
+  path?: string;
+  files?: number;
+  bytes?: number;
+  seconds?: number;
+};
+
 export type TaskResults = {
   probe: ProbeResult;
   init: InitResult;
@@ -302,6 +339,8 @@ export type TaskResults = {
   verify: VerifyResult;
   snapcopy: SnapCopyResult;
   backupcopy: BackupCopyResult;
+  list: ListResult;
+  restore: RestoreResult;
 };
 
 /** A result as the termination message holds it: the task's fields and its name. */

@@ -101,3 +101,23 @@ export function verificationSummary(records: Map<string, JobRecord>, jobIds: Ite
   }
   return s;
 }
+
+/** What a copy's job events say for selection and listings: when each job was last copied, which are partial or Bad. */
+export interface CopyHistory {
+  /** When each job was last copied to the copy (its latest copy attempt succeeded). */
+  lastCopied: Map<string, string>;
+  /** Jobs whose latest copy attempt failed: Partially Copied. */
+  partial: Set<string>;
+  /** Jobs whose latest verification failed and that were not copied again since. */
+  bad: Set<string>;
+}
+
+export function copyHistoryOf(records: Map<string, JobRecord>): CopyHistory {
+  const h: CopyHistory = { lastCopied: new Map(), partial: new Set(), bad: new Set() };
+  for (const [job, r] of records) {
+    if (r.lastCopy?.result === "ok") h.lastCopied.set(job, r.lastCopy.at);
+    else if (r.lastCopy) h.partial.add(job);
+    if (failedVerificationOf(r)) h.bad.add(job);
+  }
+  return h;
+}

@@ -69,6 +69,8 @@ export interface CopyPlan {
   /** Jobs in toCopy that are on the target already and are copied again (Recopy): forget them there first. */
   recopy: string[];
   counts: Record<JobCopyState, number>;
+  /** Each valid source job's state on the target; a job absent here is not one the copy takes (kubectl auxo jobs). */
+  states: Map<string, JobCopyState>;
 }
 
 const valid = (e: CatalogEntry) => e.status === "completed" || e.status === "completedWithErrors";
@@ -207,7 +209,12 @@ export function planCopy(source: CatalogEntry[], target: CatalogEntry[], rules: 
     selected = new Set([...fulls, ...carried(sorted, fulls)]);
   }
   const counts: Record<JobCopyState, number> = { ToBeCopied: 0, PartiallyCopied: 0, Available: 0, DoNotCopy: 0, Bad: 0 };
-  const pending = (e: CatalogEntry) => (opts.partial?.has(e.jobId) ? counts.PartiallyCopied++ : counts.ToBeCopied++);
+  const states = new Map<string, JobCopyState>();
+  const mark = (e: CatalogEntry, state: JobCopyState) => {
+    counts[state]++;
+    states.set(e.jobId, state);
+  };
+  const pending = (e: CatalogEntry) => mark(e, opts.partial?.has(e.jobId) ? "PartiallyCopied" : "ToBeCopied");
   const todo: CatalogEntry[] = [];
   const recopy: string[] = [];
   for (const e of sorted) {
@@ -219,12 +226,12 @@ export function planCopy(source: CatalogEntry[], target: CatalogEntry[], rules: 
         pending(e);
         todo.push(e);
         recopy.push(e.jobId);
-      } else counts.Available++;
+      } else mark(e, "Available");
       continue;
     }
-    if (action === "DoNotCopy") counts.DoNotCopy++;
-    else if (action === "MarkBad") counts.Bad++;
-    else if (opts.skipJobs?.has(e.jobId)) counts.Bad++;
+    if (action === "DoNotCopy") mark(e, "DoNotCopy");
+    else if (action === "MarkBad") mark(e, "Bad");
+    else if (opts.skipJobs?.has(e.jobId)) mark(e, "Bad");
     else if (action === "PickForCopy" || action === "Recopy" || ((!selected || selected.has(e.jobId)) && inWindow(e))) {
       pending(e);
       todo.push(e);
@@ -233,7 +240,7 @@ export function planCopy(source: CatalogEntry[], target: CatalogEntry[], rules: 
   const limit = opts.limit ?? Number.POSITIVE_INFINITY;
   const toCopy = todo.slice(0, limit);
   const taken = new Set(toCopy.map((e) => e.jobId));
-  return { toCopy, remaining: Math.max(0, todo.length - limit), counts, recopy: recopy.filter((j) => taken.has(j)) };
+  return { toCopy, remaining: Math.max(0, todo.length - limit), counts, states, recopy: recopy.filter((j) => taken.has(j)) };
 }
 
 /** A large source: data older than 14 days or more than 10 TiB (Commvault asks for a confirmation past these). */

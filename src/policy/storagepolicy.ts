@@ -248,6 +248,8 @@ export interface PolicyStatusFacts {
   promotion: { fields: Partial<StoragePolicyStatus>; condition?: NonNullable<ReadyPlan["others"]>[number]; requeueMs?: number };
   automatic: Pick<AutomaticPlan, "lastAuxCopyTime" | "recheckMs">;
   client: { name?: string; problem?: Problem };
+  /** The image of the operator's MediaAgent pods (kubectl auxo starts its list and restore pods from it). */
+  mediaAgentImage?: string;
 }
 
 /** The policy's status: copies, primary in force, client Secret, and Ready (its primary is a copy of its own). */
@@ -269,6 +271,7 @@ export function planPolicyStatus(f: PolicyStatusFacts): Plan<StoragePolicyStatus
       lastDataAgingTime: listed.lastDataAgingTime,
       primaryRepository: listed.primaryRepository,
       clientSecret: f.client.name,
+      mediaAgentImage: f.mediaAgentImage,
     },
     requeueAfterMs: after.length ? Math.max(Math.min(...after), 1000) : undefined,
   };

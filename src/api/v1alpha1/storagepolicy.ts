@@ -205,6 +205,9 @@ export const StoragePolicyStatus = Obj(
     clientSecret: Type.Optional(Str("Name of the generated Secret that holds a restic client's environment for the primary copy.")),
     lastAuxCopyTime: Type.Optional(Str("When the last automatic aux copy started.")),
     lastDataAgingTime: Type.Optional(Str("When data aging last ran.")),
+    mediaAgentImage: Type.Optional(
+      Str("The image of the operator's MediaAgent pods: `kubectl auxo` starts its listing and restore pods from it."),
+    ),
   },
   "Observed state of the policy.",
 );

@@ -21,7 +21,7 @@ export const COPY_TASKS = ["copy", "snapcopy", "backupcopy", "verify"];
 export const prunes = (p: PodObj): boolean => taskOf(p) === "age" && p.metadata.labels?.[Label.dryRun] !== "true";
 
 /** Tasks that only read a repository's catalog or storage: they never stand in a prune's way. */
-export const readsOnly = (p: PodObj): boolean => ["scan", "probe", "plan"].includes(taskOf(p));
+export const readsOnly = (p: PodObj): boolean => ["scan", "probe", "plan", "list"].includes(taskOf(p));
 
 /** Live pods at work on the copy's repository. */
 export function podsOnRepository(pods: PodObj[], copy: { name: string; uid?: string }): PodObj[] {

@@ -100,6 +100,15 @@ async function reconcilePolicy(
     policy,
     clientSecretDecision(await clientSecretFacts(mgr.secrets(), c.libraries, policy, primary)),
   );
-  const plan = planPolicyStatus({ pf, copies: facts, timeZone: policy.spec.timeZone, listed, promotion: promo, automatic: auto, client });
+  const plan = planPolicyStatus({
+    pf,
+    copies: facts,
+    timeZone: policy.spec.timeZone,
+    listed,
+    promotion: promo,
+    automatic: auto,
+    client,
+    mediaAgentImage: settings.agentImage,
+  });
   return await applier.apply(policy, plan);
 }

@@ -4,7 +4,7 @@
 import type { Repo } from "../../engine/restic.ts";
 import { damagedPackOf, EngineError } from "../../engine/errors.ts";
 import { type CatalogEntry, missingOn } from "../../policy/catalog.ts";
-import { failedVerificationOf, jobRecords } from "../../policy/jobevents.ts";
+import { copyHistoryOf, jobRecords } from "../../policy/jobevents.ts";
 import { planCopy } from "../../policy/selection.ts";
 import { type Access, type Handler, messageOf, progress, type TaskContext } from "../context.ts";
 import { type EventWriter, eventWriter, failedVerification } from "../events.ts";
@@ -75,15 +75,7 @@ async function copyHistory(
   const store = metadataStore(a.metadata, env, a);
   if (!store) return {};
   try {
-    const lastCopied = new Map<string, string>();
-    const partial = new Set<string>();
-    const bad = new Set<string>();
-    for (const [job, r] of jobRecords(await store.list())) {
-      if (r.lastCopy?.result === "ok") lastCopied.set(job, r.lastCopy.at);
-      else if (r.lastCopy) partial.add(job);
-      if (failedVerificationOf(r)) bad.add(job);
-    }
-    return { lastCopied, partial, bad };
+    return copyHistoryOf(jobRecords(await store.list()));
   } catch {
     return {};
   }
