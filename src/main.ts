@@ -14,7 +14,7 @@ const usage = `usage: auxo <command> [flags]
 
 commands:
   operator    run the Auxo operator against a cluster (auxo operator --help)
-  agent TASK  run a MediaAgent task (probe, init, scan, copy, verify, prune) described by AUXO_TASK
+  agent TASK  run a MediaAgent task (probe, init, scan, copy, plan, age, verify, snapcopy, backupcopy, list, restore) described by AUXO_TASK
   version     print the version
 `;
 

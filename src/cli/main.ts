@@ -12,7 +12,7 @@ import type { RestoreResult } from "../mediaagent/protocol.ts";
 import { type JobRow, type JobState, JobStates, jobListing, restoreOrder, stateCounts } from "../policy/joblisting.ts";
 import { age, duration, parseSince, progressBar, size, table, UsageError, when } from "./format.ts";
 import { CliError, listCopies, listCopy, policyView, requireImage, sourceOf, unreadable } from "./gather.ts";
-import { cliPodInput, deleteLivePods, runPod } from "./pods.ts";
+import { cliPodInput, deleteLivePods, runPod, STARTED_BY } from "./pods.ts";
 
 export const usage = `kubectl auxo: job listings, history, aux copy and restore for Auxo storage policies
 
@@ -296,7 +296,7 @@ async function auxcopy(f: Flags, [policy]: string[]): Promise<number> {
   const created = await kube.create<AcjObj>(AuxCopyJobs, {
     apiVersion: "auxo.dev/v1alpha1",
     kind: "AuxCopyJob",
-    metadata: { name: "", generateName: `${policy.slice(0, 40)}-manual-`, namespace, labels: { "auxo.dev/started-by": "kubectl-auxo" } },
+    metadata: { name: "", generateName: `${policy.slice(0, 40)}-manual-`, namespace, labels: { [STARTED_BY]: "kubectl-auxo" } },
     spec: { storagePolicy: policy, ...(f.copy ? { copies: [f.copy] } : {}), ...(streams ? { streams } : {}) },
   } as AcjObj);
   const name = created.metadata.name;

@@ -12,6 +12,11 @@ import { isNotFound } from "../kube/errors.ts";
 import { Pods } from "../kube/resources.ts";
 import { type AgentPodInput, buildAgentPod, podName } from "../mediaagent/pod.ts";
 import { apiVersionOf } from "../kube/resources.ts";
+import { Label } from "../policy/labels.ts";
+import { labelValue } from "../policy/names.ts";
+
+/** The label on every object the plugin creates (its pods, its AuxCopyJobs). */
+export const STARTED_BY = "auxo.dev/started-by";
 
 const live = new Set<string>();
 let client: KubeClient | undefined;
@@ -48,7 +53,7 @@ export function cliPodInput(
     target: copyAccess(copy, library, "target"),
     deadlineSeconds: 6 * 3600,
     placement: copy.spec.mediaAgent,
-    labels: { "auxo.dev/copy": copy.metadata.name.slice(0, 63), "auxo.dev/started-by": "kubectl-auxo" },
+    labels: { [Label.copy]: labelValue(copy.metadata.name), [STARTED_BY]: "kubectl-auxo" },
     ...extra,
   };
 }

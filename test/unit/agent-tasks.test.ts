@@ -35,7 +35,7 @@ describe("agent task table", () => {
     const err = vi.spyOn(process.stderr, "write").mockReturnValue(true);
     expect(await agentMain("prune", { AUXO_TASK: "{}" })).toBe(2);
     expect(String(err.mock.calls[0]?.[0])).toBe(
-      'auxo agent: unknown task "prune"; tasks: probe, init, scan, copy, plan, age, verify, snapcopy, backupcopy\n',
+      'auxo agent: unknown task "prune"; tasks: probe, init, scan, copy, plan, age, verify, snapcopy, backupcopy, list, restore\n',
     );
   });
 
@@ -246,5 +246,53 @@ describe("job events and scan summary", () => {
       oldestJob: "2026-10-01T00:00:00Z",
       newestJob: "2026-10-03T00:00:00Z",
     });
+  });
+});
+
+describe("kubectl auxo's tasks", () => {
+  const snap = (id: string, job: string, paths: string[], extra: string[] = []) => ({
+    id,
+    time: "2026-11-01T00:00:00Z",
+    hostname: "db",
+    paths,
+    tags: [`auxo.dev/job=${job}`, "auxo.dev/type=full", "auxo.dev/status=completedWithErrors", ...extra],
+  });
+  const target = { repository: "/lib/ns/p/c", passwordFile: "/pw", options: {} };
+
+  it("list prints one line per job (snapshot copies marked) and counts them in its result", async () => {
+    const out = vi.spyOn(process.stdout, "write").mockReturnValue(true);
+    const engine = {
+      snapshots: async () => [snap("s1", "j1", ["/data"]), snap("s2", "j2", ["/snapshots/pg"], ["auxo.dev/volumesnapshot-uid=u1"])],
+      config: async () => ({ id: "r1", version: 2 }),
+    } as unknown as ResticEngine;
+    const r = await runTask("list", { task: "list", target }, {}, engine);
+    const lines = out.mock.calls.map((c) => JSON.parse(String(c[0])) as Record<string, unknown>);
+    expect(r).toMatchObject({ ok: true, jobs: 2, events: 0, runs: 0, repositoryId: "r1" });
+    expect(lines).toEqual([
+      expect.objectContaining({ msg: "job", jobId: "j1", snapshotId: "s1", status: "completedWithErrors", subclient: "/data" }),
+      expect.objectContaining({ msg: "job", jobId: "j2", snap: true }),
+    ]);
+    expect(lines[0]).not.toHaveProperty("snap");
+  });
+
+  it("restore finds the job by its id, restores a one-folder job into the folder asked, and refuses what it cannot do", async () => {
+    const calls: unknown[][] = [];
+    const engine = {
+      snapshots: async () => [snap("s1", "j1", ["/data/pg"]), snap("s2", "j2", ["/a", "/b"])],
+      restore: async (...a: unknown[]) => {
+        calls.push(a.slice(1));
+        return { files: 3, bytes: 10, seconds: 1 };
+      },
+    } as unknown as ResticEngine;
+    const spec = (jobId: string, p: string): TaskSpec => ({ task: "restore", target, restore: { jobId, mountPath: "/restore", path: p } });
+    expect(await runTask("restore", spec("j1", "restored/pg"), {}, engine)).toMatchObject({ ok: true, snapshotId: "s1", files: 3 });
+    await runTask("restore", spec("j2", ""), {}, engine);
+    expect(calls).toEqual([
+      ["s1", "/restore/restored/pg", { subfolder: "/data/pg", timeoutMs: 3_600_000 }],
+      ["s2", "/restore", { subfolder: undefined, timeoutMs: 3_600_000 }],
+    ]);
+    await expect(runTask("restore", spec("j9", ""), {}, engine)).rejects.toMatchObject({ kind: "JobNotFound", retryable: false });
+    await expect(runTask("restore", spec("j1", "../../etc"), {}, engine)).rejects.toThrow(/leaves the claim/);
+    expect(calls).toHaveLength(2);
   });
 });
