@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds or reuses every pinned tool Auxo's tests and `make run` need, in a version-stamped cache outside the repo.
 #
-#   hack/tools.sh [all|node|kubernetes|etcd|restic|versitygw|helm|promtool|snapshotter|provisioner|csi-spec|env]
+#   hack/tools.sh [all|node|kubernetes|kubectl|etcd|restic|versitygw|helm|promtool|snapshotter|provisioner|csi-spec|env]
 #
 # Safe to re-run: each tool is built into a scratch folder and moved into place only when complete, so an
 # interrupted run leaves nothing that looks finished. `env` prints the tool paths as shell assignments.
@@ -25,6 +25,7 @@ log() { printf '[tools] %s\n' "$*" >&2; }
 
 node_dir() { echo "$TOOLS/node-v$NODE_VERSION"; }
 k8s_dir() { echo "$TOOLS/kubernetes-$K8S_VERSION"; }
+kubectl_dir() { echo "$TOOLS/kubectl-$K8S_VERSION"; }
 etcd_dir() { echo "$TOOLS/etcd-$ETCD_VERSION"; }
 restic_dir() { echo "$TOOLS/restic-$RESTIC_VERSION"; }
 versitygw_dir() { echo "$TOOLS/versitygw-$VERSITYGW_VERSION"; }
@@ -58,13 +59,10 @@ build_node() {
   finish "$tmp" "$out"
 }
 
-build_kubernetes() {
-  local out; out="$(k8s_dir)"
-  [ -x "$out/bin/kube-apiserver" ] && [ -x "$out/bin/kube-controller-manager" ] && return 0
-  local tmp; tmp="$(scratch kubernetes)"
-  local src="$CACHE/src/kubernetes-$K8S_VERSION"
-  local staging="v0.${K8S_VERSION#v1.}" minor; minor="$(echo "$K8S_VERSION" | cut -d. -f2)"
-  log "building kube-apiserver and kube-controller-manager $K8S_VERSION (cold: tens of minutes on 2 cores)"
+# k8s_module <folder> <package>...: a module in <folder> that builds k8s.io/kubernetes commands at $K8S_VERSION.
+k8s_module() {
+  local src="$1"; shift
+  local staging="v0.${K8S_VERSION#v1.}"
   rm -rf "$src"; mkdir -p "$src"; cd "$src"
   go mod init local.test/auxo-k8s-bins >/dev/null 2>&1
   local kmod; kmod="$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | python3 -c 'import json,sys;print(json.load(sys.stdin)["GoMod"])')"
@@ -82,16 +80,44 @@ d=json.load(sys.stdin)
 print("\n".join(r["Old"]["Path"] for r in d.get("Replace") or [] if r["New"]["Path"].startswith("./staging/")))'); do
     go mod edit -replace="$m=$m@$staging"
   done
-  go get -tool "k8s.io/kubernetes/cmd/kube-apiserver@$K8S_VERSION" "k8s.io/kubernetes/cmd/kube-controller-manager@$K8S_VERSION"
+  local p; for p in "$@"; do go get -tool "$p@$K8S_VERSION"; done
   go mod tidy
-  local ldf="-s -w" p date; date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+}
+
+# The version stamp upstream's build gives Kubernetes binaries.
+k8s_ldflags() {
+  local ldf="-s -w" p date minor; date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"; minor="$(echo "$K8S_VERSION" | cut -d. -f2)"
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldf="$ldf -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean -X $p.buildDate=$date"
   done
+  echo "$ldf"
+}
+
+build_kubernetes() {
+  local out; out="$(k8s_dir)"
+  [ -x "$out/bin/kube-apiserver" ] && [ -x "$out/bin/kube-controller-manager" ] && return 0
+  local tmp; tmp="$(scratch kubernetes)"
+  local src="$CACHE/src/kubernetes-$K8S_VERSION"
+  log "building kube-apiserver and kube-controller-manager $K8S_VERSION (cold: tens of minutes on 2 cores)"
+  k8s_module "$src" "k8s.io/kubernetes/cmd/kube-apiserver" "k8s.io/kubernetes/cmd/kube-controller-manager"
   mkdir -p "$tmp/bin"
-  go build -trimpath -tags selinux,notest -ldflags "$ldf" -o "$tmp/bin/" \
+  go build -trimpath -tags selinux,notest -ldflags "$(k8s_ldflags)" -o "$tmp/bin/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
   "$tmp/bin/kube-apiserver" --version | grep -q "$K8S_VERSION"
+  finish "$tmp" "$out"
+}
+
+# kubectl: the tests run `kubectl auxo` through the real kubectl (plugin discovery on PATH). Built after the control
+# plane, from the same module versions, so the Go build cache has most of it already.
+build_kubectl() {
+  local out; out="$(kubectl_dir)"
+  [ -x "$out/bin/kubectl" ] && return 0
+  local tmp; tmp="$(scratch kubectl)"
+  log "building kubectl $K8S_VERSION"
+  k8s_module "$CACHE/src/kubectl-$K8S_VERSION" "k8s.io/kubernetes/cmd/kubectl"
+  mkdir -p "$tmp/bin"
+  go build -trimpath -ldflags "$(k8s_ldflags)" -o "$tmp/bin/" k8s.io/kubernetes/cmd/kubectl
+  "$tmp/bin/kubectl" version --client | grep -q "$K8S_VERSION"
   finish "$tmp" "$out"
 }
 
@@ -153,7 +179,6 @@ build_helm() {
   log "building helm $HELM_VERSION"
   # The version ldflags: helm reports its own version, and checks charts' kubeVersion against Kubernetes 1.36
   # when it renders without a cluster.
-  local minor; minor="$(echo "$K8S_VERSION" | cut -d. -f2)"
   EXTRA_LDFLAGS="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor" \
     build_wrapped helm "$HELM_VERSION" "$tmp/bin" "helm.sh/helm/v3@$HELM_VERSION" -- helm=helm.sh/helm/v3/cmd/helm
   "$tmp/bin/helm" version --short | grep -q "$HELM_VERSION"
@@ -243,6 +268,7 @@ print_env() {
   # Tool locations for the TypeScript harness (read as env vars, see test/harness/tools.ts).
   echo "AUXO_KUBE_APISERVER=$(k8s_dir)/bin/kube-apiserver"
   echo "AUXO_KUBE_CONTROLLER_MANAGER=$(k8s_dir)/bin/kube-controller-manager"
+  echo "AUXO_KUBECTL=$(kubectl_dir)/bin/kubectl"
   echo "AUXO_ETCD=$(etcd_dir)/bin/etcd"
   echo "AUXO_RESTIC=$(restic_dir)/bin/restic"
   echo "AUXO_VERSITYGW=$(versitygw_dir)/bin/versitygw"
@@ -262,6 +288,7 @@ what="${1:-all}"
 case "$what" in
   node) if need_node; then build_node; fi ;;
   kubernetes) build_kubernetes ;;
+  kubectl) build_kubectl ;;
   etcd) build_etcd ;;
   restic) build_restic ;;
   versitygw) build_versitygw ;;
@@ -273,8 +300,8 @@ case "$what" in
   all)
     if need_node; then build_node; fi
     # Smallest first, so a developer gets restic and the S3 server before the long Kubernetes builds.
-    ( build_restic ); ( build_versitygw ); ( build_etcd ); ( build_helm ); ( build_promtool ); ( fetch_csi_spec ); ( build_kubernetes )
+    ( build_restic ); ( build_versitygw ); ( build_etcd ); ( build_helm ); ( build_promtool ); ( fetch_csi_spec ); ( build_kubernetes ); ( build_kubectl )
     ( build_snapshotter ); ( build_provisioner ) ;;
   env) print_env ;;
-  *) echo "usage: $0 [all|node|kubernetes|etcd|restic|versitygw|helm|promtool|snapshotter|provisioner|csi-spec|env]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|node|kubernetes|kubectl|etcd|restic|versitygw|helm|promtool|snapshotter|provisioner|csi-spec|env]" >&2; exit 2 ;;
 esac

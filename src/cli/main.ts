@@ -2,7 +2,7 @@
 // resources with the user's own rights and reads repositories only through MediaAgent pods it starts in the user's
 // namespace, which mount the copies' Secrets: the plugin never sees a credential and never needs to reach a library.
 import { parseArgs } from "node:util";
-import yaml from "js-yaml";
+import * as yaml from "js-yaml";
 import type { AcjObj, PolicyObj, SnapVaultObj } from "../controllers/resources.ts";
 import { AuxCopyJobs, PersistentVolumeClaims, SnapVaults, StoragePolicies } from "../controllers/resources.ts";
 import { KubeClient } from "../kube/client.ts";

@@ -10,6 +10,8 @@ export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)
 export interface Tools {
   kubeApiserver: string;
   kubeControllerManager: string;
+  /** kubectl: the tests run the kubectl auxo plugin through it. */
+  kubectl: string;
   etcd: string;
   etcdctl: string;
   restic: string;
@@ -47,6 +49,7 @@ export function tools(): Tools {
   const t: Tools = {
     kubeApiserver: pick("AUXO_KUBE_APISERVER"),
     kubeControllerManager: pick("AUXO_KUBE_CONTROLLER_MANAGER"),
+    kubectl: pick("AUXO_KUBECTL"),
     etcd: pick("AUXO_ETCD"),
     etcdctl: path.join(path.dirname(pick("AUXO_ETCD")), "etcdctl"),
     restic: pick("AUXO_RESTIC"),
