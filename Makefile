@@ -69,6 +69,7 @@ bench: tools deps
 	node bench/secrets-memory.ts 3000 200
 	node bench/rebuild.ts 1000
 	node bench/rebuild.ts 20000
+	node bench/cli-jobs.ts 10000 5
 
 clean:
 	rm -rf node_modules .run dist
