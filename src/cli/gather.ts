@@ -6,6 +6,7 @@ import type { CopyObj, LibraryObj, PolicyObj } from "../controllers/resources.ts
 import { Libraries, PolicyCopies, StoragePolicies } from "../controllers/resources.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { isNotFound } from "../kube/errors.ts";
+import type { KubeObject, ResourceType } from "../kube/resources.ts";
 import type { ListedJob, ListedJobEvents, ListResult } from "../mediaagent/protocol.ts";
 import { rulesOf } from "../policy/copyrules.ts";
 import type { CopyHistory } from "../policy/jobevents.ts";
@@ -15,6 +16,16 @@ import type { RunRecord } from "../policy/runrecords.ts";
 import { cliPodInput, runPod } from "./pods.ts";
 
 export class CliError extends Error {}
+
+/** An object the user named; a missing one is a CliError in kubectl's words (`storagepolicy "x" not found ...`). */
+export async function getNamed<T extends KubeObject>(kube: KubeClient, r: ResourceType, namespace: string, name: string): Promise<T> {
+  try {
+    return await kube.get<T>(r, namespace, name);
+  } catch (err) {
+    if (isNotFound(err)) throw new CliError(`${r.kind.toLowerCase()} "${name}" not found in namespace "${namespace}"`, { cause: err });
+    throw err;
+  }
+}
 
 export interface PolicyView {
   namespace: string;
@@ -38,13 +49,7 @@ const factsOf = (c: CopyObj): CopyFacts => ({
 });
 
 export async function policyView(kube: KubeClient, namespace: string, name: string, image?: string): Promise<PolicyView> {
-  let policy: PolicyObj;
-  try {
-    policy = await kube.get<PolicyObj>(StoragePolicies, namespace, name);
-  } catch (err) {
-    if (isNotFound(err)) throw new CliError(`storagepolicy "${name}" not found in namespace "${namespace}"`);
-    throw err;
-  }
+  const policy = await getNamed<PolicyObj>(kube, StoragePolicies, namespace, name);
   const [copies, libraries] = await Promise.all([
     kube.list<CopyObj>(PolicyCopies, { namespace }),
     kube.list<LibraryObj>(Libraries, { namespace }),

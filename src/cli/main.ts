@@ -7,11 +7,11 @@ import type { AcjObj, PolicyObj, SnapVaultObj } from "../controllers/resources.t
 import { AuxCopyJobs, PersistentVolumeClaims, SnapVaults, StoragePolicies } from "../controllers/resources.ts";
 import { KubeClient } from "../kube/client.ts";
 import { loadClusterConfig, NoClusterConfigError } from "../kube/config.ts";
-import { ApiError, isNotFound } from "../kube/errors.ts";
+import { ApiError } from "../kube/errors.ts";
 import type { RestoreResult } from "../mediaagent/protocol.ts";
 import { type JobRow, type JobState, JobStates, jobListing, restoreOrder, stateCounts } from "../policy/joblisting.ts";
 import { age, duration, parseSince, progressBar, size, table, UsageError, when } from "./format.ts";
-import { CliError, listCopies, listCopy, policyView, requireImage, sourceOf, unreadable } from "./gather.ts";
+import { CliError, getNamed, listCopies, listCopy, policyView, requireImage, sourceOf, unreadable } from "./gather.ts";
 import { cliPodInput, deleteLivePods, runPod, STARTED_BY } from "./pods.ts";
 
 export const usage = `kubectl auxo: job listings, history, aux copy and restore for Auxo storage policies
@@ -247,13 +247,7 @@ async function history(f: Flags, [policy]: string[]): Promise<number> {
 async function snapshots(f: Flags, [name]: string[]): Promise<number> {
   if (!name) throw new UsageError("snapshots needs a SnapVault: kubectl auxo snapshots <snapvault>");
   const { kube, namespace } = client(f);
-  let sv: SnapVaultObj;
-  try {
-    sv = await kube.get<SnapVaultObj>(SnapVaults, namespace, name);
-  } catch (e) {
-    if (isNotFound(e)) throw new CliError(`snapvault "${name}" not found in namespace "${namespace}"`);
-    throw e;
-  }
+  const sv = await getNamed<SnapVaultObj>(kube, SnapVaults, namespace, name);
   const list = [...(sv.status?.snapshots ?? [])].sort((a, b) => (b.creationTime ?? "").localeCompare(a.creationTime ?? ""));
   const now = Date.now();
   print(f, { snapVault: name, namespace, mode: sv.spec.mode, snapshots: list }, () =>
@@ -287,12 +281,7 @@ async function auxcopy(f: Flags, [policy]: string[]): Promise<number> {
   if (!policy) throw new UsageError("auxcopy needs a storage policy: kubectl auxo auxcopy <policy>");
   const streams = positive("streams", f.streams);
   const { kube, namespace } = client(f);
-  try {
-    await kube.get<PolicyObj>(StoragePolicies, namespace, policy);
-  } catch (e) {
-    if (isNotFound(e)) throw new CliError(`storagepolicy "${policy}" not found in namespace "${namespace}"`);
-    throw e;
-  }
+  await getNamed<PolicyObj>(kube, StoragePolicies, namespace, policy);
   const created = await kube.create<AcjObj>(AuxCopyJobs, {
     apiVersion: "auxo.dev/v1alpha1",
     kind: "AuxCopyJob",
@@ -339,12 +328,7 @@ async function restore(f: Flags, [policy, job]: string[]): Promise<number> {
   const { kube, namespace } = client(f);
   const v = await policyView(kube, namespace, policy, f.image);
   const image = requireImage(v);
-  try {
-    await kube.get(PersistentVolumeClaims, namespace, pvc);
-  } catch (e) {
-    if (isNotFound(e)) throw new CliError(`persistentvolumeclaim "${pvc}" not found in namespace "${namespace}"`);
-    throw e;
-  }
+  await getNamed(kube, PersistentVolumeClaims, namespace, pvc);
   if (f.copy !== undefined && !v.copies.some((c) => c.metadata.name === f.copy))
     throw new CliError(`storagepolicy "${policy}" has no copy "${f.copy}"`);
   const order = restoreOrder(
