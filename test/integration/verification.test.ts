@@ -121,14 +121,18 @@ async function auxCopy(name: string, spec: Obj): Promise<Obj> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The pod of run `after + 1` (its name prefix given), once it runs: polled every 50 ms, so it is caught at work. */
+/**
+ * The first pod of a run after `after` (its name prefix given), once it runs: polled every 50 ms, so it is caught at
+ * work. Any later run will do: a scan that sees a newer job may start one more run before the one the test asked for.
+ */
 async function runningPod(prefix: string, after: number): Promise<Obj> {
-  const name = `${prefix}${after + 1}`;
   return await waitFor(
-    `${name} to run`,
+    `a pod ${prefix}<n> with n > ${after} to run`,
     async () => {
-      const pod = await kube.get(`/api/v1/namespaces/${ns}/pods/${name}`).catch(() => undefined);
-      return pod?.status?.phase === "Running" && pod.status.containerStatuses?.[0]?.containerID ? pod : undefined;
+      const pods = ((await kube.get(`/api/v1/namespaces/${ns}/pods`)).items as Obj[])
+        .filter((p) => p.metadata.name.startsWith(prefix) && Number(p.metadata.name.slice(prefix.length)) > after)
+        .sort((a, b) => Number(a.metadata.name.slice(prefix.length)) - Number(b.metadata.name.slice(prefix.length)));
+      return pods.find((p) => p.status?.phase === "Running" && p.status.containerStatuses?.[0]?.containerID);
     },
     { timeoutMs: 60_000, intervalMs: 50 },
   );
@@ -277,7 +281,12 @@ describe("data verification", () => {
   it("verification waits for a running prune, and data aging waits for a running verification", async () => {
     // Each side's pod is frozen (SIGSTOP to its process group) while it works, so that the other side is seen waiting
     // for as long as it holds the repository, however fast the machine is.
-    const st0 = (await kube.get(api("policycopies", "offsite"))).status;
+    // Every run after the previous test's copy has ended first (its scan's newer job may start one more).
+    const st0 = await copyStatus(
+      "offsite",
+      (s) => s.dataVerification?.phase === "Idle" && s.dataVerification.newestJobSeen === s.newestJob && s.dataAging?.phase !== "Running",
+      "runs after the previous copy to end",
+    );
     const vRuns = st0.dataVerification?.runs ?? 0;
     const aRuns = st0.dataAging?.runs ?? 0;
     // A verification after a copy (five new jobs to read), and data aging asked for while it runs.
